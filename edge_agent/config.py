@@ -1,0 +1,409 @@
+"""The config file: pydantic models (unknown keys are errors) and the loader.
+
+Validators are pure: they never touch files, the network or the model. Checks
+that need the model's label list (`check_config`) are a separate step so that
+`edge-agent validate` can report every problem at once, each with its path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Severity = Literal["info", "warning", "alert"]
+RelPoint = tuple[float, float]
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(Exception):
+    """A config the user must fix; `problems` holds one `Problem` per mistake."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_points(points: Sequence[RelPoint], min_points: int, what: str) -> Sequence[RelPoint]:
+    if len(points) < min_points:
+        raise ValueError(f"a {what} needs at least {min_points} points, got {len(points)}")
+    for i, (x, y) in enumerate(points):
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(
+                f"point {i} [{x}, {y}] is outside the frame: coordinates are relative, from 0 to 1"
+            )
+    return points
+
+
+class SiteConfig(_Model):
+    id: str = Field(min_length=1, description="Site id, used in topics and events")
+    name: str = Field("", description="Human name of the site")
+    timezone: str = Field("UTC", description="IANA zone for rule schedules, e.g. Asia/Shanghai")
+
+
+class DeviceConfig(_Model):
+    id: str = Field(min_length=1, description="This box's id, used in topics and event ids")
+
+
+class ModelConfig(_Model):
+    name: str | None = Field("yolox-nano", description="A manifest in models/ (models/<name>.yaml)")
+    path: str | None = Field(None, description="A custom ONNX file; its decoder is inferred")
+    decoder: Literal["yolox", "yolov8", "yolov5"] | None = Field(None, description="Override the decoder")
+    min_score: float = Field(0.35, ge=0.0, le=1.0)
+    nms_iou: float = Field(0.45, ge=0.0, le=1.0)
+    threads: int = Field(2, ge=1, le=64)
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+
+
+class TlsConfig(_Model):
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    insecure: bool = Field(False, description="Skip certificate checks; never on a real deployment")
+
+
+class MqttConfig(_Model):
+    url: str = Field(description="mqtt://host:port or mqtts://host:port")
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    password_file: str | None = None
+    tls: TlsConfig | None = None
+    topic_prefix: str = "eagleeye"
+    client_id: str | None = None
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    stats_interval_s: float = Field(30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, v: str) -> str:
+        if not re.match(r"^mqtts?://[^/]+", v):
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {redact(v)!r}")
+        return v
+
+
+class OutboxConfig(_Model):
+    path: str = "/var/lib/edge-agent/outbox.sqlite3"
+    max_mb: float = Field(256, gt=0)
+
+
+class EvidenceConfig(_Model):
+    dir: str = "/var/lib/edge-agent/evidence"
+    jpeg_quality: int = Field(85, ge=30, le=100)
+
+
+class DetectConfig(_Model):
+    fps: float = Field(5.0, gt=0, le=60, description="Frames per second given to the detector")
+    motion_gate: bool = Field(True, description="Skip the detector on frames where nothing moved")
+
+
+class ZoneConfig(_Model):
+    polygon: list[RelPoint]
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[RelPoint]) -> list[RelPoint]:
+        return list(_check_points(v, 3, "polygon"))
+
+
+class LineConfig(_Model):
+    points: list[RelPoint]
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, v: list[RelPoint]) -> list[RelPoint]:
+        if len(v) != 2:
+            raise ValueError(f"a line has exactly 2 points, got {len(v)}")
+        return list(_check_points(v, 2, "line"))
+
+
+class Window(_Model):
+    start: str = Field(alias="from", description="HH:MM local time")
+    end: str = Field(alias="to", description="HH:MM local time; before `from` means overnight")
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _TIME_RE.match(v):
+            raise ValueError(f"expected a time as HH:MM (00:00 to 23:59), got {v!r}")
+        return v
+
+
+class _RuleBase(_Model):
+    id: str = Field(min_length=1)
+    labels: list[str] | None = None
+    min_score: float | None = Field(None, ge=0.0, le=1.0)
+    schedule: Window | list[Window] | None = None
+    cooldown_s: float = Field(0.0, ge=0)
+    severity: Severity = "warning"
+
+    def windows(self) -> list[Window]:
+        if self.schedule is None:
+            return []
+        return self.schedule if isinstance(self.schedule, list) else [self.schedule]
+
+
+class PresenceRule(_RuleBase):
+    kind: Literal["presence"]
+    zone: str
+    min_frames: int = Field(3, ge=1, description="Frames an object must be in the zone to count")
+
+
+class DwellRule(_RuleBase):
+    kind: Literal["dwell"]
+    zone: str
+    min_dwell_s: float = Field(gt=0)
+    stationary: bool = False
+    max_motion: float = Field(
+        0.5, gt=0, description="stationary: largest drift of the anchor, in object heights"
+    )
+
+
+class CrowdRule(_RuleBase):
+    kind: Literal["crowd"]
+    zone: str
+    min_count: int = Field(ge=1)
+    min_duration_s: float = Field(0.0, ge=0)
+
+
+class LineCrossRule(_RuleBase):
+    kind: Literal["line_cross"]
+    line: str
+    direction: Literal["in", "out", "any"] = "any"
+
+
+DEFAULT_LEFT_OBJECT_LABELS = ["backpack", "handbag", "suitcase", "bottle", "chair", "umbrella"]
+DEFAULT_VENDOR_ITEMS = ["umbrella", "chair", "dining table", "bench", "bicycle", "motorcycle", "truck"]
+
+
+class LeftObjectRule(_RuleBase):
+    kind: Literal["left_object"]
+    zone: str
+    min_static_s: float = Field(30.0, gt=0)
+    background: bool = Field(True, description="Also look for static changes no detector class explains")
+    min_area: float = Field(0.001, gt=0, lt=1, description="Smallest object, as a share of the frame area")
+    owner_labels: list[str] = Field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "truck", "bus"]
+    )
+
+
+class VendorRule(_RuleBase):
+    kind: Literal["vendor"]
+    zone: str
+    min_dwell_s: float = Field(120.0, gt=0)
+    items: list[str] = Field(default_factory=lambda: list(DEFAULT_VENDOR_ITEMS))
+    reach: float = Field(1.5, gt=0, description="How far items may be, in person heights")
+    max_motion: float = Field(1.0, gt=0, description="Largest drift of the person, in person heights")
+
+
+RuleConfig = Annotated[
+    PresenceRule | DwellRule | CrowdRule | LineCrossRule | LeftObjectRule | VendorRule,
+    Field(discriminator="kind"),
+]
+RULE_KINDS = ("presence", "dwell", "crowd", "line_cross", "left_object", "vendor")
+
+
+class CameraConfig(_Model):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(repr=False, description="rtsp://, file:// or a local video path")
+    detect: DetectConfig = Field(default_factory=DetectConfig)
+    masks: list[list[RelPoint]] = Field(default_factory=list)
+    zones: dict[str, ZoneConfig] = Field(default_factory=dict)
+    lines: dict[str, LineConfig] = Field(default_factory=dict)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    stall_s: float = Field(10.0, gt=0, description="No new frame for this long: stalled, reopen")
+    offline_after_s: float = Field(30.0, gt=0, description="Unreachable for this long: offline")
+    open_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("masks")
+    @classmethod
+    def _masks(cls, v: list[list[RelPoint]]) -> list[list[RelPoint]]:
+        for m in v:
+            _check_points(m, 3, "mask")
+        return v
+
+
+class Config(_Model):
+    version: Literal[1]
+    site: SiteConfig
+    device: DeviceConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    mqtt: MqttConfig | None = None
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    cameras: list[CameraConfig] = Field(min_length=1)
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        known = ", ".join(c.id for c in self.cameras)
+        raise ConfigError([Problem("cameras", f"no camera with id {camera_id!r} (cameras: {known})")])
+
+
+# --- secrets -----------------------------------------------------------------
+
+_CRED_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s:]*)(?::[^/@\s]*)?@")
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs: rtsp://admin:secret@host -> rtsp://admin:***@host."""
+    return _CRED_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def format_loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _expand_env(data: Any, path: tuple[Any, ...], env: Mapping[str, str], problems: list[Problem]) -> Any:
+    if isinstance(data, dict):
+        return {k: _expand_env(v, (*path, k), env, problems) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand_env(v, (*path, i), env, problems) for i, v in enumerate(data)]
+    if isinstance(data, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(Problem(format_loc(path), f"environment variable {name} is not set"))
+                return ""
+            return env[name]
+
+        return _VAR_RE.sub(sub, data)
+    return data
+
+
+def _pydantic_problems(err: ValidationError) -> list[Problem]:
+    problems = []
+    for e in err.errors(include_url=False):
+        loc = list(e["loc"])
+        # A discriminated union puts the tag (the rule kind) into the path; users never wrote it.
+        loc = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in RULE_KINDS)]
+        if e["type"] == "extra_forbidden":
+            parent = format_loc(loc[:-1]) or "top level"
+            msg = f"unknown key {loc[-1]!r} in {parent}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown rule kind {e['input'].get('kind')!r}; expected one of: {', '.join(RULE_KINDS)}"
+        elif e["type"] == "union_tag_not_found":
+            msg = f"a rule needs a 'kind', one of: {', '.join(RULE_KINDS)}"
+        else:
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                shown = redact(str(e["input"]))
+                if shown not in msg:
+                    msg += f" (got {shown!r})"
+        problems.append(Problem(format_loc(loc), msg))
+    return problems
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
+    """Parse YAML text into a Config; raises ConfigError with every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError([Problem(source, f"malformed YAML at {where}: {problem}")]) from err
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, "expected a mapping with version, site, device, cameras")])
+    problems: list[Problem] = []
+    data = _expand_env(data, (), os.environ if env is None else env, problems)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        problems.extend(_pydantic_problems(err))
+        raise ConfigError(problems) from err
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([Problem(str(p), f"cannot read the config file: {err.strerror}")]) from err
+    return parse_config(text, env, source=str(p))
+
+
+def check_config(cfg: Config, known_labels: Sequence[str] | None) -> list[Problem]:
+    """Cross-reference checks: rules name existing zones/lines and labels the model knows."""
+    problems: list[Problem] = []
+    seen_cams: set[str] = set()
+    known = set(known_labels) if known_labels is not None else None
+    for ci, cam in enumerate(cfg.cameras):
+        if cam.id in seen_cams:
+            problems.append(Problem(f"cameras[{ci}].id", f"camera id {cam.id!r} is used twice"))
+        seen_cams.add(cam.id)
+        zone_names = ", ".join(cam.zones) or "none defined"
+        line_names = ", ".join(cam.lines) or "none defined"
+        seen_rules: set[str] = set()
+        for ri, rule in enumerate(cam.rules):
+            base = f"cameras[{ci}].rules[{ri}]"
+            if rule.id in seen_rules:
+                problems.append(Problem(f"{base}.id", f"rule id {rule.id!r} is used twice in this camera"))
+            seen_rules.add(rule.id)
+            zone = getattr(rule, "zone", None)
+            if zone is not None and zone not in cam.zones:
+                problems.append(Problem(f"{base}.zone", f"no zone named {zone!r} (zones: {zone_names})"))
+            line = getattr(rule, "line", None)
+            if line is not None and line not in cam.lines:
+                problems.append(Problem(f"{base}.line", f"no line named {line!r} (lines: {line_names})"))
+            if known is None:
+                continue
+            for key in ("labels", "items", "owner_labels"):
+                for li, label in enumerate(getattr(rule, key, None) or []):
+                    if label not in known:
+                        hint = _closest(label, known)
+                        problems.append(
+                            Problem(
+                                f"{base}.{key}[{li}]",
+                                f"the model does not know the label {label!r}"
+                                + (f" (did you mean {hint!r}?)" if hint else ""),
+                            )
+                        )
+    return problems
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
