@@ -1,0 +1,53 @@
+# edge-agent: `make demo` and `make test` set everything up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the tests and the demo need: a real MQTT broker, openssl for test
+# certificates, ffmpeg to cut fixture clips, a GStreamer RTSP server for live-camera tests.
+APT_PACKAGES := mosquitto mosquitto-clients openssl ffmpeg
+SETUP_STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test lint bench fixtures clean apt model
+
+setup: $(SETUP_STAMP) apt model
+
+$(SETUP_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+model: $(SETUP_STAMP)
+	@$(VENV)/bin/edge-agent models fetch yolox-nano
+
+demo: setup
+	@bash deploy/demo.sh
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+lint: $(SETUP_STAMP)
+	$(VENV)/bin/ruff check edge_agent tests bench fixtures
+	$(VENV)/bin/ruff format --check edge_agent tests bench fixtures
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/run_all.py
+
+fixtures: setup
+	$(PY) fixtures/make_fixtures.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

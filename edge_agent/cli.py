@@ -1,0 +1,277 @@
+"""The `edge-agent` command line. Exit codes: 0 ok, 1 a problem to fix, 2 usage error.
+
+User mistakes (bad config, missing file, unreachable broker) end in one clear
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from edge_agent import __version__
+from edge_agent.config import Config, ConfigError, Problem, check_config, load_config, redact
+from edge_agent.models import ModelError
+
+logger = logging.getLogger("edge_agent")
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class _RedactingFilter(logging.Filter):
+    """Last line of defence: no URL password reaches a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _fail(message: str, code: int = EXIT_PROBLEM) -> int:
+    print(f"edge-agent: {redact(message)}", file=sys.stderr)
+    return code
+
+
+def _print_problems(problems: Sequence[Problem]) -> None:
+    for p in problems:
+        print(redact(str(p)), file=sys.stderr)
+
+
+def _load(path: str) -> Config:
+    return load_config(path)
+
+
+def _known_labels(cfg: Config) -> tuple[list[str] | None, list[Problem]]:
+    """The model's labels: from its manifest, or from the ONNX file of a custom `model.path`."""
+    from edge_agent.models import load_manifest, resolve_model
+
+    try:
+        if cfg.model.path is None and cfg.model.name is not None:
+            return list(load_manifest(cfg.model.name).labels), []
+        return list(resolve_model(cfg.model).labels), []
+    except ModelError as err:
+        return None, [Problem("model", str(err))]
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args.config)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return EXIT_PROBLEM
+    labels, problems = _known_labels(cfg)
+    problems += check_config(cfg, labels)
+    if problems:
+        _print_problems(problems)
+        return EXIT_PROBLEM
+    rules = sum(len(c.rules) for c in cfg.cameras)
+    print(f"{args.config}: OK ({len(cfg.cameras)} cameras, {rules} rules)")
+    return EXIT_OK
+
+
+def _parse_start(text: str) -> float:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ValueError(f"--start-time: expected an ISO time like 2026-11-26T08:00:00Z, got {text!r}") from err
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)  # noqa: UP017 (py3.10)
+    return dt.timestamp()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from edge_agent.console import event_line
+    from edge_agent.detect.onnx import load_detector
+    from edge_agent.publish import EventSink
+    from edge_agent.publish.jsonl import FanoutSink, JsonlSink, MemorySink
+    from edge_agent.replay import run_replay
+    from edge_agent.sources import SourceError
+
+    try:
+        cfg = _load(args.config)
+        start_ts = _parse_start(args.start_time)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return EXIT_PROBLEM
+    except ValueError as err:
+        return _fail(str(err), EXIT_USAGE)
+    labels, problems = _known_labels(cfg)
+    problems += check_config(cfg, labels)
+    if problems:
+        _print_problems(problems)
+        return EXIT_PROBLEM
+    camera_id = args.camera or cfg.cameras[0].id
+    try:
+        cfg.camera(camera_id)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return EXIT_PROBLEM
+
+    sinks: list[EventSink] = []
+    publisher = None
+    try:
+        detector = load_detector(cfg.model)
+        if args.events:
+            sinks.append(JsonlSink(args.events))
+        if args.publish:
+            from edge_agent.delivery import open_delivery
+
+            publisher, outbox_sink = open_delivery(cfg)
+            sinks.append(outbox_sink)
+        sink: EventSink = FanoutSink(*sinks) if sinks else MemorySink()
+
+        def show(ev: object) -> None:
+            if not args.quiet:
+                print(event_line(ev.to_dict()), flush=True)  # type: ignore[attr-defined]
+
+        result = run_replay(
+            cfg,
+            camera_id,
+            args.videos,
+            detector,
+            sink,
+            evidence_dir=args.evidence,
+            annotate_path=args.annotate,
+            start_wall_ts=start_ts,
+            on_event=show,
+        )
+        sink.close()
+    except (SourceError, ModelError, OSError) as err:
+        if publisher is not None:
+            publisher.stop(5.0)
+        return _fail(str(err))
+    print(
+        f"replayed {result.videos} video(s): {result.frames_read} frames read, {result.frames_analysed} analysed, "
+        f"{result.corrupt_frames} corrupt skipped, {result.events} events",
+        file=sys.stderr,
+    )
+    for label, path in (("events", args.events), ("evidence", args.evidence), ("annotated video", args.annotate)):
+        if path:
+            print(f"  {label}: {path}", file=sys.stderr)
+    if publisher is not None:
+        remaining = publisher.wait_drained(args.drain_timeout)
+        publisher.stop(5.0)
+        if remaining:
+            return _fail(
+                f"the broker did not acknowledge {remaining} item(s) within {args.drain_timeout:g} s; "
+                f"they wait in the outbox {cfg.outbox.path} and the next run delivers them"
+            )
+        print("  published: every event and snapshot acknowledged by the broker", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from edge_agent.models import fetch_model, list_models
+
+    try:
+        if args.models_cmd == "fetch":
+            path = fetch_model(args.name)
+            print(f"{args.name}: {path} (sha256 verified)")
+        else:
+            rows = list_models()
+            for m in rows:
+                state = "installed" if m.installed and m.sha256_ok else ("BAD HASH" if m.installed else "missing")
+                print(f"{m.name:16} {state:10} {m.file}")
+    except ModelError as err:
+        return _fail(str(err))
+    return EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from edge_agent.snapshot import take_snapshot
+    from edge_agent.sources import SourceError
+
+    try:
+        cfg = _load(args.config)
+        cam = cfg.camera(args.camera) if args.camera else cfg.cameras[0]
+        size = take_snapshot(cam, args.output)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return EXIT_PROBLEM
+    except (SourceError, OSError) as err:
+        return _fail(str(err))
+    print(f"{args.output}: {size[0]}x{size[1]} with {len(cam.zones)} zones, {len(cam.lines)} lines, {len(cam.masks)} masks")
+    return EXIT_OK
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from edge_agent import listen
+
+    return listen.run(args)
+
+
+# --- parser --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent", description="Eagle Eye edge agent")
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a config file and print every problem with its path")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("replay", help="run recorded videos through the pipeline")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--config", required=True)
+    p.add_argument("--camera", help="camera id whose zones and rules apply (default: the first)")
+    p.add_argument("--events", help="write events as JSON lines to this file")
+    p.add_argument("--evidence", help="write a JPEG per event into this directory")
+    p.add_argument("--annotate", help="write an annotated MP4 to watch")
+    p.add_argument("--publish", action="store_true", help="also send events through the outbox to MQTT")
+    p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the broker (--publish)")
+    p.add_argument(
+        "--start-time",
+        default="2026-01-01T12:00:00Z",
+        help="wall time of the video's first frame, for timestamps and schedules (default %(default)s)",
+    )
+    p.add_argument("--quiet", action="store_true", help="do not print a line per event")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("models", help="fetch and list detector models")
+    msub = p.add_subparsers(dest="models_cmd", required=True)
+    f = msub.add_parser("fetch", help="get a model from its manifest, checking its sha256")
+    f.add_argument("name")
+    msub.add_parser("list", help="show the manifests and whether each model is installed")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("snapshot", help="one frame with zones, lines and masks drawn")
+    p.add_argument("--config", required=True)
+    p.add_argument("--camera")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_snapshot)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

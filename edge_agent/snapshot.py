@@ -1,0 +1,37 @@
+"""`edge-agent snapshot`: one current frame of a camera with its zones, lines and masks drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from edge_agent.config import CameraConfig, redact
+from edge_agent.evidence import draw_overlays
+from edge_agent.sources import SourceError
+
+
+def grab_frame(url: str, timeout_s: float = 10.0) -> cv2.typing.MatLike:
+    """Read one frame from a camera URL or a video file."""
+    target = url.removeprefix("file://")
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout_s * 1000)]
+    cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    try:
+        if not cap.isOpened():
+            raise SourceError(f"{redact(url)}: cannot open the camera or file")
+        ok, img = cap.read()
+        if not ok or img is None:
+            raise SourceError(f"{redact(url)}: opened, but no frame arrived")
+        return img
+    finally:
+        cap.release()
+
+
+def take_snapshot(cam: CameraConfig, output: str | Path) -> tuple[int, int]:
+    img = grab_frame(cam.url, cam.open_timeout_s)
+    draw_overlays(img, cam)
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), img):
+        raise OSError(f"{out}: cannot write the picture (unknown extension or unwritable folder)")
+    return int(img.shape[1]), int(img.shape[0])
