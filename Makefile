@@ -33,7 +33,7 @@ model: $(SETUP_STAMP)
 	@$(VENV)/bin/edge-agent models fetch yolox-nano
 
 demo: setup
-	@bash deploy/demo.sh
+	@bash scripts/demo.sh
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -306,6 +306,47 @@ def _expand_env(data: Any, path: tuple[Any, ...], env: Mapping[str, str], proble
     return data
 
 
+_RULE_MODELS = {
+    "presence": PresenceRule,
+    "dwell": DwellRule,
+    "crowd": CrowdRule,
+    "line_cross": LineCrossRule,
+    "left_object": LeftObjectRule,
+    "vendor": VendorRule,
+}
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    """The keys the model at `loc` (a pydantic error path) accepts, by their YAML names."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if part in _RULE_MODELS:
+            model = _RULE_MODELS[part]
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            continue  # a key of a mapping, such as a zone's name
+        model = _inner_model(field.annotation)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside `X | None`, `list[X]` or `dict[str, X]`, else the annotation."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
 def _pydantic_problems(err: ValidationError) -> list[Problem]:
     problems = []
     for e in err.errors(include_url=False):
@@ -313,8 +354,8 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
         # A discriminated union puts the tag (the rule kind) into the path; users never wrote it.
         loc = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in RULE_KINDS)]
         if e["type"] == "extra_forbidden":
-            parent = format_loc(loc[:-1]) or "top level"
-            msg = f"unknown key {loc[-1]!r} in {parent}"
+            allowed = _allowed_keys(list(e["loc"])[:-1])
+            msg = f"unknown key {loc[-1]!r}" + (f" (expected one of: {', '.join(allowed)})" if allowed else "")
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif e["type"] == "union_tag_invalid":

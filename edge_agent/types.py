@@ -46,7 +46,7 @@ class Frame:
 
 
 def _as_array(value: Any, dtype: type, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
-    arr = np.asarray(value, dtype=dtype)
+    arr: np.ndarray = np.asarray(value, dtype=dtype)
     if arr.size == 0 and len(shape) == 2:
         arr = arr.reshape(0, shape[1] or 0)
     ok = arr.ndim == len(shape) and all(want is None or got == want for got, want in zip(arr.shape, shape))

@@ -23,9 +23,11 @@ from edge_agent.config import CameraConfig, RuleConfig
 from edge_agent.rules.base import ObjectRef, Observation, RuleKind, Scene
 from edge_agent.rules.crowd import Crowd
 from edge_agent.rules.dwell import Dwell
+from edge_agent.rules.left_object import LeftObject
 from edge_agent.rules.line_cross import LineCross
 from edge_agent.rules.presence import Presence
 from edge_agent.rules.schedule import Schedule
+from edge_agent.rules.vendor import Vendor
 
 HEARTBEAT_S = 60.0
 CHANGE_UPDATE_S = 10.0
@@ -41,6 +43,8 @@ KINDS: dict[str, KindFactory] = {
     "presence": lambda r, cam, s: Presence(r, _zone(r, cam), s),
     "dwell": lambda r, cam, s: Dwell(r, _zone(r, cam), s),
     "crowd": lambda r, cam, s: Crowd(r, _zone(r, cam), s),
+    "left_object": lambda r, cam, s: LeftObject(r, _zone(r, cam), s),
+    "vendor": lambda r, cam, s: Vendor(r, _zone(r, cam), s),
     "line_cross": lambda r, cam, s: LineCross(r, [tuple(p) for p in cam.lines[r.line].points], s),  # type: ignore[misc]
 }
 
