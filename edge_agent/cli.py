@@ -91,9 +91,11 @@ def _parse_start(text: str) -> float:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
-        raise ValueError(f"--start-time: expected an ISO time like 2026-11-26T08:00:00Z, got {text!r}") from err
+        raise ValueError(
+            f"--start-time: expected an ISO time like 2026-11-26T08:00:00Z, got {text!r}"
+        ) from err
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)  # noqa: UP017 (py3.10)
+        dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
 
 
@@ -159,11 +161,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             publisher.stop(5.0)
         return _fail(str(err))
     print(
-        f"replayed {result.videos} video(s): {result.frames_read} frames read, {result.frames_analysed} analysed, "
+        f"replayed {result.videos} video(s): {result.frames_read} frames read, "
+        f"{result.frames_analysed} analysed, "
         f"{result.corrupt_frames} corrupt skipped, {result.events} events",
         file=sys.stderr,
     )
-    for label, path in (("events", args.events), ("evidence", args.evidence), ("annotated video", args.annotate)):
+    for label, path in (
+        ("events", args.events),
+        ("evidence", args.evidence),
+        ("annotated video", args.annotate),
+    ):
         if path:
             print(f"  {label}: {path}", file=sys.stderr)
     if publisher is not None:
@@ -188,7 +195,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             rows = list_models()
             for m in rows:
-                state = "installed" if m.installed and m.sha256_ok else ("BAD HASH" if m.installed else "missing")
+                state = (
+                    "installed" if m.installed and m.sha256_ok else ("BAD HASH" if m.installed else "missing")
+                )
                 print(f"{m.name:16} {state:10} {m.file}")
     except ModelError as err:
         return _fail(str(err))
@@ -208,7 +217,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     except (SourceError, OSError) as err:
         return _fail(str(err))
-    print(f"{args.output}: {size[0]}x{size[1]} with {len(cam.zones)} zones, {len(cam.lines)} lines, {len(cam.masks)} masks")
+    print(
+        f"{args.output}: {size[0]}x{size[1]} with {len(cam.zones)} zones, "
+        f"{len(cam.lines)} lines, {len(cam.masks)} masks"
+    )
     return EXIT_OK
 
 
@@ -239,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evidence", help="write a JPEG per event into this directory")
     p.add_argument("--annotate", help="write an annotated MP4 to watch")
     p.add_argument("--publish", action="store_true", help="also send events through the outbox to MQTT")
-    p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the broker (--publish)")
+    p.add_argument(
+        "--drain-timeout", type=float, default=60.0, help="seconds to wait for the broker (--publish)"
+    )
     p.add_argument(
         "--start-time",
         default="2026-01-01T12:00:00Z",

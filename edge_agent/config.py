@@ -325,7 +325,9 @@ def _allowed_keys(loc: list[Any]) -> list[str]:
         if part in _RULE_MODELS:
             model = _RULE_MODELS[part]
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
         if field is None:
             continue  # a key of a mapping, such as a zone's name
         model = _inner_model(field.annotation)
@@ -352,10 +354,14 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
     for e in err.errors(include_url=False):
         loc = list(e["loc"])
         # A discriminated union puts the tag (the rule kind) into the path; users never wrote it.
-        loc = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in RULE_KINDS)]
+        loc = [
+            p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in RULE_KINDS)
+        ]
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(list(e["loc"])[:-1])
-            msg = f"unknown key {loc[-1]!r}" + (f" (expected one of: {', '.join(allowed)})" if allowed else "")
+            msg = f"unknown key {loc[-1]!r}" + (
+                f" (expected one of: {', '.join(allowed)})" if allowed else ""
+            )
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif e["type"] == "union_tag_invalid":

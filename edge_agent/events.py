@@ -12,7 +12,7 @@ from edge_agent.types import Event, EventObject, SnapshotRef
 
 def iso_utc(wall_ts: float) -> str:
     """RFC 3339 UTC with milliseconds: 2026-11-26T08:15:02.400Z."""
-    dt = datetime.fromtimestamp(round(wall_ts, 3), timezone.utc)  # noqa: UP017 (py3.10)
+    dt = datetime.fromtimestamp(round(wall_ts, 3), timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

@@ -104,7 +104,7 @@ def draw_detections(img: Image, dets: Detections, labels: tuple[str, ...] | list
 
 def draw_rule_states(img: Image, states: Mapping[str, int], media_s: float) -> Image:
     lines = [f"t={media_s:7.1f}s"] + [
-        f"{rule}: {'ACTIVE x%d' % n if n else 'idle'}" for rule, n in states.items()
+        f"{rule}: {f'ACTIVE x{n}' if n else 'idle'}" for rule, n in states.items()
     ]
     for i, line in enumerate(lines):
         colour = ALERT_COLOUR if "ACTIVE" in line else (255, 255, 255)

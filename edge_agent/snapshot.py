@@ -5,16 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from edge_agent.config import CameraConfig, redact
 from edge_agent.evidence import draw_overlays
 from edge_agent.sources import SourceError
 
 
-def grab_frame(url: str, timeout_s: float = 10.0) -> cv2.typing.MatLike:
+def grab_frame(url: str, timeout_s: float = 10.0) -> npt.NDArray[np.uint8]:
     """Read one frame from a camera URL or a video file."""
     target = url.removeprefix("file://")
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout_s * 1000)]
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(timeout_s * 1000),
+    ]
     cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     try:
         if not cap.isOpened():
@@ -22,7 +29,7 @@ def grab_frame(url: str, timeout_s: float = 10.0) -> cv2.typing.MatLike:
         ok, img = cap.read()
         if not ok or img is None:
             raise SourceError(f"{redact(url)}: opened, but no frame arrived")
-        return img
+        return np.asarray(img, dtype=np.uint8)
     finally:
         cap.release()
 

@@ -49,7 +49,9 @@ def _as_array(value: Any, dtype: type, name: str, shape: tuple[int | None, ...])
     arr: np.ndarray = np.asarray(value, dtype=dtype)
     if arr.size == 0 and len(shape) == 2:
         arr = arr.reshape(0, shape[1] or 0)
-    ok = arr.ndim == len(shape) and all(want is None or got == want for got, want in zip(arr.shape, shape))
+    ok = arr.ndim == len(shape) and all(
+        want is None or got == want for got, want in zip(arr.shape, shape, strict=True)
+    )
     if not ok:
         want_txt = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"Detections.{name}: expected shape {want_txt}, got {tuple(arr.shape)}")

@@ -42,10 +42,26 @@ def test_env_vars_are_expanded() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("stationary: true,", "stationary: true, colour: red,", "cameras[0].rules[0].colour: unknown key 'colour' (expected one of: id, labels,"),
-        ("zone: road,", "zone: rood,", "cameras[0].rules[0].zone: no zone named 'rood' (zones: dump-corner, road)"),
-        ("[0.45, 0.55]", "[1.45, 0.55]", "cameras[0].zones.dump-corner.polygon: point 1 [1.45, 0.55] is outside"),
-        ("labels: [car, truck]", "labels: [car, lorry]", "cameras[0].rules[0].labels[1]: the model does not know"),
+        (
+            "stationary: true,",
+            "stationary: true, colour: red,",
+            "cameras[0].rules[0].colour: unknown key 'colour' (expected one of: id, labels,",
+        ),
+        (
+            "zone: road,",
+            "zone: rood,",
+            "cameras[0].rules[0].zone: no zone named 'rood' (zones: dump-corner, road)",
+        ),
+        (
+            "[0.45, 0.55]",
+            "[1.45, 0.55]",
+            "cameras[0].zones.dump-corner.polygon: point 1 [1.45, 0.55] is outside",
+        ),
+        (
+            "labels: [car, truck]",
+            "labels: [car, lorry]",
+            "cameras[0].rules[0].labels[1]: the model does not know",
+        ),
         ("site: {id: laohu", "site: {id: laohu:", "malformed YAML at line"),
         ("direction: in}", "direction: sideways}", "cameras[0].rules[1].direction:"),
         ("line: gate,", "line: fence,", "cameras[0].rules[1].line: no line named 'fence' (lines: gate)"),
@@ -98,7 +114,11 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 
 def test_usage_error_exits_2() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "edge_agent", "validate"], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "edge_agent", "validate"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
 

@@ -22,7 +22,9 @@ def replay(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_missing_video_is_one_line(tmp_path: Path, model_ready: Path) -> None:
     out = tmp_path / "e.jsonl"
-    proc = replay(str(tmp_path / "nope.mp4"), "--config", str(FIXTURES / "walkway.yaml"), "--events", str(out))
+    proc = replay(
+        str(tmp_path / "nope.mp4"), "--config", str(FIXTURES / "walkway.yaml"), "--events", str(out)
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"edge-agent: {tmp_path / 'nope.mp4'}: no such video file"]
 
@@ -38,7 +40,9 @@ def test_unreadable_video_is_one_line(tmp_path: Path, model_ready: Path) -> None
 
 
 def test_unknown_camera_is_named(tmp_path: Path) -> None:
-    proc = replay(str(FIXTURES / "walkway-a.mp4"), "--config", str(FIXTURES / "walkway.yaml"), "--camera", "gate")
+    proc = replay(
+        str(FIXTURES / "walkway-a.mp4"), "--config", str(FIXTURES / "walkway.yaml"), "--camera", "gate"
+    )
     assert proc.returncode == 1
     assert "no camera with id 'gate' (cameras: walkway)" in proc.stderr
 

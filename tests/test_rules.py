@@ -18,7 +18,7 @@ LABELS = ("person", "bicycle", "car")
 W = H = 100
 IMAGE = np.zeros((H, W, 3), np.uint8)
 FPS = 5.0
-NOON = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc).timestamp()  # noqa: UP017
+NOON = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc).timestamp()
 
 
 def camera(*rules: dict, **extra: object) -> CameraConfig:
@@ -123,7 +123,7 @@ def test_schedule_arms_the_rule_only_in_its_window() -> None:
     frames = [[obj(1, 60, 60)]] * 10
     night = {**PRESENCE, "schedule": {"from": "22:00", "to": "05:00"}}
     assert run(camera(night), frames, start_wall=NOON) == []
-    midnight = datetime(2026, 11, 26, 23, 30, tzinfo=timezone.utc).timestamp()  # noqa: UP017
+    midnight = datetime(2026, 11, 26, 23, 30, tzinfo=timezone.utc).timestamp()
     assert [d.phase for d in run(camera(night), frames, start_wall=midnight)] == ["start", "end"]
 
 
@@ -141,13 +141,13 @@ def test_schedule_arms_the_rule_only_in_its_window() -> None:
 )
 def test_overnight_schedule_with_days(when: str, days: list[str] | None, armed: bool) -> None:
     window = Window.model_validate({"from": "22:00", "to": "05:00", "days": days})
-    ts = datetime.fromisoformat(when).replace(tzinfo=timezone.utc).timestamp()  # noqa: UP017
+    ts = datetime.fromisoformat(when).replace(tzinfo=timezone.utc).timestamp()
     assert Schedule([window]).armed(ts) is armed
 
 
 def test_schedule_uses_the_site_time_zone() -> None:
     window = Window.model_validate({"from": "22:00", "to": "05:00"})
-    ts = datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc).timestamp()  # noqa: UP017  23:00 in Shanghai
+    ts = datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc).timestamp()
     assert Schedule([window], "Asia/Shanghai").armed(ts)
     assert not Schedule([window], "UTC").armed(ts)
 

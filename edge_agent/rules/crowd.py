@@ -32,7 +32,7 @@ class Crowd:
             self._over_since_s = scene.media_s
         if scene.media_s - self._over_since_s < self.min_duration_s:
             return []
-        present = [int(i) for i, tid in zip(idx, dets.track_id.tolist()) if tid in members]
+        present = [int(i) for i, tid in zip(idx, dets.track_id.tolist(), strict=True) if tid in members]
         present.sort(key=lambda i: -float(scene.dets.score[i]))
         return [
             Observation(

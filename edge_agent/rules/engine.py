@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.config import CameraConfig, RuleConfig
-from edge_agent.rules.base import ObjectRef, Observation, RuleKind, Scene
+from edge_agent.rules.base import ObjectRef, RuleKind, Scene
 from edge_agent.rules.crowd import Crowd
 from edge_agent.rules.dwell import Dwell
 from edge_agent.rules.left_object import LeftObject

@@ -28,7 +28,7 @@ class Presence:
         )
         if not members:
             return []
-        present = [int(i) for i, tid in zip(idx, dets.track_id.tolist()) if tid in members]
+        present = [int(i) for i, tid in zip(idx, dets.track_id.tolist(), strict=True) if tid in members]
         present.sort(key=lambda i: -float(scene.dets.score[i]))
         return [
             Observation(

@@ -67,7 +67,7 @@ class ZoneMembership:
         """Feed this frame's tracks; returns {track_id: since_s} of the confirmed members."""
         inside = points_in_polygon(anchors, self.polygon.pixels(width, height))
         seen: set[int] = set()
-        for tid, is_in in zip(track_ids.tolist(), inside.tolist()):
+        for tid, is_in in zip(track_ids.tolist(), inside.tolist(), strict=True):
             seen.add(tid)
             m = self._members.get(tid)
             if m is None:

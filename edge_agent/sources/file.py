@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from edge_agent.sources import SourceError
 from edge_agent.types import Frame
@@ -45,11 +47,11 @@ class FileSource:
         if not ok or first is None:
             self._cap.release()
             raise SourceError(f"{self.path}: the video holds no readable frame")
-        self._first = first
+        self._first: npt.NDArray[np.uint8] = np.asarray(first, dtype=np.uint8)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
-        image = self._first
+        image: npt.NDArray[np.uint8] | None = self._first
         bad = 0
         while True:
             if image is not None:
@@ -57,8 +59,9 @@ class FileSource:
                 media_s = index / self.fps
                 yield Frame(self.camera_id, index, media_s, self.start_wall_ts + media_s, image)
             index += 1
-            ok, image = self._cap.read()
-            if ok and image is not None:
+            ok, raw = self._cap.read()
+            image = np.asarray(raw, dtype=np.uint8) if ok and raw is not None else None
+            if image is not None:
                 continue
             if index >= self.frame_count - 1 or bad >= MAX_CONSECUTIVE_BAD:
                 break
