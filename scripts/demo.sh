@@ -1,12 +1,52 @@
 #!/usr/bin/env bash
-# `make demo`: replay a fixture through the whole pipeline and show the alerts.
+# `make demo`: a local Mosquitto on a free loopback port, a fixture replayed through the whole
+# pipeline with --publish, and the alerts shown as the platform receives them (`edge-agent listen`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=out/demo
+BIN=.venv/bin
 rm -rf "$OUT" && mkdir -p "$OUT"
-.venv/bin/edge-agent replay fixtures/walkway-b.mp4 --config rules/demo.yaml \
-  --events "$OUT/events.jsonl" --evidence "$OUT/evidence" --annotate "$OUT/annotated.mp4"
+
+PORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+{
+  echo "listener $PORT 127.0.0.1"
+  echo "allow_anonymous true"
+  echo "persistence false"
+  [ "$(id -u)" = 0 ] && echo "user root"
+} > "$OUT/mosquitto.conf"
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$MOSQUITTO" -c "$OUT/mosquitto.conf" > "$OUT/mosquitto.log" 2>&1 &
+BROKER=$!
+LISTENER=""
+cleanup() {
+  [ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null || true
+  kill "$BROKER" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# the demo's rules, publishing to the local broker
+cp rules/demo.yaml "$OUT/config.yaml"
+echo "mqtt: {url: 'mqtt://127.0.0.1:$PORT', topic_prefix: eagleeye}" >> "$OUT/config.yaml"
+
+for _ in $(seq 50); do
+  "$BIN/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null && break
+  sleep 0.1
+done
+echo "broker: mqtt://127.0.0.1:$PORT (Mosquitto)"
+echo "platform view (edge-agent listen), one line per event as it arrives:"
 echo
-echo "events:          $OUT/events.jsonl"
-echo "snapshots:       $OUT/evidence/"
-echo "annotated video: $OUT/annotated.mp4"
+"$BIN/edge-agent" listen --url "mqtt://127.0.0.1:$PORT" --snapshots "$OUT/received" &
+LISTENER=$!
+sleep 1
+
+"$BIN/edge-agent" replay fixtures/walkway-b.mp4 --config "$OUT/config.yaml" --publish --quiet \
+  --events "$OUT/events.jsonl" --evidence "$OUT/evidence" --annotate "$OUT/annotated.mp4"
+sleep 1
+kill "$LISTENER" 2>/dev/null || true
+wait "$LISTENER" 2>/dev/null || true
+LISTENER=""
+echo
+echo "events (replay):      $OUT/events.jsonl ($(wc -l < "$OUT/events.jsonl") lines)"
+echo "snapshots (received): $OUT/received/ ($(find "$OUT/received" -name '*.jpg' 2>/dev/null | wc -l) files)"
+echo "evidence (local):     $OUT/evidence/"
+echo "annotated video:      $OUT/annotated.mp4"
