@@ -52,6 +52,7 @@ ZONE_TOLERANCE = 0.25  # an anchor this far outside the zone (in object heights)
 EXPLAIN_HOLD_S = 5.0  # a region covered by a person/vehicle box stays explained this long
 EXPLAIN_COVER = 0.5  # share of a region a track box must cover to explain it
 REGION_LOST_S = 5.0  # a background region unseen this long is gone
+STABLE_IOU = 0.5  # a region whose box overlaps where it settled less than this starts over
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _Region:
     key: str
     rid: int
     box: Box
+    still_box: Box
     first_seen_s: float
     last_seen_s: float
     explained_s: float
@@ -233,12 +235,15 @@ class LeftObject:
                     match = free[best]
             if match is None:
                 key, rid = self._new_key("r")
-                region = _Region(key, rid, reg.xyxy, now, now, float("-inf"))
+                region = _Region(key, rid, reg.xyxy, reg.xyxy, now, now, float("-inf"))
                 region.owner = self._owner_for(reg.xyxy, now)
                 self._regions.append(region)
             else:
                 free.remove(match)
                 region = self._regions[match]
+                if float(box_iou(np.array([reg.xyxy]), np.array([region.still_box]))[0, 0]) < STABLE_IOU:
+                    # it changed shape: a ghost of something leaving, or still settling; start over
+                    region.still_box, region.first_seen_s = reg.xyxy, now
                 region.box, region.last_seen_s = reg.xyxy, now
                 if region.owner is None:
                     region.owner = self._owner_for(reg.xyxy, now)

@@ -1,0 +1,105 @@
+"""Staged village scenarios: the real model on each clip gives exactly the golden events,
+and the golden events match the ground truth in fixtures/scenarios/README.md.
+
+To make the golden files again after a deliberate change (then check the table):
+    EDGE_AGENT_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_scenarios.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import FIXTURES, REPO
+
+SCENARIOS = FIXTURES / "scenarios"
+ALERT_SLACK_S = 5.0
+
+
+@dataclass(frozen=True)
+class Truth:
+    clip: str
+    config: str
+    rule: str
+    incidents: int
+    zone: str
+    from_s: float | None
+
+
+def ground_truth() -> list[Truth]:
+    rows: list[Truth] = []
+    lines = (SCENARIOS / "README.md").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 7 or cells[0] in ("clip", "") or set(cells[0]) <= {"-"}:
+            continue
+        clip, config, rule, incidents, zone, from_s = cells[:6]
+        rows.append(Truth(clip, config, rule, int(incidents), zone, None if from_s == "-" else float(from_s)))
+    return rows
+
+
+TRUTH = ground_truth()
+CLIPS = sorted({(t.clip, t.config) for t in TRUTH})
+
+
+def replay(clip: str, config: str, out: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable, "-m", "edge_agent", "replay", str(SCENARIOS / f"{clip}.mp4"),
+        "--config", str(SCENARIOS / config), "--events", str(out), "--quiet",
+    ]  # fmt: skip
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+
+
+def golden(clip: str) -> list[dict[str, Any]]:
+    path = SCENARIOS / f"{clip}.events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_limit(config: str, rule_id: str) -> float:
+    cfg = yaml.safe_load((SCENARIOS / config).read_text())
+    rule = next(r for r in cfg["cameras"][0]["rules"] if r["id"] == rule_id)
+    return float(rule.get("min_static_s", rule.get("min_dwell_s", 0.0))) + ALERT_SLACK_S
+
+
+def test_ground_truth_table_is_read() -> None:
+    assert len(TRUTH) >= 15
+    assert {t.clip for t in TRUTH if t.incidents > 0} == {"dumping", "dumping-unknown", "vendor"}
+
+
+@pytest.mark.parametrize(("clip", "config"), CLIPS)
+def test_replay_matches_golden_file(clip: str, config: str, tmp_path: Path, model_ready: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    proc = replay(clip, config, out)
+    assert proc.returncode == 0, proc.stderr
+    golden_path = SCENARIOS / f"{clip}.events.jsonl"
+    if os.environ.get("EDGE_AGENT_UPDATE_GOLDEN"):
+        golden_path.write_bytes(out.read_bytes())
+    assert out.read_bytes() == golden_path.read_bytes(), f"replay of {clip} differs from {golden_path.name}"
+
+
+@pytest.mark.parametrize("truth", TRUTH, ids=lambda t: f"{t.clip}:{t.rule}")
+def test_golden_events_match_ground_truth(truth: Truth) -> None:
+    events = [e for e in golden(truth.clip) if e["rule"] == truth.rule]
+    starts = [e for e in events if e["phase"] == "start"]
+    assert len(starts) == truth.incidents, [(e["phase"], e["media_s"]) for e in events]
+    for start in starts:
+        assert start["zone"] == truth.zone
+        assert any(e["phase"] == "end" and e["event_id"] == start["event_id"] for e in events)
+        assert truth.from_s is not None
+        alert_after = start["media_s"] - truth.from_s
+        assert 0.0 <= alert_after <= wait_limit(truth.config, truth.rule), alert_after
+        if start["kind"] == "left_object":
+            assert start["details"]["owner_track"] is not None
+            assert start["details"]["path"] in ("detector", "background")
+        else:
+            assert start["objects"][0]["label"] == "person"
+            assert start["details"]["items"]
+            assert len(start["objects"]) >= 2
