@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from edge_agent.evidence import black_out
@@ -50,3 +51,50 @@ class PrivacyMasks:
         return Frame(
             frame.camera_id, frame.index, frame.media_s, frame.wall_ts, black_out(frame.image, self._pixels)
         )
+
+
+class MotionGate:
+    """Skips the detector on frames where nothing moved since it last ran.
+
+    The reference is the last frame the detector saw, not the previous frame,
+    so slow changes (a bag set down over many frames) add up and trigger it.
+    A detector run is forced every `max_gap_s` anyway to refresh scores.
+    On a skipped frame the pipeline reuses the last detections, so tracks of
+    still objects (a parked car, a dumped bag) live on and rule clocks advance.
+    """
+
+    def __init__(
+        self,
+        width: int = 160,
+        pixel_delta: int = 20,
+        min_changed: float = 0.002,
+        max_gap_s: float = 2.0,
+    ) -> None:
+        self.width = width
+        self.pixel_delta = pixel_delta
+        self.min_changed = min_changed
+        self.max_gap_s = max_gap_s
+        self._ref: np.ndarray | None = None
+        self._ref_s = float("-inf")
+        self.skipped = 0
+
+    def _small(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        size = (self.width, max(1, round(h * self.width / w)))
+        grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        return cv2.GaussianBlur(grey, (5, 5), 0)
+
+    def needs_detection(self, image: np.ndarray, media_s: float) -> bool:
+        small = self._small(image)
+        ref = self._ref
+        run = (
+            ref is None
+            or ref.shape != small.shape
+            or media_s - self._ref_s >= self.max_gap_s
+            or float(np.mean(cv2.absdiff(small, ref) > self.pixel_delta)) >= self.min_changed
+        )
+        if run:
+            self._ref, self._ref_s = small, media_s
+        else:
+            self.skipped += 1
+        return run

@@ -7,6 +7,7 @@ where frames come from and what clock stamped them.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from edge_agent.config import CameraConfig
@@ -21,13 +22,13 @@ from edge_agent.evidence import (
     render_snapshot,
     snapshot_ref,
 )
-from edge_agent.gate import FramePacer, PrivacyMasks
+from edge_agent.gate import FramePacer, MotionGate, PrivacyMasks
 from edge_agent.publish import EventSink
 from edge_agent.publish.topics import Topics
 from edge_agent.rules.base import Scene
 from edge_agent.rules.engine import EventDraft, RuleEngine
 from edge_agent.track.tracker import Tracker
-from edge_agent.types import Event, Frame
+from edge_agent.types import Detections, Event, Frame
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class CameraPipeline:
         model_min_score: float,
         sink: EventSink,
         evidence: EvidenceStore | None = None,
+        motion_gate: bool = False,
     ) -> None:
         self.identity = identity
         self.cam = cam
@@ -60,6 +62,9 @@ class CameraPipeline:
         self.evidence = evidence
         self.pacer = FramePacer(cam.detect.fps)
         self.masks = PrivacyMasks(cam.masks)
+        self.motion = MotionGate() if motion_gate else None
+        self._last_dets = Detections.empty()
+        self.detector_ms = 0.0  # moving average of the detector's time per frame
         self.tracker = Tracker()
         self.engine = RuleEngine(cam, model_min_score, identity.timezone)
         self.builder = EventBuilder(identity.site, identity.device, cam.id)
@@ -73,7 +78,13 @@ class CameraPipeline:
         if not self.pacer.due(frame.media_s):
             return []
         masked = self.masks.apply(frame)
-        dets = self.detector.detect(masked.image)
+        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s):
+            t0 = time.perf_counter()
+            dets = self._last_dets = self.detector.detect(masked.image)
+            ms = (time.perf_counter() - t0) * 1000.0
+            self.detector_ms = ms if self.frames_analysed == 0 else 0.9 * self.detector_ms + 0.1 * ms
+        else:
+            dets = self._last_dets
         tracked = self.tracker.update(dets, frame.media_s)
         scene = Scene(masked, tracked, self.detector.labels)
         self.frames_analysed += 1
@@ -86,6 +97,10 @@ class CameraPipeline:
         if self.last_frame is None:
             return []
         return self._emit(self.engine.close(self.last_frame.media_s), self.last_frame)
+
+    @property
+    def gated_frames(self) -> int:
+        return self.motion.skipped if self.motion is not None else 0
 
     def annotate(self) -> object | None:
         """The last analysed frame with boxes, track ids, zones, lines and rule states drawn."""

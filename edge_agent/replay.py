@@ -79,6 +79,7 @@ def run_replay(
     annotate_path: str | None = None,
     start_wall_ts: float = 0.0,
     on_event: Callable[[Event], None] | None = None,
+    motion_gate: bool = False,
 ) -> ReplayResult:
     """Run each video in turn as `camera_id`; each starts with fresh tracker and rule state.
 
@@ -93,7 +94,9 @@ def run_replay(
     sources = [FileSource(v, cam.id, start_wall_ts) for v in videos]  # open all first: fail before output
     try:
         for source in sources:
-            pipeline = CameraPipeline(identity, cam, detector, cfg.model.min_score, sink, evidence)
+            pipeline = CameraPipeline(
+                identity, cam, detector, cfg.model.min_score, sink, evidence, motion_gate=motion_gate
+            )
             for frame in source:
                 result.frames_read += 1
                 events = pipeline.process(frame)

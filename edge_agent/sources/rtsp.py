@@ -1,0 +1,498 @@
+"""A live camera: one reader thread, a latest-frame slot, a stall watchdog, reconnects.
+
+The reader thread pulls frames from OpenCV's FFmpeg backend as fast as the
+camera sends them and keeps only the newest in a one-frame slot; a frame that
+is overwritten before the detection loop took it is dropped and counted (a late
+alert is worth less than a fresh one, and a queue would only grow latency).
+
+Measured behaviour of the FFmpeg backend decides the shape of the loop:
+- after the server dies, `read()` returns False at once and that capture never
+  recovers, so every failure releases the capture and opens a new one;
+- a hung server blocks `read()` for the whole read timeout and a blocked read
+  cannot be interrupted, so a watchdog thread marks the camera `stalled` from
+  outside after `stall_s` without a new frame, and the reader reopens as soon
+  as its read returns.
+
+Reopens wait an exponential backoff with jitter, reset by the first frame read.
+A local file or `file://` URL works too: it loops forever at the file's own
+frame rate, so a recorded clip can stand in for a camera.
+
+Time: `media_s` is monotonic seconds since the source started (rules keep a
+steady clock across reconnects); `wall_ts` is the UNIX time of the read;
+`index` keeps rising across reconnects. URLs in logs, errors and statuses
+always go through `redact()`: camera passwords never leave this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import logging
+import math
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import cv2
+
+from edge_agent.config import CameraConfig, redact
+from edge_agent.publish.backoff import Backoff
+from edge_agent.sources import SourceError
+from edge_agent.types import Frame
+
+logger = logging.getLogger(__name__)
+
+CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+# TCP interleaving survives lossy Wi-Fi links where UDP loses whole frames; a small probe
+# makes the first frame arrive in a fraction of a second instead of after seconds of analysis.
+DEFAULT_CAPTURE_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
+FPS_WINDOW_S = 5.0
+DEFAULT_FILE_FPS = 25.0
+STATUSES = ("starting", "online", "stalled", "offline")
+
+_env_lock = threading.Lock()
+
+
+def merge_capture_options(existing: str | None) -> str:
+    """FFmpeg capture options as OpenCV reads them (`key;value|key;value`).
+
+    Options already set are kept, missing defaults are added, and the RTSP
+    transport is always TCP.
+    """
+    options: dict[str, str] = {}
+    for item in (existing or "").split("|"):
+        key, sep, value = item.partition(";")
+        if key.strip() and sep:
+            options[key.strip()] = value.strip()
+    for key, value in DEFAULT_CAPTURE_OPTIONS.items():
+        options.setdefault(key, value)
+    options["rtsp_transport"] = "tcp"
+    return "|".join(f"{k};{v}" for k, v in options.items())
+
+
+def _ensure_capture_options() -> None:
+    # OpenCV reads the variable at each open, and it is process-wide: set it under a lock.
+    with _env_lock:
+        merged = merge_capture_options(os.environ.get(CAPTURE_OPTIONS_ENV))
+        if os.environ.get(CAPTURE_OPTIONS_ENV) != merged:
+            os.environ[CAPTURE_OPTIONS_ENV] = merged
+
+
+def _file_path(url: str) -> Path | None:
+    """The local path when `url` names a file (a path or file://), else None."""
+    if url.startswith("file://"):
+        return Path(unquote(url.removeprefix("file://")))
+    if "://" in url:
+        return None
+    return Path(url)
+
+
+class RtspSource:
+    """One live camera (RTSP, or a looping file) read by its own thread.
+
+    Non-blocking use (the daemon): `start()`, then `latest(after_index)` from
+    the detection loop, `stop()` at the end. Blocking use (the `Source`
+    protocol): iterate; every iteration waits for a frame newer than the last.
+    """
+
+    def __init__(
+        self,
+        cam: CameraConfig,
+        *,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.camera_id = cam.id
+        self._url = cam.url
+        self.url_redacted = redact(cam.url)
+        self.stall_s = cam.stall_s
+        self.open_timeout_s = cam.open_timeout_s
+        self.read_timeout_s = cam.read_timeout_s
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self._clock = clock
+        self._path = _file_path(cam.url)
+        if self._path is not None and not self._path.is_file():
+            raise SourceError(f"camera {cam.id}: {self._path}: no such video file")
+
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        self._started_at = 0.0
+        self._slot: Frame | None = None
+        self._slot_taken = True
+        self._next_index = 0
+        self._reading_since: float | None = None  # when the current capture last delivered or opened
+        self._reopen = False
+        self._fatal: BaseException | None = None
+        self._read_times: collections.deque[float] = collections.deque(maxlen=1024)
+
+        self.status = "starting"
+        self.frames_read = 0
+        self.frames_dropped = 0
+        self.reconnects = 0
+        self.stalls = 0
+        self.last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RtspSource({self.camera_id!r}, {self.url_redacted!r}, status={self.status!r})"
+
+    # --- public API --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader and watchdog threads (once); returns at once."""
+        if self._reader is not None:
+            return
+        self._started_at = self._clock()
+        self._reader = threading.Thread(target=self._run, name=f"rtsp-{self.camera_id}", daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._watch, name=f"rtsp-watchdog-{self.camera_id}", daemon=True
+        )
+        self._reader.start()
+        self._watchdog.start()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Ask the threads to end and wait up to `timeout_s`; True when they ended.
+
+        A read blocked on a hung camera cannot be cut short: the reader then
+        ends (and releases its capture) when the read timeout expires. The
+        threads are daemons, so they never hold the process open.
+        """
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        deadline = time.monotonic() + timeout_s
+        for thread in (self._watchdog, self._reader):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t is not None and t.is_alive() for t in (self._watchdog, self._reader))
+
+    def close(self) -> None:
+        self.stop()
+
+    def latest(self, after_index: int = -1) -> Frame | None:
+        """The newest frame if its index is above `after_index`, else None (never blocks)."""
+        with self._lock:
+            return self._take(after_index)
+
+    def wait_latest(self, after_index: int = -1, timeout_s: float | None = None) -> Frame | None:
+        """Like `latest`, but waits up to `timeout_s` (None: until stopped) for a newer frame."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                frame = self._take(after_index)
+                if frame is not None or self._stop.is_set() or self._fatal is not None:
+                    return frame
+                remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._lock.wait(min(remaining, 1.0))
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.start()
+        last = -1
+        while not self._stop.is_set():
+            frame = self.wait_latest(last)
+            if self._fatal is not None:
+                raise SourceError(f"camera {self.camera_id}: reader failed: {self.last_error}")
+            if frame is not None:
+                last = frame.index
+                yield frame
+
+    @property
+    def fps(self) -> float:
+        """Frames read per second over the last few seconds (0 when none arrived)."""
+        now = self._clock()
+        with self._lock:
+            while self._read_times and now - self._read_times[0] > FPS_WINDOW_S:
+                self._read_times.popleft()
+            if len(self._read_times) < 2:
+                return 0.0
+            span = self._read_times[-1] - self._read_times[0]
+            return (len(self._read_times) - 1) / span if span > 0 else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        fps = self.fps
+        with self._lock:
+            return {
+                "status": self.status,
+                "fps": round(fps, 2),
+                "frames_read": self.frames_read,
+                "frames_dropped": self.frames_dropped,
+                "reconnects": self.reconnects,
+                "stalls": self.stalls,
+                "last_error": self.last_error,
+            }
+
+    # --- the slot ----------------------------------------------------------------------
+
+    def _take(self, after_index: int) -> Frame | None:
+        frame = self._slot
+        if frame is None or frame.index <= after_index:
+            return None
+        self._slot_taken = True
+        return frame
+
+    def _publish(self, image: Any, now: float) -> None:
+        with self._lock:
+            if self._slot is not None and not self._slot_taken:
+                self.frames_dropped += 1
+            self._slot = Frame(self.camera_id, self._next_index, now - self._started_at, time.time(), image)
+            self._slot_taken = False
+            self._next_index += 1
+            self.frames_read += 1
+            self._read_times.append(now)
+            self._reading_since = now
+            was = self.status
+            self.status = "online"
+            self._lock.notify_all()
+        if was != "online":
+            logger.info("camera %s: online (was %s): %s", self.camera_id, was, self.url_redacted)
+
+    def _fail(self, status: str, error: str) -> None:
+        """Record a failure; the first of a run of equal errors is logged as a warning."""
+        error = redact(error)
+        with self._lock:
+            repeated = error == self.last_error and self.status == status
+            self.last_error = error
+            self.status = status
+            self._reading_since = None
+        log = logger.debug if repeated else logger.warning
+        log("camera %s: %s", self.camera_id, error)
+
+    # --- the threads -------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        tick = min(0.5, self.stall_s / 4)
+        while not self._stop.wait(tick):
+            now = self._clock()
+            with self._lock:
+                since = self._reading_since
+                if since is None or self._reopen or now - since < self.stall_s:
+                    continue
+                self._reopen = True
+                self.stalls += 1
+                self.status = "stalled"
+                self.last_error = f"no new frame for {now - since:.1f} s (stall_s {self.stall_s:g})"
+                error = self.last_error
+            logger.warning("camera %s: stalled, %s; reopening %s", self.camera_id, error, self.url_redacted)
+
+    def _run(self) -> None:
+        try:
+            first = True
+            while not self._stop.is_set():
+                if not first:
+                    with self._lock:
+                        self.reconnects += 1
+                first = False
+                cap = self._open()
+                if cap is not None:
+                    try:
+                        self._read_until_broken(cap)
+                    finally:
+                        cap.release()
+                if not self._stop.is_set():
+                    self._stop.wait(self._backoff.next_delay())
+        except Exception as err:
+            # A bug, not a camera problem: retrying would only repeat it. The daemon
+            # sees the status and the error; iteration raises SourceError.
+            logger.exception("camera %s: reader thread failed", self.camera_id)
+            with self._lock:
+                self._fatal = err
+                self.status = "offline"
+                self.last_error = redact(f"reader failed: {type(err).__name__}: {err}")
+                self._reading_since = None
+                self._lock.notify_all()
+
+    def _open(self) -> cv2.VideoCapture | None:
+        with self._lock:
+            # The watchdog watches reads only: an open has its own timeout.
+            self._reopen = False
+            self._reading_since = None
+        if self._path is not None:
+            cap = cv2.VideoCapture(str(self._path))
+            if not cap.isOpened():
+                cap.release()
+                self._fail("offline", f"{self._path}: cannot open the video file")
+                return None
+        else:
+            _ensure_capture_options()
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(self.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self.read_timeout_s * 1000),
+            ]
+            t0 = time.monotonic()
+            cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
+            if not cap.isOpened():
+                cap.release()
+                elapsed = time.monotonic() - t0
+                if elapsed >= 0.9 * self.open_timeout_s:
+                    why = f"no answer within open_timeout_s {self.open_timeout_s:g} s"
+                else:
+                    why = probe_rtsp(self._url, min(2.0, self.open_timeout_s))
+                self._fail("offline", f"cannot open {self.url_redacted}: {why}")
+                return None
+        with self._lock:
+            self._reading_since = self._clock()
+        logger.debug("camera %s: opened %s", self.camera_id, self.url_redacted)
+        return cap
+
+    def _read_until_broken(self, cap: cv2.VideoCapture) -> None:
+        file_fps = 0.0
+        if self._path is not None:
+            file_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if not math.isfinite(file_fps) or file_fps <= 0 or file_fps > 240:
+                file_fps = DEFAULT_FILE_FPS
+        due = self._clock()
+        rewound = False
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            ok, image = cap.read()
+            if self._stop.is_set():
+                return
+            with self._lock:
+                reopen = self._reopen
+            if reopen:
+                return  # the watchdog saw a stall; what this read returned is stale
+            if not ok or image is None:
+                if self._path is not None and not rewound:
+                    # End of the file: loop. A second failure right after rewinding is an error.
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    rewound = True
+                    continue
+                if self._path is not None:
+                    why = "no readable frame after rewinding"
+                elif time.monotonic() - t0 >= 0.9 * self.read_timeout_s:
+                    why = f"no data within read_timeout_s {self.read_timeout_s:g} s"
+                else:
+                    why = "the stream ended (connection lost)"
+                self._fail("offline", f"read from {self.url_redacted} failed: {why}")
+                return
+            rewound = False
+            self._backoff.reset()
+            now = self._clock()
+            self._publish(image, now)
+            if file_fps:
+                due = max(due + 1.0 / file_fps, now - 1.0)
+                delay = due - self._clock()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+
+
+# --- diagnosis of a failed open ------------------------------------------------------------
+
+
+def probe_rtsp(url: str, timeout_s: float) -> str:
+    """Why an RTSP URL cannot be opened, in a few words, from one DESCRIBE request.
+
+    OpenCV only says that the open failed; the reason (wrong path, wrong
+    password, nothing listening) is what a person fixing the camera needs.
+    The result never contains the password.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 554
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else ""
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    plain_url = f"{parts.scheme}://{netloc}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            status, reason, challenges = _describe(sock, plain_url, 1, None)
+            if status == 401 and user is not None:
+                auth = authorization_header(challenges, user, password, plain_url)
+                if auth is not None:
+                    status, reason, _ = _describe(sock, plain_url, 2, auth)
+    except socket.gaierror as err:
+        return f"cannot resolve host {host!r} ({err.strerror})"
+    except ConnectionRefusedError:
+        return f"connection refused by {netloc} (nothing listening)"
+    except TimeoutError:
+        return f"no answer from {netloc} within {timeout_s:g} s"
+    except (OSError, ValueError) as err:
+        return redact(f"cannot reach {netloc}: {err}")
+    if status == 404:
+        return f"RTSP 404 {reason}: no stream at path {parts.path or '/'!r} (wrong path?)"
+    if status == 401:
+        if user is None:
+            return f"RTSP 401 {reason}: the camera wants a user and password"
+        return f"RTSP 401 {reason}: wrong user or password for user {user!r}"
+    if status == 200:
+        return "the camera answers DESCRIBE but the stream could not be opened (unsupported codec?)"
+    return f"RTSP {status} {reason}"
+
+
+def _describe(
+    sock: socket.socket, url: str, cseq: int, authorization: str | None
+) -> tuple[int, str, list[str]]:
+    """One DESCRIBE on `sock`: the status code, its reason and the WWW-Authenticate challenges."""
+    lines = [f"DESCRIBE {url} RTSP/1.0", f"CSeq: {cseq}", "Accept: application/sdp", "User-Agent: edge-agent"]
+    if authorization:
+        lines.append(f"Authorization: {authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf and len(buf) <= 65536:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    status_line, *header_lines = head.split("\r\n")
+    fields = status_line.split(" ", 2)
+    if len(fields) < 2 or not fields[0].startswith("RTSP/") or not fields[1].isdigit():
+        raise ValueError(f"not an RTSP answer: {status_line[:60]!r}")
+    challenges = []
+    for line in header_lines:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "www-authenticate":
+            challenges.append(value.strip())
+    return int(fields[1]), fields[2] if len(fields) > 2 else "", challenges
+
+
+_AUTH_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
+
+
+def authorization_header(
+    challenges: list[str],
+    user: str,
+    password: str,
+    uri: str,
+    method: str = "DESCRIBE",
+    cnonce: str | None = None,
+) -> str | None:
+    """The Authorization value answering a camera's challenges (Digest preferred, else Basic)."""
+    by_scheme = {c.strip().partition(" ")[0].lower(): c.strip().partition(" ")[2] for c in challenges}
+    if "digest" not in by_scheme:
+        if "basic" in by_scheme:
+            return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        return None
+    params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+              for m in _AUTH_PARAM_RE.finditer(by_scheme["digest"])}  # fmt: skip
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    realm, nonce = params.get("realm", ""), params.get("nonce", "")
+    ha1 = md5(f"{user}:{realm}:{password}")
+    ha2 = md5(f"{method}:{uri}")
+    header = f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}"'
+    if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
+        cnonce = cnonce or os.urandom(8).hex()
+        response = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
+        header += f', qop=auth, nc=00000001, cnonce="{cnonce}"'
+    else:
+        response = md5(f"{ha1}:{nonce}:{ha2}")
+    header += f', response="{response}"'
+    if "opaque" in params:
+        header += f', opaque="{params["opaque"]}"'
+    return header
