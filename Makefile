@@ -4,8 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the tests and the demo need: a real MQTT broker, openssl for test
-# certificates, ffmpeg to cut fixture clips, a GStreamer RTSP server for live-camera tests.
-APT_PACKAGES := mosquitto mosquitto-clients openssl ffmpeg
+# certificates, ffmpeg to cut fixture clips, GStreamer's RTSP server (run by Debian's python3)
+# for live-camera tests, Chromium for the zone page tests, shellcheck and systemd-analyze for
+# the install script and unit.
+APT_PACKAGES := mosquitto mosquitto-clients openssl ffmpeg \
+	python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	chromium shellcheck systemd
 SETUP_STAMP := $(VENV)/.setup-done
 
 .PHONY: setup demo test lint bench fixtures clean apt model

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 from edge_agent import __version__
 from edge_agent.config import Config, ConfigError, Problem, check_config, load_config, redact
@@ -102,6 +103,7 @@ def _parse_start(text: str) -> float:
 def cmd_replay(args: argparse.Namespace) -> int:
     from edge_agent.console import event_line
     from edge_agent.detect.onnx import load_detector
+    from edge_agent.outbox import OutboxError
     from edge_agent.publish import EventSink
     from edge_agent.publish.jsonl import FanoutSink, JsonlSink, MemorySink
     from edge_agent.replay import run_replay
@@ -128,16 +130,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
 
     sinks: list[EventSink] = []
-    publisher = None
+    delivery = None
     try:
         detector = load_detector(cfg.model)
         if args.events:
             sinks.append(JsonlSink(args.events))
         if args.publish:
-            from edge_agent.delivery import open_delivery
+            from edge_agent.delivery import Delivery
 
-            publisher, outbox_sink = open_delivery(cfg)
-            sinks.append(outbox_sink)
+            delivery = Delivery(cfg)
+            delivery.start()
+            sinks.append(delivery.sink)
         sink: EventSink = FanoutSink(*sinks) if sinks else MemorySink()
 
         def show(ev: object) -> None:
@@ -154,11 +157,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             annotate_path=args.annotate,
             start_wall_ts=start_ts,
             on_event=show,
+            motion_gate=args.motion_gate,
         )
         sink.close()
-    except (SourceError, ModelError, OSError) as err:
-        if publisher is not None:
-            publisher.stop(5.0)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return EXIT_PROBLEM
+    except (SourceError, ModelError, OutboxError, OSError) as err:
+        if delivery is not None:
+            delivery.close()
         return _fail(str(err))
     print(
         f"replayed {result.videos} video(s): {result.frames_read} frames read, "
@@ -173,9 +180,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ):
         if path:
             print(f"  {label}: {path}", file=sys.stderr)
-    if publisher is not None:
-        remaining = publisher.wait_drained(args.drain_timeout)
-        publisher.stop(5.0)
+    if delivery is not None:
+        remaining = delivery.wait_drained(args.drain_timeout)
+        delivery.close()
         if remaining:
             return _fail(
                 f"the broker did not acknowledge {remaining} item(s) within {args.drain_timeout:g} s; "
@@ -188,6 +195,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from edge_agent.models import fetch_model, list_models
 
+    if args.models_cmd in ("quantize", "export"):
+        from edge_agent import export, quantize
+
+        try:
+            return quantize.run(args) if args.models_cmd == "quantize" else export.run(args)
+        except ImportError as err:  # onnx comes with the optional `tools` extra
+            return _fail(f"the Python package {err.name} is missing: pip install 'edge-agent[tools]'")
     try:
         if args.models_cmd == "fetch":
             path = fetch_model(args.name)
@@ -224,6 +238,36 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+    from edge_agent.outbox import OutboxError
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return EXIT_PROBLEM
+    labels, problems = _known_labels(cfg)
+    problems += check_config(cfg, labels)
+    if cfg.mqtt is None:
+        problems.append(Problem("mqtt", "the daemon needs an mqtt section (url, credentials, tls)"))
+    if problems:
+        _print_problems(problems)
+        return EXIT_PROBLEM
+    try:
+        agent = Agent(cfg, args.config)
+    except (ModelError, OutboxError, OSError) as err:
+        return _fail(str(err))
+    agent.install_signal_handlers()
+    return agent.run()
+
+
+def cmd_zones(args: argparse.Namespace) -> int:
+    from edge_agent import zones_page
+
+    return zones_page.run(args)
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     from edge_agent import listen
 
@@ -233,15 +277,42 @@ def cmd_listen(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------
 
 
+def _add_model_tool_parsers(msub: Any) -> None:
+    from edge_agent import export, quantize
+
+    quantize.add_arguments(msub.add_parser("quantize", help="int8 model, with speed and agreement vs fp32"))
+    export.add_arguments(msub.add_parser("export", help="Ultralytics weights to ONNX plus a manifest"))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge_agent.doctor import run_checks
+
+    failed = 0
+    for check in run_checks(args.config):
+        print(check.line(), flush=True)
+        failed += check.status == "FAIL"
+    if failed:
+        print(f"{failed} check(s) failed", file=sys.stderr)
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description="Eagle Eye edge agent")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a config file and print every problem with its path")
     p.add_argument("config")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("doctor", help="installer check: config, model, cameras, broker, disk, clock")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("run", help="the daemon: every camera, live, until SIGTERM")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_run, log_level_default="INFO")
 
     p = sub.add_parser("replay", help="run recorded videos through the pipeline")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
@@ -260,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall time of the video's first frame, for timestamps and schedules (default %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="do not print a line per event")
+    p.add_argument(
+        "--motion-gate",
+        action="store_true",
+        help="skip the detector on still frames as the live agent does (default: analyse every paced frame)",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("models", help="fetch and list detector models")
@@ -267,7 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
     f = msub.add_parser("fetch", help="get a model from its manifest, checking its sha256")
     f.add_argument("name")
     msub.add_parser("list", help="show the manifests and whether each model is installed")
+    _add_model_tool_parsers(msub)
     p.set_defaults(func=cmd_models)
+
+    from edge_agent import listen
+
+    p = sub.add_parser("listen", help="the reference platform subscriber: validate, dedup, print events")
+    listen.add_arguments(p)
+    p.set_defaults(func=cmd_listen)
+
+    from edge_agent import zones_page
+
+    p = sub.add_parser("zones", help="a local web page to draw zones, lines and masks on the camera image")
+    zones_page.add_arguments(p)
+    p.set_defaults(func=cmd_zones)
 
     p = sub.add_parser("snapshot", help="one frame with zones, lines and masks drawn")
     p.add_argument("--config", required=True)
@@ -285,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -1,0 +1,138 @@
+"""`edge-agent doctor` against a live broker and RTSP server, and with each failure an installer meets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.broker import Mosquitto, make_password_file, mosquitto, mosquitto_factory  # noqa: F401
+from tests.conftest import REPO
+from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory  # noqa: F401
+
+PASSWORD = "cam-Pa55word"
+MQTT_PASSWORD = "mq-Pa55word"
+
+
+def write_config(tmp: Path, camera_url: str, broker: Mosquitto, **over: Any) -> Path:
+    cfg: dict[str, Any] = {
+        "version": 1,
+        "site": {"id": "s"},
+        "device": {"id": "d"},
+        "mqtt": {"url": broker.url},
+        "outbox": {"path": str(tmp / "state" / "outbox.sqlite3")},
+        "evidence": {"dir": str(tmp / "state" / "evidence")},
+        "cameras": [{"id": "gate", "url": camera_url, "detect": {"fps": 5}, "open_timeout_s": 3}],
+    }
+    cfg.update(over)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def doctor(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", "doctor", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def line(out: str, what: str) -> str:
+    found = [ln for ln in out.splitlines() if ln[5:].startswith(what + ":")]
+    assert len(found) == 1, out
+    return found[0]
+
+
+def test_all_ok_with_a_live_camera_and_broker(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+    rtsp_server_factory: Callable[..., RtspServer],  # noqa: F811
+    model_ready: Path,
+) -> None:
+    cam = rtsp_server_factory(user="admin", password=PASSWORD)
+    proc = doctor(write_config(tmp_path, cam.url_with(), mosquitto))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert line(out, "config").startswith("OK")
+    assert line(out, "model").startswith("OK") and "ms per frame" in line(out, "model")
+    assert line(out, "camera gate").startswith("OK") and "768x576" in line(out, "camera gate")
+    assert line(out, "broker").startswith("OK") and "acknowledged" in line(out, "broker")
+    assert line(out, "outbox").startswith("OK")
+    assert line(out, "clock").startswith("OK")
+    assert PASSWORD not in out + proc.stderr
+
+
+def test_each_failure_is_named_with_its_fix(
+    tmp_path: Path,
+    mosquitto_factory: Callable[..., Mosquitto],  # noqa: F811
+    rtsp_server_factory: Callable[..., RtspServer],  # noqa: F811
+    model_ready: Path,
+) -> None:
+    cam = rtsp_server_factory(user="admin", password=PASSWORD)
+    pw = make_password_file(tmp_path / "mq.passwd", {"edge": MQTT_PASSWORD})
+    broker = mosquitto_factory(password_file=pw).start()
+    (tmp_path / "mqtt.pass").write_text("wrong-" + MQTT_PASSWORD + "\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    config = write_config(
+        tmp_path,
+        cam.url_with("admin", "wrong-" + PASSWORD),
+        broker,
+        mqtt={"url": broker.url, "username": "edge", "password_file": str(tmp_path / "mqtt.pass")},
+        outbox={"path": str(blocker / "outbox.sqlite3")},
+    )
+    proc = doctor(config)
+    out = proc.stdout
+    assert proc.returncode == 1
+    assert line(out, "camera gate").startswith("FAIL")
+    assert "401" in line(out, "camera gate") and "fix the user or password" in line(out, "camera gate")
+    assert line(out, "broker").startswith("FAIL") and "refused" in line(out, "broker")
+    assert line(out, "outbox").startswith("FAIL") and "not writable" in line(out, "outbox")
+    assert PASSWORD not in out and MQTT_PASSWORD not in out
+
+    # the password fixed, the broker down
+    (tmp_path / "mqtt.pass").write_text(MQTT_PASSWORD + "\n")
+    assert line(doctor(config).stdout, "broker").startswith("OK")
+    broker.kill()
+    down = line(doctor(config).stdout, "broker")
+    assert down.startswith("FAIL") and "cannot reach" in down
+
+
+def test_a_damaged_model_file_fails_the_hash_check(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+    model_ready: Path,
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    damaged = models / model_ready.name
+    shutil.copy(model_ready, damaged)
+    with damaged.open("r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00" * 16)
+    config = write_config(tmp_path, str(REPO / "fixtures" / "walkway-a.mp4"), mosquitto)
+    proc = doctor(config, env={"EDGE_AGENT_MODEL_DIR": str(models)})
+    model = line(proc.stdout, "model")
+    assert proc.returncode == 1
+    assert model.startswith("FAIL") and "sha256" in model and "edge-agent models fetch yolox-nano" in model
+
+
+def test_a_broken_config_is_reported_and_nothing_else_runs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nsite: {id: s}\ndevice: {id: d}\ncameras: [{id: a, url: x, colour: red}]\n")
+    proc = doctor(bad)
+    assert proc.returncode == 1
+    [only] = proc.stdout.splitlines()
+    assert only.startswith("FAIL config: cameras[0].colour: unknown key 'colour' (expected one of: id, url,")
+    assert only.endswith("-> edit the config file")
