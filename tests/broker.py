@@ -195,6 +195,7 @@ class Message:
     payload: bytes
     qos: int
     retain: bool
+    received_at: float = field(default_factory=time.time)
 
     def json(self) -> Any:
         return json.loads(self.payload)
