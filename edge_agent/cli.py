@@ -59,12 +59,10 @@ def _load(path: str) -> Config:
 
 def _known_labels(cfg: Config) -> tuple[list[str] | None, list[Problem]]:
     """The model's labels: from its manifest, or from the ONNX file of a custom `model.path`."""
-    from edge_agent.models import load_manifest, resolve_model
+    from edge_agent.models import model_labels
 
     try:
-        if cfg.model.path is None and cfg.model.name is not None:
-            return list(load_manifest(cfg.model.name).labels), []
-        return list(resolve_model(cfg.model).labels), []
+        return list(model_labels(cfg.model)), []
     except ModelError as err:
         return None, [Problem("model", str(err))]
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edge_agent.config import CameraConfig, Config, ConfigError, check_config, load_config, redact
-from edge_agent.models import ModelError, load_manifest, model_dir, resolve_model, sha256_of
+from edge_agent.models import ModelError, load_manifest, model_dir, model_labels, sha256_of
 
 MIN_FREE_MB = 200
 SUBSTREAM_WIDTH = 1280
@@ -46,9 +46,7 @@ def check_config_file(path: str) -> tuple[Config | None, list[Check]]:
         return None, [Check("FAIL", "config", str(p), "edit the config file") for p in err.problems]
     labels: list[str] | None = None
     try:
-        labels = list(resolve_model(cfg.model).labels) if cfg.model.path else None
-        if labels is None and cfg.model.name:
-            labels = list(load_manifest(cfg.model.name).labels)
+        labels = list(model_labels(cfg.model))
     except ModelError:
         labels = None  # the model check reports it
     problems = check_config(cfg, labels)
@@ -107,7 +105,8 @@ def check_model(cfg: Config) -> list[Check]:
 
 
 def check_camera(cam: CameraConfig) -> Check:
-    from edge_agent.sources.rtsp import merge_capture_options, probe_rtsp
+    from edge_agent.sources.rtsp import merge_capture_options
+    from edge_agent.sources.rtsp_probe import probe_rtsp
 
     what = f"camera {cam.id}"
     url = cam.url.removeprefix("file://")

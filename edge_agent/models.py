@@ -257,6 +257,8 @@ def fetch_model(
             raise ModelError(
                 f"sha256 mismatch for {manifest.file} from {source}: expected {manifest.sha256}, got {got}"
             )
+        # weights are not secret: readable by the service user whoever fetched them
+        tmp_path.chmod(0o644)
         tmp_path.replace(target)
     except OSError as err:  # urllib's URLError and HTTPError are OSErrors too
         raise ModelError(
@@ -423,3 +425,10 @@ def resolve_model(cfg: ModelConfig, *, model_dir: Path | None = None) -> Resolve
         input_range=manifest.input_range,
         letterbox_pad=manifest.letterbox_pad,
     )
+
+
+def model_labels(cfg: ModelConfig) -> tuple[str, ...]:
+    """The labels a config's model knows, without loading it when a manifest says them."""
+    if cfg.path is None and cfg.name is not None:
+        return load_manifest(cfg.name).labels
+    return resolve_model(cfg).labels

@@ -18,7 +18,8 @@ import pytest
 
 from edge_agent.config import CameraConfig
 from edge_agent.sources import Source, SourceError
-from edge_agent.sources.rtsp import RtspSource, authorization_header, merge_capture_options, probe_rtsp
+from edge_agent.sources.rtsp import RtspSource, merge_capture_options
+from edge_agent.sources.rtsp_probe import authorization_header, probe_rtsp
 from tests.rtsp import RtspServer, free_port, gstreamer, rtsp_server, rtsp_server_factory, wait_until
 
 __all__ = ["gstreamer", "rtsp_server", "rtsp_server_factory"]  # fixtures used by name

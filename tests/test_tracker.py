@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from edge_agent.track import kalman
-from edge_agent.track.tracker import Tracker, linear_assignment, match_by_iou
+from edge_agent.track.assignment import linear_assignment, match_by_iou
+from edge_agent.track.tracker import Tracker
 from edge_agent.types import Detections
 
 PERSON, CAR = 0, 2
