@@ -57,29 +57,36 @@ def _load(path: str) -> Config:
     return load_config(path)
 
 
-def _known_labels(cfg: Config) -> tuple[list[str] | None, list[Problem]]:
-    """The model's labels: from its manifest, or from the ONNX file of a custom `model.path`."""
+def _load_checked(path: str, need_mqtt: bool = False) -> Config | None:
+    """The config with every check of `validate`; None (problems printed) if any fails."""
     from edge_agent.models import model_labels
 
     try:
-        return list(model_labels(cfg.model)), []
+        cfg = _load(path)
+    except ConfigError as err:
+        _print_problems(err.problems)
+        return None
+    problems: list[Problem] = []
+    labels: list[str] | None = None
+    try:
+        labels = list(model_labels(cfg.model))
     except ModelError as err:
-        return None, [Problem("model", str(err))]
+        problems.append(Problem("model", str(err)))
+    problems += check_config(cfg, labels)
+    if need_mqtt and cfg.mqtt is None:
+        problems.append(Problem("mqtt", "the daemon needs an mqtt section (url, credentials, tls)"))
+    if problems:
+        _print_problems(problems)
+        return None
+    return cfg
 
 
 # --- commands ------------------------------------------------------------------
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        cfg = _load(args.config)
-    except ConfigError as err:
-        _print_problems(err.problems)
-        return EXIT_PROBLEM
-    labels, problems = _known_labels(cfg)
-    problems += check_config(cfg, labels)
-    if problems:
-        _print_problems(problems)
+    cfg = _load_checked(args.config)
+    if cfg is None:
         return EXIT_PROBLEM
     rules = sum(len(c.rules) for c in cfg.cameras)
     print(f"{args.config}: OK ({len(cfg.cameras)} cameras, {rules} rules)")
@@ -108,17 +115,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edge_agent.sources import SourceError
 
     try:
-        cfg = _load(args.config)
         start_ts = _parse_start(args.start_time)
-    except ConfigError as err:
-        _print_problems(err.problems)
-        return EXIT_PROBLEM
     except ValueError as err:
         return _fail(str(err), EXIT_USAGE)
-    labels, problems = _known_labels(cfg)
-    problems += check_config(cfg, labels)
-    if problems:
-        _print_problems(problems)
+    cfg = _load_checked(args.config)
+    if cfg is None:
         return EXIT_PROBLEM
     camera_id = args.camera or cfg.cameras[0].id
     try:
@@ -240,17 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent
     from edge_agent.outbox import OutboxError
 
-    try:
-        cfg = _load(args.config)
-    except ConfigError as err:
-        _print_problems(err.problems)
-        return EXIT_PROBLEM
-    labels, problems = _known_labels(cfg)
-    problems += check_config(cfg, labels)
-    if cfg.mqtt is None:
-        problems.append(Problem("mqtt", "the daemon needs an mqtt section (url, credentials, tls)"))
-    if problems:
-        _print_problems(problems)
+    cfg = _load_checked(args.config, need_mqtt=True)
+    if cfg is None:
         return EXIT_PROBLEM
     try:
         agent = Agent(cfg, args.config)

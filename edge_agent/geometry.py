@@ -63,31 +63,26 @@ def segments_intersect(p1: Point, p2: Point, a: Point, b: Point) -> bool:
     return (d1 * d2 <= 0) and (d3 * d4 <= 0) and not (d1 == 0 and d2 == 0)
 
 
-def box_iou(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
+def _intersections(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Intersection areas (len(a), len(b)) and each side's box areas, for xyxy boxes."""
     a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float32)
     tl = np.maximum(a[:, None, :2], b[None, :, :2])
     br = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(br - tl, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+    return inter, (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1), (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+
+
+def box_iou(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
+    """IoU matrix (len(a), len(b)) of xyxy boxes."""
+    inter, area_a, area_b = _intersections(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.asarray(np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0), dtype=np.float32)
 
 
 def box_overlap_of_first(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
     """Share of each box of `a` covered by each box of `b` (len(a), len(b))."""
-    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float32)
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(br - tl, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
+    inter, area_a, _ = _intersections(a, b)
     return np.asarray(inter / np.maximum(area_a[:, None], 1e-9), dtype=np.float32)
 
 

@@ -20,11 +20,7 @@ class Crowd:
 
     def update(self, scene: Scene) -> list[Observation]:
         idx = select(scene, self.labels, self.min_score)
-        dets = scene.dets[idx]
-        assert dets.track_id is not None
-        members = self.zone.update(
-            dets.track_id, dets.anchors, scene.frame.width, scene.frame.height, scene.media_s
-        )
+        _, track_ids, members = self.zone.update_scene(scene, idx)
         if len(members) < self.min_count:
             self._over_since_s = None
             return []
@@ -32,7 +28,7 @@ class Crowd:
             self._over_since_s = scene.media_s
         if scene.media_s - self._over_since_s < self.min_duration_s:
             return []
-        present = [int(i) for i, tid in zip(idx, dets.track_id.tolist(), strict=True) if tid in members]
+        present = [int(i) for i, tid in zip(idx, track_ids.tolist(), strict=True) if tid in members]
         present.sort(key=lambda i: -float(scene.dets.score[i]))
         return [
             Observation(

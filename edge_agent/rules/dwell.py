@@ -36,16 +36,12 @@ class Dwell:
 
     def update(self, scene: Scene) -> list[Observation]:
         idx = select(scene, self.labels, self.min_score)
-        dets = scene.dets[idx]
-        assert dets.track_id is not None
-        members = self.zone.update(
-            dets.track_id, dets.anchors, scene.frame.width, scene.frame.height, scene.media_s
-        )
+        dets, track_ids, members = self.zone.update_scene(scene, idx)
         for tid in [t for t in self._still if t not in members]:
             del self._still[tid]
         out: list[Observation] = []
         anchors, heights = dets.anchors, dets.heights
-        for j, tid in enumerate(dets.track_id.tolist()):
+        for j, tid in enumerate(track_ids.tolist()):
             if tid not in members:
                 continue
             since = members[tid]

@@ -21,14 +21,10 @@ class Presence:
 
     def update(self, scene: Scene) -> list[Observation]:
         idx = select(scene, self.labels, self.min_score)
-        dets = scene.dets[idx]
-        assert dets.track_id is not None
-        members = self.zone.update(
-            dets.track_id, dets.anchors, scene.frame.width, scene.frame.height, scene.media_s
-        )
+        _, track_ids, members = self.zone.update_scene(scene, idx)
         if not members:
             return []
-        present = [int(i) for i, tid in zip(idx, dets.track_id.tolist(), strict=True) if tid in members]
+        present = [int(i) for i, tid in zip(idx, track_ids.tolist(), strict=True) if tid in members]
         present.sort(key=lambda i: -float(scene.dets.score[i]))
         return [
             Observation(

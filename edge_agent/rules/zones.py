@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.geometry import points_in_polygon, to_pixels
+from edge_agent.rules.base import Scene
+from edge_agent.types import Detections
 
 
 @dataclass
@@ -87,6 +89,16 @@ class ZoneMembership:
         for tid in [t for t in self._members if t not in seen]:
             self._mark_outside(tid, self._members[tid], media_s)
         return {tid: m.since_s for tid, m in self._members.items() if m.confirmed}
+
+    def update_scene(
+        self, scene: Scene, idx: npt.NDArray[np.intp]
+    ) -> tuple[Detections, npt.NDArray[np.int64], dict[int, float]]:
+        """`update` with the scene's objects at `idx`: those objects, their track ids, the members."""
+        dets = scene.dets[idx]
+        assert dets.track_id is not None, "zones need tracked detections"
+        frame = scene.frame
+        members = self.update(dets.track_id, dets.anchors, frame.width, frame.height, frame.media_s)
+        return dets, dets.track_id, members
 
     def _mark_outside(self, tid: int, m: _Member, media_s: float) -> None:
         m.outside_frames += 1
