@@ -362,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # messages say what went wrong. Set before the first capture opens.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"))

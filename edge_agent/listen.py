@@ -2,7 +2,7 @@
 
 Subscribes to every device's events (and snapshots and status) under a topic
 prefix, checks each event against `mqtt/event.schema.json`, drops the
-duplicates that at-least-once delivery brings (by `(event_id, phase)`), saves
+duplicates that at-least-once delivery brings (by `(event_id, phase, ts)`), saves
 snapshots as `<event_id>.jpg` and prints one line per event. This is CLI code:
 its output goes to stdout with `print`.
 """
@@ -30,7 +30,7 @@ from edge_agent.publish.mqtt import new_client_id, parse_broker_url
 from edge_agent.publish.topics import API_VERSION, all_devices_filter
 from edge_agent.schemas import validate
 
-_SEEN_MAX = 100_000  # (event_id, phase) pairs remembered for deduplication
+_SEEN_MAX = 100_000  # (event_id, phase, ts) keys remembered for deduplication
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -138,7 +138,7 @@ class _Listener:
         self.count = args.count
         self.snapshots = Path(args.snapshots) if args.snapshots else None
         self.prefix = prefix
-        self.seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.snapshot_sha: OrderedDict[str, str] = OrderedDict()
         self.events = 0
         self.duplicates = 0
@@ -166,7 +166,7 @@ class _Listener:
         if errors:
             self._invalid(topic, errors[0])
             return
-        key = (event["event_id"], event["phase"])
+        key = (event["event_id"], event["phase"], event["ts"])
         if key in self.seen:
             self.duplicates += 1
             return

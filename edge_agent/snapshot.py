@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,13 @@ from edge_agent.sources import SourceError
 def grab_frame(url: str, timeout_s: float = 10.0) -> npt.NDArray[np.uint8]:
     """Read one frame from a camera URL or a video file."""
     target = url.removeprefix("file://")
+    if target.startswith(("rtsp://", "rtsps://")):
+        from edge_agent.sources.rtsp import merge_capture_options
+
+        # the same transport as the agent (TCP): UDP through a village's cheap switches drops frames
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = merge_capture_options(
+            os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+        )
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         int(timeout_s * 1000),
@@ -25,7 +33,12 @@ def grab_frame(url: str, timeout_s: float = 10.0) -> npt.NDArray[np.uint8]:
     cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     try:
         if not cap.isOpened():
-            raise SourceError(f"{redact(url)}: cannot open the camera or file")
+            why = "cannot open the camera or file"
+            if target.startswith(("rtsp://", "rtsps://")):
+                from edge_agent.sources.rtsp_probe import probe_rtsp
+
+                why = f"cannot open the camera: {probe_rtsp(url, timeout_s)}"
+            raise SourceError(f"{redact(url)}: {why}")
         ok, img = cap.read()
         if not ok or img is None:
             raise SourceError(f"{redact(url)}: opened, but no frame arrived")

@@ -293,7 +293,7 @@ class Subscriber:
         return [m.json() for m in self.snapshot() if "/events/" in m.topic]
 
     def wait_events(self, unique: int, timeout_s: float) -> list[dict[str, Any]]:
-        """Wait for `unique` distinct (event_id, phase) pairs; returns all events received."""
+        """Wait for `unique` distinct (event_id, phase, ts) keys; returns all events received."""
         self.wait_for(lambda msgs: len(dedup(_events_of(msgs))) >= unique, timeout_s)
         return self.events()
 
@@ -303,11 +303,11 @@ def _events_of(msgs: list[Message]) -> list[dict[str, Any]]:
 
 
 def dedup(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What a platform keeps: the first copy of each (event_id, phase), in arrival order."""
+    """What a platform keeps: the first copy of each (event_id, phase, ts), in arrival order."""
     seen: set[tuple[str, str]] = set()
     out = []
     for e in events:
-        key = (e["event_id"], e["phase"])
+        key = (e["event_id"], e["phase"], e["ts"])
         if key not in seen:
             seen.add(key)
             out.append(e)

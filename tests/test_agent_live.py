@@ -120,6 +120,11 @@ def events_of(sub: Subscriber, cam: str, rule: str) -> list[dict[str, Any]]:
     return [e for e in dedup(sub.events()) if e["camera"] == cam and e["rule"] == rule]
 
 
+def analysed(sub: Subscriber, cam: str) -> int:
+    stats = [m.json() for m in sub.snapshot() if m.topic.endswith("/stats")]
+    return int(stats[-1]["cameras"][cam]["analysed_frames"]) if stats else 0
+
+
 def all_payload_text(sub: Subscriber) -> str:
     return "\n".join(
         m.payload.decode("utf-8", "replace") for m in sub.snapshot() if "/snapshots/" not in m.topic
@@ -154,9 +159,11 @@ def test_two_live_cameras_survive_kill_and_hang(
         assert [(e["camera"], e["phase"]) for e in health] == [("east", "start")]
         assert camera_states(sub, "west")[-1] == "online"
 
-        # back on the same port: online again, the health incident ends, events resume
+        # back on the same port: online again, the health incident ends, frames are analysed again
+        analysed_before = analysed(sub, "east")
         cam1.start()
         wait_until(lambda: camera_states(sub, "east")[-1:] == ["online"], 30, "east online again")
+        wait_until(lambda: analysed(sub, "east") > analysed_before + 5, 15, "east analysing again")
         wait_until(
             lambda: any(e["phase"] == "end" for e in dedup(sub.events()) if e["kind"] == "camera_health"),
             10,

@@ -7,6 +7,7 @@ example Mosquitto config and ACL are run, not just read.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -382,9 +383,13 @@ def _raw_publish(port: int, items: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
+def update_at(clock: str) -> Event:
+    return dataclasses.replace(make_event(1, phase="update"), ts=f"2026-11-26T{clock}.000Z")
+
+
 def test_listen_validates_dedups_and_saves_snapshots(mosquitto: Mosquitto, tmp_path: Path) -> None:  # noqa: F811
     snaps = tmp_path / "snaps"
-    proc = _listen("--url", mosquitto.url, "--snapshots", str(snaps), "--count", "3", "--timeout", "20")
+    proc = _listen("--url", mosquitto.url, "--snapshots", str(snaps), "--count", "5", "--timeout", "20")
     jpeg = fake_jpeg(1)
     first = make_event(1, snapshot=jpeg)
     bad = make_event(9).to_dict() | {"phase": "begin"}
@@ -395,6 +400,10 @@ def test_listen_validates_dedups_and_saves_snapshots(mosquitto: Mosquitto, tmp_p
         (TOPICS.event("cam-a", "dumping"), first.to_json().encode()),  # a re-send
         (TOPICS.event("cam-a", "dumping"), json.dumps(bad).encode()),
         (TOPICS.event("cam-a", "dumping"), b"not json"),
+        # two updates of one incident share its event_id and phase: both are news
+        (TOPICS.event("cam-a", "dumping"), update_at("08:16:01").to_json().encode()),
+        (TOPICS.event("cam-a", "dumping"), update_at("08:17:01").to_json().encode()),
+        (TOPICS.event("cam-a", "dumping"), update_at("08:17:01").to_json().encode()),  # a re-send
         (TOPICS.event("cam-a", "dumping"), make_event(1, phase="end").to_json().encode()),
         (TOPICS.event("cam-b", "dumping"), make_event(2, camera="cam-b").to_json().encode()),
     ]
@@ -409,8 +418,10 @@ def test_listen_validates_dedups_and_saves_snapshots(mosquitto: Mosquitto, tmp_p
         "INVALID event on eagleeye/v1/laohu/edge-01/events/cam-a/dumping: phase: 'begin'"
     )
     assert lines[3].startswith("INVALID event on") and "not JSON" in lines[3]
-    assert " END " in lines[4] and " cam-b " in lines[5] and len(lines) == 6
-    assert "3 events, 1 duplicates dropped, 2 invalid, 1 snapshots saved" in err
+    assert lines[4].startswith("08:16:01") and " UPDATE " in lines[4]
+    assert lines[5].startswith("08:17:01") and " UPDATE " in lines[5]
+    assert " END " in lines[6] and " cam-b " in lines[7] and len(lines) == 8
+    assert "5 events, 2 duplicates dropped, 2 invalid, 1 snapshots saved" in err
     saved = snaps / f"{first.event_id}.jpg"
     assert saved.read_bytes() == jpeg
     assert (
