@@ -59,18 +59,40 @@ def header() -> str:
     )
 
 
-def main() -> int:
-    parts = [header()]
-    for name in SECTIONS:
-        if not (HERE / f"{name}.py").exists():
+def run_section(name: str) -> str:
+    t0 = time.perf_counter()
+    print(f"bench: {name} ...", file=sys.stderr, flush=True)
+    text = str(importlib.import_module(name).run())
+    print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return text
+
+
+def replace_sections(report: str, new: list[str]) -> str:
+    """The report with each `## Heading` section of `new` put in place of its namesake."""
+    for section in new:
+        heading = section.splitlines()[0]
+        start = report.find(heading + "\n")
+        if start < 0:
+            report = report.rstrip("\n") + "\n\n" + section
             continue
-        t0 = time.perf_counter()
-        print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        module = importlib.import_module(name)
-        parts.append(module.run())
-        print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        end = report.find("\n## ", start + len(heading))
+        report = report[:start] + section.rstrip("\n") + "\n" + (report[end:] if end >= 0 else "")
+    return report
+
+
+def main() -> int:
+    """`run_all.py` runs every section; `run_all.py bench_cameras ...` re-runs those into the report."""
+    only = sys.argv[1:]
     report = HERE / "REPORT.md"
-    report.write_text("\n".join(parts))
+    if only:
+        unknown = [n for n in only if n not in SECTIONS]
+        if unknown:
+            print(f"unknown sections: {', '.join(unknown)} (known: {', '.join(SECTIONS)})", file=sys.stderr)
+            return 2
+        report.write_text(replace_sections(report.read_text(), [run_section(n) for n in only]))
+    else:
+        parts = [header()] + [run_section(n) for n in SECTIONS if (HERE / f"{n}.py").exists()]
+        report.write_text("\n".join(parts))
     print(f"wrote {report}", file=sys.stderr)
     return 0
 

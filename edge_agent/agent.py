@@ -233,6 +233,7 @@ class Agent:
         for rt in list(self.cameras):
             entry = rt.health.stats(rt.source)
             entry["skipped_frames"] = rt.pipeline.pacer.skipped + rt.pipeline.gated_frames
+            entry["gated_frames"] = rt.pipeline.gated_frames
             entry["analysed_frames"] = rt.pipeline.frames_analysed
             entry["detector_ms"] = round(rt.pipeline.detector_ms, 2)
             entry["events"] = rt.events
