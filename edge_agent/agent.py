@@ -39,6 +39,7 @@ HEALTH_RULE = "camera-health"
 HEALTH_EVERY_S = 0.5
 IDLE_SLEEP_S = 0.005
 STOP_DRAIN_S = 5.0
+SOURCE_STOP_S = 2.0
 
 
 @dataclass
@@ -148,8 +149,13 @@ class Agent:
                 self._stop.wait(IDLE_SLEEP_S)
 
     def _stop_cameras(self, cameras: list[CameraRuntime]) -> None:
+        # Ask every reader first, then wait on one shared deadline: ten hung cameras
+        # must not add up to ten read timeouts when systemd waits for the stop.
         for rt in cameras:
-            rt.source.stop(2.0)
+            rt.source.stop(0.0)
+        deadline = time.monotonic() + SOURCE_STOP_S
+        for rt in cameras:
+            rt.source.stop(max(0.0, deadline - time.monotonic()))
         for rt in cameras:
             rt.pipeline.close()
 
