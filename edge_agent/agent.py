@@ -23,7 +23,6 @@ from edge_agent.delivery import Delivery
 from edge_agent.detect import Detector
 from edge_agent.detect.onnx import load_detector
 from edge_agent.events import event_id as make_event_id
-from edge_agent.events import iso_utc
 from edge_agent.evidence import EvidenceStore
 from edge_agent.health import CameraHealth
 from edge_agent.pipeline import CameraPipeline
@@ -31,7 +30,7 @@ from edge_agent.publish import EventSink
 from edge_agent.replay import identity_of
 from edge_agent.sources.rtsp import RtspSource
 from edge_agent.systemd import Watchdog, sd_notify
-from edge_agent.types import Event
+from edge_agent.types import Event, iso_utc
 
 logger = logging.getLogger(__name__)
 

@@ -113,6 +113,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edge_agent.publish.jsonl import FanoutSink, JsonlSink, MemorySink
     from edge_agent.replay import run_replay
     from edge_agent.sources import SourceError
+    from edge_agent.types import Event
 
     try:
         start_ts = _parse_start(args.start_time)
@@ -142,9 +143,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             sinks.append(delivery.sink)
         sink: EventSink = FanoutSink(*sinks) if sinks else MemorySink()
 
-        def show(ev: object) -> None:
+        def show(ev: Event) -> None:
             if not args.quiet:
-                print(event_line(ev.to_dict()), flush=True)  # type: ignore[attr-defined]
+                print(event_line(ev.to_dict()), flush=True)
 
         result = run_replay(
             cfg,

@@ -1,4 +1,4 @@
-"""Readable one-line renderings for people at a terminal."""
+"""Readable one-line renderings of events for people at a terminal (`replay`, `listen`)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def event_line(ev: Mapping[str, Any]) -> str:
-    """`08:15:32 laohu/edge-01 bridge-east dumping START alert suitcase#17 in dump-corner 30.0s [id]`."""
-    clock = str(ev.get("ts", ""))[11:19]
-    objs = ev.get("objects") or []
-    who = ", ".join(f"{o['label']}#{o['track_id']}" for o in objs[:4]) or "-"
-    if len(objs) > 4:
-        who += f" +{len(objs) - 4}"
-    where = f" in {ev['zone']}" if ev.get("zone") else ""
-    extra = ""
-    details = ev.get("details") or {}
-    if details:
-        extra = " " + " ".join(f"{k}={v}" for k, v in details.items() if not isinstance(v, (list, dict)))
+def short_id(event_id: str, width: int = 12) -> str:
+    return event_id if len(event_id) <= width else event_id[:width] + "…"
+
+
+def event_line(e: Mapping[str, Any]) -> str:
+    """`08:15:32 laohu/edge-01 bridge-east dumping START alert suitcase#17 in dump-corner 30.0s [id…]`."""
+    ts = str(e.get("ts", ""))
+    clock = ts[11:19] if len(ts) >= 19 else ts
+    objects = e.get("objects") or []
+    if objects:
+        what = f"{objects[0].get('label')}#{objects[0].get('track_id')}"
+    else:
+        what = str(e.get("label") or e.get("kind") or "-")
+    where = f" in {e['zone']}" if e.get("zone") else ""
+    duration = float(e.get("duration_s") or 0.0)
     return (
-        f"{clock} {ev.get('site')}/{ev.get('device')} {ev.get('camera')} {ev.get('rule')} "
-        f"{str(ev.get('phase', '')).upper()} {ev.get('severity')} {who}{where} "
-        f"t={float(ev.get('media_s', 0)):.1f}s dur={float(ev.get('duration_s', 0)):.1f}s{extra} "
-        f"[{ev.get('event_id')}]"
+        f"{clock} {e.get('site')}/{e.get('device')} {e.get('camera')} {e.get('rule')} "
+        f"{str(e.get('phase', '')).upper()} {e.get('severity')} {what}{where} {duration:.1f}s "
+        f"[{short_id(str(e.get('event_id', '')))}]"
     )

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 
 from edge_agent.geometry import relative_box
 from edge_agent.rules.engine import EventDraft
-from edge_agent.types import Event, EventObject, SnapshotRef
-
-
-def iso_utc(wall_ts: float) -> str:
-    """RFC 3339 UTC with milliseconds: 2026-11-26T08:15:02.400Z."""
-    dt = datetime.fromtimestamp(round(wall_ts, 3), timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+from edge_agent.types import Event, EventObject, SnapshotRef, iso_utc
 
 
 def event_id(device: str, camera: str, rule: str, start_frame: int, key: str, start_wall_ts: float) -> str:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from edge_agent.config import redact
+from edge_agent.types import iso_utc
 
 READER_STATUSES = ("starting", "online", "stalled", "offline")
 STATES = ("online", "stalled", "offline")
@@ -42,11 +42,6 @@ class ReaderCounters(Protocol):
     def stalls(self) -> int: ...
     @property
     def last_error(self) -> str | None: ...
-
-
-def iso_utc(wall_ts: float) -> str:
-    """UNIX seconds as `2026-11-26T08:15:02.400Z`."""
-    return datetime.fromtimestamp(wall_ts, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 class CameraHealth:

@@ -26,6 +26,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge_agent.config import ConfigError, load_config, redact
+from edge_agent.console import event_line
 from edge_agent.publish.mqtt import new_client_id, parse_broker_url
 from edge_agent.publish.topics import API_VERSION, all_devices_filter
 from edge_agent.schemas import validate
@@ -108,28 +109,6 @@ def _err(text: str) -> None:
     print(f"listen: {text}", file=sys.stderr, flush=True)
 
 
-def short_id(event_id: str, width: int = 12) -> str:
-    return event_id if len(event_id) <= width else event_id[:width] + "…"
-
-
-def format_event(e: dict[str, Any]) -> str:
-    """`08:15:32 laohu/edge-01 bridge-east dumping START alert suitcase#17 in dump-corner 30.0s [id…]`."""
-    ts = str(e.get("ts", ""))
-    clock = ts[11:19] if len(ts) >= 19 else ts
-    objects = e.get("objects") or []
-    if objects:
-        what = f"{objects[0].get('label')}#{objects[0].get('track_id')}"
-    else:
-        what = str(e.get("label") or e.get("kind") or "-")
-    where = f" in {e['zone']}" if e.get("zone") else ""
-    duration = float(e.get("duration_s") or 0.0)
-    return (
-        f"{clock} {e.get('site')}/{e.get('device')} {e.get('camera')} {e.get('rule')} "
-        f"{str(e.get('phase', '')).upper()} {e.get('severity')} {what}{where} {duration:.1f}s "
-        f"[{short_id(str(e.get('event_id', '')))}]"
-    )
-
-
 class _Listener:
     """Message handling (runs on paho's network thread)."""
 
@@ -177,7 +156,7 @@ class _Listener:
         if self.json:
             print(json.dumps(event, ensure_ascii=False, separators=(",", ":")), flush=True)
         else:
-            print(format_event(event), flush=True)
+            print(event_line(event), flush=True)
         self._check_snapshot(event)
         if self.count is not None and self.events >= self.count:
             self.done.set()

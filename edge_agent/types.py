@@ -8,8 +8,10 @@ check one against the other.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,15 @@ import numpy.typing as npt
 EVENT_SCHEMA = "eagleeye.event/1"
 PHASES = ("start", "update", "end")
 SEVERITIES = ("info", "warning", "alert")
+
+
+def iso_utc(wall_ts: float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds and a Z, as in every payload: 2026-11-26T08:15:02.400Z.
+
+    `None` means now.
+    """
+    dt = datetime.fromtimestamp(round(time.time() if wall_ts is None else wall_ts, 3), timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True)

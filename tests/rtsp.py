@@ -16,7 +16,6 @@ import functools
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -40,12 +39,6 @@ _CHECK = (
     "if Gst.ElementFactory.find(e) is None]; "
     "print(' '.join(missing))"
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @functools.lru_cache(maxsize=1)

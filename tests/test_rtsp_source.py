@@ -20,7 +20,8 @@ from edge_agent.config import CameraConfig
 from edge_agent.sources import Source, SourceError
 from edge_agent.sources.rtsp import RtspSource, merge_capture_options
 from edge_agent.sources.rtsp_probe import authorization_header, probe_rtsp
-from tests.rtsp import RtspServer, free_port, gstreamer, rtsp_server, rtsp_server_factory, wait_until
+from tests.broker import free_port
+from tests.rtsp import RtspServer, gstreamer, rtsp_server, rtsp_server_factory, wait_until
 
 __all__ = ["gstreamer", "rtsp_server", "rtsp_server_factory"]  # fixtures used by name
 

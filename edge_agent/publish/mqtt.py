@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -38,6 +37,7 @@ from edge_agent.config import Config, MqttConfig, redact
 from edge_agent.outbox import Outbox, OutboxItem
 from edge_agent.publish.backoff import Backoff
 from edge_agent.publish.topics import Topics
+from edge_agent.types import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,6 @@ CAMERA_STATES = ("online", "offline", "stalled")
 DEFAULT_WINDOW = 32
 _STABLE_S = 10.0  # a connection that held this long resets the backoff
 _MAX_SELECT_S = 1.0  # keepalive pings and the stop flag are checked at least this often
-
-
-def utc_iso(ts: float | None = None) -> str:
-    """RFC 3339 UTC with milliseconds and a Z, as in every payload."""
-    moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -124,7 +118,7 @@ class MqttPublisher:
         self._offline_acked = False
         self._next_stats = 0.0
         self._connect_ok_at: float | None = None
-        self._connected_since = utc_iso()
+        self._connected_since = iso_utc()
         self._just_connected = False
         self._camera_status: dict[str, tuple[str, str]] = {}
         self._camera_dirty: set[str] = set()
@@ -198,7 +192,7 @@ class MqttPublisher:
             old = self._camera_status.get(camera)
             if old is not None and old[0] == state and since is None:
                 return
-            self._camera_status[camera] = (state, since or utc_iso())
+            self._camera_status[camera] = (state, since or iso_utc())
             self._camera_dirty.add(camera)
         self._wake()
 
@@ -256,7 +250,7 @@ class MqttPublisher:
                 hint = " (check mqtt.username and the password)" if rc.value in (4, 5, 0x86, 0x87) else ""
                 return False, f"{self._url_shown} refused the connection: {rc}{hint}"
             connect_ms = (time.monotonic() - t0) * 1000
-            payload = json.dumps({"check": "doctor", "ts": utc_iso()})
+            payload = json.dumps({"check": "doctor", "ts": iso_utc()})
             info = client.publish(f"{self._topics.base}/doctor", payload, qos=1)
             info.wait_for_publish(timeout_s)
             if not info.is_published():
@@ -295,7 +289,7 @@ class MqttPublisher:
         return {
             **extra,
             "schema": STATS_SCHEMA,
-            "ts": utc_iso(),
+            "ts": iso_utc(),
             "uptime_s": round(time.monotonic() - self._started_mono, 3),
             "outbox": self._outbox.counters(),
             "mqtt": self.counters(),
@@ -418,7 +412,7 @@ class MqttPublisher:
         username, password = self._credentials()
         if username is not None or password is not None:
             client.username_pw_set(username, password)
-        self._connected_since = utc_iso()
+        self._connected_since = iso_utc()
         will = {"state": "offline", "since": self._connected_since, "reason": "connection_lost"}
         client.will_set(self._topics.status, json.dumps(will), qos=1, retain=True)
         if self._tls:
@@ -575,7 +569,7 @@ class MqttPublisher:
         if not self._connected:
             return True
         if self._offline_mid is None:
-            offline = {"state": "offline", "since": utc_iso(), "reason": "stopped"}
+            offline = {"state": "offline", "since": iso_utc(), "reason": "stopped"}
             info = client.publish(self._topics.status, json.dumps(offline), qos=1, retain=True)
             self._offline_mid = info.mid
         if self._offline_acked or time.monotonic() >= self._stop_deadline:
