@@ -13,16 +13,39 @@ APT_PACKAGES := mosquitto mosquitto-clients openssl ffmpeg \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	chromium shellcheck systemd
 SETUP_STAMP := $(VENV)/.setup-done
+# Every Python package comes from a lock file with hashes (requirements/README.md): the same
+# versions on every machine, whatever PyPI has released since. `make lock` makes them again.
+LOCKS := requirements/build.lock requirements/runtime.lock requirements/dev.lock
+PIP_LOCKED := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
+UV_COMPILE := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv pip compile --quiet --universal \
+	--python-version 3.10 --generate-hashes --custom-compile-command 'make lock'
 
-.PHONY: setup demo test lint bench fixtures clean apt model
+.PHONY: setup demo test lint bench fixtures clean apt model lock upgrade-check goldens
 
 setup: $(SETUP_STAMP) apt model
 
-$(SETUP_STAMP): pyproject.toml
+$(SETUP_STAMP): pyproject.toml $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PIP_LOCKED) -r requirements/build.lock
+	$(PIP_LOCKED) -r requirements/dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	@touch $@
+
+# Re-resolve the locks from pyproject.toml and requirements/build.in (newest allowed versions).
+lock: $(SETUP_STAMP)
+	$(UV_COMPILE) pyproject.toml -o requirements/runtime.lock
+	$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.lock
+	$(UV_COMPILE) requirements/build.in -o requirements/build.lock
+
+# The newest allowed versions in a scratch venv, and the whole test suite there; the lock is untouched.
+upgrade-check: $(SETUP_STAMP) apt model
+	@bash scripts/upgrade_check.sh
+
+# Golden event files and reference snapshots made again from this tree; watch out/goldens/*.mp4 after.
+goldens: setup
+	EDGE_AGENT_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -q tests/test_golden_replay.py tests/test_scenarios.py -k matches_golden
+	@echo "now watch the annotated videos in out/goldens/ and check fixtures/README.md (docs/maintaining.md)"
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -45,8 +68,8 @@ test: setup
 	$(VENV)/bin/pytest -q
 
 lint: $(SETUP_STAMP)
-	$(VENV)/bin/ruff check edge_agent tests bench fixtures
-	$(VENV)/bin/ruff format --check edge_agent tests bench fixtures
+	$(VENV)/bin/ruff check edge_agent tests bench fixtures scripts
+	$(VENV)/bin/ruff format --check edge_agent tests bench fixtures scripts
 	$(VENV)/bin/mypy
 
 bench: setup

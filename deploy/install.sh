@@ -176,12 +176,16 @@ else
     if [ ! -x "$VENV/bin/python" ]; then
         run "$PYTHON" -m venv "$VENV"
     fi
-    run "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # The same package versions on every box: the runtime lock, every file checked by its hash,
+    # then the project itself without dependencies (requirements/README.md).
+    run "$VENV/bin/python" -m pip install --quiet --require-hashes --no-deps -r "$REPO/requirements/build.lock"
+    run "$VENV/bin/python" -m pip install --quiet --require-hashes --no-deps -r "$REPO/requirements/runtime.lock"
     if [ -n "$WHEEL" ]; then
-        run "$VENV/bin/python" -m pip install --quiet --upgrade "$WHEEL"
+        run "$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall "$WHEEL"
     else
-        run "$VENV/bin/python" -m pip install --quiet --upgrade "$REPO"
+        run "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation --force-reinstall "$REPO"
     fi
+    run "$VENV/bin/python" -m pip check
     if [ -n "$ORT_GPU" ]; then
         step "onnxruntime-gpu: ${ORT_GPU}"
         run "$VENV/bin/python" -m pip uninstall --quiet -y onnxruntime

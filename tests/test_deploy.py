@@ -77,6 +77,30 @@ def test_install_into_prefix_builds_the_tree(
     assert "not enabled (--prefix)" in out
 
 
+def test_install_venv_holds_the_runtime_lock(tmp_path: Path) -> None:
+    """What an installer gets on a box: the runtime lock's versions, every file hash-checked, no dev tool."""
+    from scripts.locks import moved
+
+    result = subprocess.run(
+        ["bash", str(INSTALL), "--prefix", str(tmp_path), "--no-apt", "--no-model"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    venv_python = tmp_path / "opt/edge-agent/venv/bin/python"
+    assert moved(REPO / "requirements" / "runtime.lock", venv_python) == []
+    version = subprocess.run(
+        [str(tmp_path / "opt/edge-agent/venv/bin/edge-agent"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version.returncode == 0 and version.stdout.startswith("edge-agent "), version.stderr
+
+
 def test_install_never_touches_the_real_system(
     installed: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
