@@ -1,14 +1,14 @@
 """Staged village scenarios: the real model on each clip gives exactly the golden events,
 and the golden events match the ground truth in fixtures/scenarios/README.md.
 
-To make the golden files again after a deliberate change (then check the table):
-    EDGE_AGENT_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_scenarios.py
+The comparison leaves the JPEG encoder's bytes out (tests/golden.py). To make the
+golden files again after a deliberate change: `make goldens`, then watch the annotated
+videos in out/goldens/ and check the table (docs/maintaining.md).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES, REPO
+from tests.golden import check_golden, updating
 
 SCENARIOS = FIXTURES / "scenarios"
 ALERT_SLACK_S = 5.0
@@ -50,10 +51,10 @@ TRUTH = ground_truth()
 CLIPS = sorted({(t.clip, t.config) for t in TRUTH})
 
 
-def replay(clip: str, config: str, out: Path) -> subprocess.CompletedProcess[str]:
+def replay(clip: str, config: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [
         sys.executable, "-m", "edge_agent", "replay", str(SCENARIOS / f"{clip}.mp4"),
-        "--config", str(SCENARIOS / config), "--events", str(out), "--quiet",
+        "--config", str(SCENARIOS / config), "--events", str(out), "--quiet", *extra,
     ]  # fmt: skip
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
 
@@ -76,13 +77,11 @@ def test_ground_truth_table_is_read() -> None:
 
 @pytest.mark.parametrize(("clip", "config"), CLIPS)
 def test_replay_matches_golden_file(clip: str, config: str, tmp_path: Path, model_ready: Path) -> None:
-    out = tmp_path / "events.jsonl"
-    proc = replay(clip, config, out)
+    out, evidence = tmp_path / "events.jsonl", tmp_path / "evidence"
+    watch = ["--annotate", str(REPO / "out" / "goldens" / f"{clip}.mp4")] if updating() else []
+    proc = replay(clip, config, out, "--evidence", str(evidence), *watch)
     assert proc.returncode == 0, proc.stderr
-    golden_path = SCENARIOS / f"{clip}.events.jsonl"
-    if os.environ.get("EDGE_AGENT_UPDATE_GOLDEN"):
-        golden_path.write_bytes(out.read_bytes())
-    assert out.read_bytes() == golden_path.read_bytes(), f"replay of {clip} differs from {golden_path.name}"
+    check_golden(clip, out, evidence, SCENARIOS / f"{clip}.events.jsonl")
 
 
 @pytest.mark.parametrize("truth", TRUTH, ids=lambda t: f"{t.clip}:{t.rule}")
