@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import stat
@@ -255,6 +256,39 @@ def test_verify_would_catch_a_broken_directive(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert "edge-agent.service" in output
     assert "lots" in output and "WatchDogSecs" in output
+
+
+MAX_EXPOSURE = 2.5  # systemd-analyze security: 0 is fully locked down, 10 is wide open
+
+
+def _exposure(unit_text: str, unit_dir: Path) -> float:
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    copy = unit_dir / "edge-agent.service"
+    copy.write_text(unit_text)
+    env = {**os.environ, "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for edge-agent\.service: ([0-9.]+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    return float(found.group(1))
+
+
+def test_unit_sandbox_exposure_stays_low(tmp_path: Path) -> None:
+    _require_systemd_analyze()
+    assert _exposure(UNIT.read_text(), tmp_path / "units") <= MAX_EXPOSURE
+
+
+def test_exposure_check_sees_a_weakened_unit(tmp_path: Path) -> None:
+    _require_systemd_analyze()
+    keep = ("[", "#", "Description", "Type", "User", "Group", "ExecStart", "WantedBy", "Restart")
+    bare = "\n".join(line for line in UNIT.read_text().splitlines() if not line or line.startswith(keep))
+    assert _exposure(bare + "\n", tmp_path / "units") > MAX_EXPOSURE
 
 
 # --- the example config -------------------------------------------------------------
