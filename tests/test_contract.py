@@ -261,6 +261,19 @@ def test_asyncapi_describes_every_topic() -> None:
     assert (will["qos"], will["retain"]) == (1, True)
 
 
+DEDUP_KEY = "(event_id, phase, ts)"
+
+
+@pytest.mark.parametrize(
+    "document", ["mqtt/event.schema.json", "mqtt/README.md", "mqtt/asyncapi.yaml", "docs/rules.md"]
+)
+def test_every_document_gives_the_same_dedup_key(document: str) -> None:
+    text = " ".join((ROOT / document).read_text(encoding="utf-8").split())
+    keys = re.findall(r"[Dd]eduplicat\w* (?:re-sent messages |events )?on `?(\([a-z_, ]+\))", text)
+    assert keys, f"{document} does not say what to deduplicate on"
+    assert set(keys) == {DEDUP_KEY}, f"{document}: {keys}"
+
+
 # --- the example broker configuration ------------------------------------------------------
 
 
