@@ -39,8 +39,17 @@ echo
 LISTENER=$!
 sleep 1
 
-"$BIN/edge-agent" replay fixtures/walkway-b.mp4 --config "$OUT/config.yaml" --publish --quiet \
-  --events "$OUT/events.jsonl" --evidence "$OUT/evidence" --annotate "$OUT/annotated.mp4"
+# One box, three cameras: illegal dumping, a street vendor, then people on a village lane.
+for cam in dump-corner market-street lane; do
+  clip=$(CAM="$cam" "$BIN/python" -c 'import os, yaml; c = yaml.safe_load(open("rules/demo.yaml"))
+print(next(x["url"] for x in c["cameras"] if x["id"] == os.environ["CAM"]))')
+  annotate=()
+  [ "$cam" = lane ] && annotate=(--annotate "$OUT/annotated.mp4")
+  "$BIN/edge-agent" replay "$clip" --config "$OUT/config.yaml" --camera "$cam" --publish --quiet \
+    --events "$OUT/events-$cam.jsonl" --evidence "$OUT/evidence" "${annotate[@]}" 2> "$OUT/replay-$cam.log" \
+    || { cat "$OUT/replay-$cam.log" >&2; exit 1; }
+done
+cat "$OUT"/events-dump-corner.jsonl "$OUT"/events-market-street.jsonl "$OUT"/events-lane.jsonl > "$OUT/events.jsonl"
 sleep 1
 kill "$LISTENER" 2>/dev/null || true
 wait "$LISTENER" 2>/dev/null || true
