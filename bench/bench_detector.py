@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge_agent.config import ModelConfig
-from edge_agent.detect.onnx import OnnxDetector
-from edge_agent.models import fetch_model, resolve_model
+from edge_agent.core.config import ModelConfig
+from edge_agent.pipeline.detect.models import fetch_model, resolve_model
+from edge_agent.pipeline.detect.onnx import OnnxDetector
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO.parent / "shared" / "fixtures" / "vtest.avi"

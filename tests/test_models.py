@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_agent.config import ModelConfig
-from edge_agent.models import (
+from edge_agent.core.config import ModelConfig
+from edge_agent.pipeline.detect.models import (
     COCO80_LABELS,
     ModelError,
     default_labels,

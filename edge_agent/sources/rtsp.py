@@ -38,11 +38,11 @@ from urllib.parse import unquote
 
 import cv2
 
-from edge_agent.config import CameraConfig, redact
-from edge_agent.publish.backoff import Backoff
+from edge_agent.core.backoff import Backoff
+from edge_agent.core.config import CameraConfig, redact
+from edge_agent.core.types import Frame
 from edge_agent.sources import SourceError
-from edge_agent.sources.rtsp_probe import probe_rtsp
-from edge_agent.types import Frame
+from edge_agent.sources.probe import probe_rtsp
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,12 @@ class RtspSource:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        on_frame: Callable[[], None] | None = None,
     ) -> None:
         self.camera_id = cam.id
+        # Called on the reader thread after each new frame, so one loop serving many
+        # cameras can sleep until any of them has something (see app/agent.py).
+        self._on_frame = on_frame
         self._url = cam.url
         self.url_redacted = redact(cam.url)
         self.stall_s = cam.stall_s
@@ -216,19 +220,6 @@ class RtspSource:
             span = self._read_times[-1] - self._read_times[0]
             return (len(self._read_times) - 1) / span if span > 0 else 0.0
 
-    def stats(self) -> dict[str, Any]:
-        fps = self.fps
-        with self._lock:
-            return {
-                "status": self.status,
-                "fps": round(fps, 2),
-                "frames_read": self.frames_read,
-                "frames_dropped": self.frames_dropped,
-                "reconnects": self.reconnects,
-                "stalls": self.stalls,
-                "last_error": self.last_error,
-            }
-
     # --- the slot ----------------------------------------------------------------------
 
     def _take(self, after_index: int) -> Frame | None:
@@ -251,6 +242,8 @@ class RtspSource:
             was = self.status
             self.status = "online"
             self._lock.notify_all()
+        if self._on_frame is not None:
+            self._on_frame()
         if was != "online":
             logger.info("camera %s: online (was %s): %s", self.camera_id, was, self.url_redacted)
 
