@@ -18,7 +18,8 @@ import pytest
 
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, TlsConfig
-from edge_agent.delivery.mqtt import MqttPublisher, parse_broker_url
+from edge_agent.delivery.mqtt import MqttPublisher
+from edge_agent.delivery.mqtt_client import parse_broker_url
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from edge_agent.delivery.schemas import validate

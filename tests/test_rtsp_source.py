@@ -19,8 +19,9 @@ import pytest
 from edge_agent.app.health import CameraHealth
 from edge_agent.core.config import CameraConfig
 from edge_agent.sources import Source, SourceError
+from edge_agent.sources.capture import merge_capture_options
 from edge_agent.sources.probe import authorization_header, probe_rtsp
-from edge_agent.sources.rtsp import RtspSource, merge_capture_options
+from edge_agent.sources.rtsp import RtspSource
 from tests.broker import free_port
 from tests.rtsp import RtspServer, gstreamer, rtsp_server, rtsp_server_factory, wait_until
 

@@ -39,13 +39,6 @@ def points_in_polygon(points: FloatArray, polygon: FloatArray) -> npt.NDArray[np
     return np.asarray(hits.sum(axis=1) % 2 == 1)
 
 
-def polygon_mask(polygon: FloatArray, width: int, height: int) -> npt.NDArray[np.uint8]:
-    """A uint8 mask (255 inside) of a pixel polygon."""
-    mask = np.zeros((height, width), dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 255)
-    return mask
-
-
 def side_of_line(points: FloatArray, a: Point, b: Point) -> npt.NDArray[np.float64]:
     """Signed cross product: > 0 left of a→b (image coordinates, y down), < 0 right."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -124,19 +124,6 @@ class Detections:
     @property
     def heights(self) -> npt.NDArray[np.float32]:
         return self.xyxy[:, 3] - self.xyxy[:, 1]
-
-    @staticmethod
-    def concat(parts: Sequence[Detections]) -> Detections:
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return Detections.empty()
-        tracked = all(p.track_id is not None for p in parts)
-        return Detections(
-            np.concatenate([p.xyxy for p in parts]),
-            np.concatenate([p.score for p in parts]),
-            np.concatenate([p.class_id for p in parts]),
-            np.concatenate([p.track_id for p in parts if p.track_id is not None]) if tracked else None,
-        )
 
 
 @dataclass(frozen=True)

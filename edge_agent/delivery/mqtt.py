@@ -23,19 +23,23 @@ import socket
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, redact
 from edge_agent.core.types import iso_utc
+from edge_agent.delivery.mqtt_client import (
+    ClientSetupError,
+    make_client,
+    new_client_id,
+    parse_broker_url,
+    ssl_reason,
+)
 from edge_agent.delivery.outbox import Outbox, OutboxItem
 from edge_agent.delivery.topics import Topics
 
@@ -46,25 +50,6 @@ CAMERA_STATES = ("online", "offline", "stalled")
 DEFAULT_WINDOW = 32
 _STABLE_S = 10.0  # a connection that held this long resets the backoff
 _MAX_SELECT_S = 1.0  # keepalive pings and the stop flag are checked at least this often
-
-
-def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
-    """`mqtt://[user[:pass]@]host[:port]` or `mqtts://...` -> (host, port, tls, user, password)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {redact(url)!r}")
-    tls = parts.scheme == "mqtts"
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError as err:
-        raise ValueError(f"bad port in MQTT URL {redact(url)!r}") from err
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return parts.hostname, port, tls, user, password
-
-
-class _ConnectFailure(Exception):
-    """A connection attempt that failed in a way worth one log line, no traceback."""
 
 
 class MqttPublisher:
@@ -88,7 +73,7 @@ class MqttPublisher:
         self._stats_provider = stats_provider
         self._backoff = backoff or Backoff(1.0, 60.0)
         self._window = window
-        self._host, self._port, self._tls, self._url_user, self._url_password = parse_broker_url(cfg.url)
+        self._host, self._port, self._tls, _, _ = parse_broker_url(cfg.url)
         if cfg.tls is not None and not self._tls:
             raise ValueError(
                 f"mqtt.tls is set but mqtt.url {redact(cfg.url)!r} is plain mqtt://; use mqtts:// for TLS"
@@ -189,21 +174,9 @@ class MqttPublisher:
         A throw-away client with no Last Will, so the device's status topic is
         never touched by a check run beside a live agent.
         """
-        v5 = self._cfg.protocol == "5"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=new_client_id("edge-agent-doctor"),
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-        )
         try:
-            username, password = self._credentials()
-            if username is not None or password is not None:
-                client.username_pw_set(username, password)
-            if self._tls:
-                client.tls_set_context(self._tls_context())
-                if self._cfg.tls is not None and self._cfg.tls.insecure:
-                    client.tls_insecure_set(True)
-        except _ConnectFailure as err:
+            client = make_client(self._cfg, new_client_id("edge-agent-doctor"))
+        except ClientSetupError as err:
             return False, str(err)
         answer: dict[str, Any] = {}
         answered = threading.Event()
@@ -222,7 +195,7 @@ class MqttPublisher:
         try:
             client.connect(self._host, self._port, keepalive=max(10, int(timeout_s)))
         except ssl.SSLError as err:
-            return False, f"TLS handshake with {self._url_shown} failed: {_ssl_reason(err)}"
+            return False, f"TLS handshake with {self._url_shown} failed: {ssl_reason(err)}"
         except OSError as err:
             return False, f"cannot reach {self._url_shown}: {err.strerror or err}"
         client.loop_start()
@@ -298,7 +271,7 @@ class MqttPublisher:
         while not self._stop_evt.is_set():
             try:
                 failure = self._session()
-            except _ConnectFailure as err:
+            except ClientSetupError as err:
                 failure = str(err)
             except Exception as err:
                 logger.exception("MQTT publisher: unexpected error, reconnecting")
@@ -325,7 +298,7 @@ class MqttPublisher:
             client.connect(self._host, self._port, keepalive=self._cfg.keepalive_s, **self._connect_kwargs())
         except ssl.SSLError as err:
             self.connect_failures += 1
-            return f"TLS handshake with the MQTT broker {self._url_shown} failed: {_ssl_reason(err)}"
+            return f"TLS handshake with the MQTT broker {self._url_shown} failed: {ssl_reason(err)}"
         except OSError as err:
             self.connect_failures += 1
             return f"cannot reach the MQTT broker {self._url_shown}: {err.strerror or err}"
@@ -384,61 +357,22 @@ class MqttPublisher:
                 client.loop_write()
 
     def _new_client(self) -> paho.Client:
-        v5 = self._cfg.protocol == "5"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else True,
-        )
+        self._connected_since = iso_utc()
+        will = {"state": "offline", "since": self._connected_since, "reason": "connection_lost"}
+        try:
+            client = make_client(self._cfg, self._client_id, will=(self._topics.status, will))
+        except ClientSetupError:
+            self.connect_failures += 1
+            raise
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.max_inflight_messages_set(self._window + 8)  # outbox window + status and stats
         client.max_queued_messages_set(0)
-        username, password = self._credentials()
-        if username is not None or password is not None:
-            client.username_pw_set(username, password)
-        self._connected_since = iso_utc()
-        will = {"state": "offline", "since": self._connected_since, "reason": "connection_lost"}
-        client.will_set(self._topics.status, json.dumps(will), qos=1, retain=True)
-        if self._tls:
-            client.tls_set_context(self._tls_context())
-            if self._cfg.tls is not None and self._cfg.tls.insecure:
-                client.tls_insecure_set(True)
         return client
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {"clean_start": True} if self._cfg.protocol == "5" else {}
-
-    def _credentials(self) -> tuple[str | None, str | None]:
-        username = self._cfg.username or self._url_user
-        password = self._cfg.password or self._url_password
-        if self._cfg.password_file:
-            path = Path(self._cfg.password_file)
-            try:
-                # Read at every connect so a fixed password is picked up without a restart.
-                password = path.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as err:
-                self.connect_failures += 1
-                raise _ConnectFailure(
-                    f"cannot read mqtt.password_file {path}: {err.strerror or err}"
-                ) from err
-        return username, password
-
-    def _tls_context(self) -> ssl.SSLContext:
-        tls = self._cfg.tls
-        try:
-            ctx = ssl.create_default_context(cafile=tls.ca if tls else None)
-            if tls is not None and tls.cert:
-                ctx.load_cert_chain(tls.cert, tls.key)
-        except (OSError, ssl.SSLError) as err:
-            self.connect_failures += 1
-            raise _ConnectFailure(f"TLS setup failed: {_ssl_reason(err)}") from err
-        if tls is not None and tls.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
 
     # --- paho callbacks (run on the network thread, inside loop_read/loop_write) ----
 
@@ -565,18 +499,3 @@ class MqttPublisher:
             client.disconnect()
             return True
         return False
-
-
-def _ssl_reason(err: BaseException) -> str:
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"certificate verification failed: {err.verify_message}"
-    if isinstance(err, ssl.SSLError):
-        return str(err.reason or err)
-    if isinstance(err, OSError):
-        return f"{err.filename or ''}: {err.strerror or err}".lstrip(": ")
-    return str(err)
-
-
-def new_client_id(prefix: str) -> str:
-    """A unique client id for throw-away connections (doctor, listen)."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.core.config import Config, ConfigError, Problem, check_config, load_config, redact
+from edge_agent.core.config import Config, ConfigError, Problem, load_config, redact
 from edge_agent.pipeline.detect.models import ModelError
 
 logger = logging.getLogger("edge_agent")
@@ -59,20 +59,15 @@ def _load(path: str) -> Config:
 
 def _load_checked(path: str, need_mqtt: bool = False) -> Config | None:
     """The config with every check of `validate`; None (problems printed) if any fails."""
-    from edge_agent.pipeline.detect.models import model_labels
+    from edge_agent.app.wiring import check_with_model
 
     try:
         cfg = _load(path)
     except ConfigError as err:
         _print_problems(err.problems)
         return None
-    problems: list[Problem] = []
-    labels: list[str] | None = None
-    try:
-        labels = list(model_labels(cfg.model))
-    except ModelError as err:
-        problems.append(Problem("model", str(err)))
-    problems += check_config(cfg, labels)
+    found, model_error = check_with_model(cfg)
+    problems = ([Problem("model", str(model_error))] if model_error else []) + found
     if need_mqtt and cfg.mqtt is None:
         problems.append(Problem("mqtt", "the daemon needs an mqtt section (url, credentials, tls)"))
     if problems:

@@ -24,7 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from edge_agent.core.config import Config, ConfigError, Problem, check_config, parse_config
+from edge_agent.core.config import Config, ConfigError, Problem, parse_config
 
 logger = logging.getLogger(__name__)
 
@@ -241,23 +241,16 @@ def validation_env(text: str, env: Mapping[str, str] | None = None) -> dict[str,
     return out
 
 
-def known_labels(cfg: Config) -> list[str] | None:
-    """The model's labels, or None (label checks skipped) when the model cannot be found here."""
-    from edge_agent.pipeline.detect.models import ModelError, model_labels
-
-    try:
-        return list(model_labels(cfg.model))
-    except ModelError as err:
-        logger.warning("label checks skipped: %s", err)
-        return None
-
-
 def validate_text(text: str, source: str = "config") -> Config:
     try:
         cfg = parse_config(text, validation_env(text), source=source)
     except ConfigError as err:
         raise SaveError(HTTPStatus.BAD_REQUEST, err.problems) from err
-    problems = check_config(cfg, known_labels(cfg))
+    from edge_agent.app.wiring import check_with_model
+
+    problems, model_error = check_with_model(cfg)
+    if model_error is not None:
+        logger.warning("label checks skipped: %s", model_error)
     if problems:
         raise SaveError(HTTPStatus.BAD_REQUEST, problems)
     return cfg

@@ -6,7 +6,6 @@ every URL is shown through `redact()`.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -14,11 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge_agent.core.config import CameraConfig, Config, ConfigError, check_config, load_config, redact
-from edge_agent.pipeline.detect.models import ModelError, load_manifest, model_dir, model_labels, sha256_of
+from edge_agent.app.wiring import check_with_model, topics_of
+from edge_agent.core.config import CameraConfig, Config, ConfigError, load_config, redact
+from edge_agent.pipeline.detect.models import ModelError, load_manifest, model_dir, sha256_of
 
 MIN_FREE_MB = 200
 SUBSTREAM_WIDTH = 1280
@@ -44,12 +43,7 @@ def check_config_file(path: str) -> tuple[Config | None, list[Check]]:
         cfg = load_config(path)
     except ConfigError as err:
         return None, [Check("FAIL", "config", str(p), "edit the config file") for p in err.problems]
-    labels: list[str] | None = None
-    try:
-        labels = list(model_labels(cfg.model))
-    except ModelError:
-        labels = None  # the model check reports it
-    problems = check_config(cfg, labels)
+    problems, _ = check_with_model(cfg)  # a missing model: the model check reports it
     if problems:
         return cfg, [Check("FAIL", "config", str(p), "edit the config file") for p in problems]
     rules = sum(len(c.rules) for c in cfg.cameras)
@@ -105,25 +99,20 @@ def check_model(cfg: Config) -> list[Check]:
 
 
 def check_camera(cam: CameraConfig) -> Check:
-    from edge_agent.sources.probe import probe_rtsp
-    from edge_agent.sources.rtsp import merge_capture_options
+    from edge_agent.sources import SourceError
+    from edge_agent.sources.capture import file_path, open_capture
 
     what = f"camera {cam.id}"
-    url = cam.url.removeprefix("file://")
-    is_rtsp = url.startswith(("rtsp://", "rtsps://"))
-    if is_rtsp:
-        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = merge_capture_options(
-            os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
-        )
-    elif not Path(url).exists():
-        return Check("FAIL", what, f"{url}: no such file", "fix the camera url")
-    timeout_ms = int(cam.open_timeout_s * 1000)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
-    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    path = file_path(cam.url)
+    is_rtsp = path is None
+    if path is not None and not path.exists():
+        return Check("FAIL", what, f"{path}: no such file", "fix the camera url")
     try:
-        if not cap.isOpened():
-            reason = probe_rtsp(cam.url, cam.open_timeout_s) if is_rtsp else "cannot open the file"
-            return Check("FAIL", what, f"{redact(cam.url)} unreachable: {reason}", _camera_fix(reason))
+        cap = open_capture(cam.url, cam.open_timeout_s, cam.open_timeout_s)
+    except SourceError as err:
+        reason = str(err).partition(": ")[2] or str(err)  # the why, without the url again
+        return Check("FAIL", what, f"{redact(cam.url)} unreachable: {reason}", _camera_fix(reason))
+    try:
         t0 = time.monotonic()
         frames = 0
         size = (0, 0)
@@ -170,7 +159,6 @@ def _camera_fix(reason: str) -> str:
 
 
 def check_broker(cfg: Config, timeout_s: float = 10.0) -> Check:
-    from edge_agent.app.wiring import topics_of
     from edge_agent.delivery.mqtt import MqttPublisher
     from edge_agent.delivery.outbox import Outbox
 

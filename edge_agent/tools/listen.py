@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge_agent.core.config import ConfigError, load_config, redact
-from edge_agent.delivery.mqtt import new_client_id, parse_broker_url
+from edge_agent.core.config import ConfigError, MqttConfig, TlsConfig, load_config, redact
+from edge_agent.delivery.mqtt_client import ClientSetupError, make_client, new_client_id, parse_broker_url
 from edge_agent.delivery.schemas import validate
 from edge_agent.delivery.topics import API_VERSION, all_devices_filter
 from edge_agent.tools.event_line import event_line
@@ -56,53 +55,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _Settings:
-    def __init__(self) -> None:
-        self.url = ""
-        self.username: str | None = None
-        self.password: str | None = None
-        self.ca: str | None = None
-        self.cert: str | None = None
-        self.key: str | None = None
-        self.prefix = "eagleeye"
-        self.protocol = "3.1.1"
-
-
-def _settings(args: argparse.Namespace) -> _Settings:
-    s = _Settings()
+def _settings(args: argparse.Namespace) -> MqttConfig:
+    """The broker settings: the config's mqtt section (or --url), with the options on top."""
     if args.config:
         cfg = load_config(args.config)
         if cfg.mqtt is None:
             raise ValueError(f"{args.config} has no mqtt section; give --url instead")
-        m = cfg.mqtt
-        s.url, s.username, s.password, s.prefix, s.protocol = (
-            m.url,
-            m.username,
-            m.password,
-            m.topic_prefix,
-            m.protocol,
-        )
-        if m.password_file:
-            s.password = _read_password(m.password_file)
-        if m.tls is not None:
-            s.ca, s.cert, s.key = m.tls.ca, m.tls.cert, m.tls.key
+        mqtt = cfg.mqtt
     else:
-        s.url = args.url
-    _, _, _, url_user, url_password = parse_broker_url(s.url)
-    s.username = args.username or s.username or url_user
-    s.password = _read_password(args.password_file) if args.password_file else (s.password or url_password)
-    s.ca = args.ca or s.ca
-    s.cert = args.cert or s.cert
-    s.key = args.key or s.key
-    s.prefix = args.prefix or s.prefix
-    return s
-
-
-def _read_password(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as err:
-        raise ValueError(f"cannot read the password file {path}: {err.strerror}") from err
+        parse_broker_url(args.url)  # a bad URL is one clear line, before the model sees it
+        mqtt = MqttConfig(url=args.url)
+    over: dict[str, Any] = {}
+    if args.username:
+        over["username"] = args.username
+    if args.password_file:
+        over["password_file"] = args.password_file
+    files = {k: v for k, v in (("ca", args.ca), ("cert", args.cert), ("key", args.key)) if v}
+    if files:
+        over["tls"] = (mqtt.tls or TlsConfig()).model_copy(update=files)
+    if args.prefix:
+        over["topic_prefix"] = args.prefix
+    return mqtt.model_copy(update=over)
 
 
 def _err(text: str) -> None:
@@ -214,32 +187,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         _err(str(err))
         return 1
-    host, port, tls, _, _ = parse_broker_url(s.url)
+    host, port, *_ = parse_broker_url(s.url)
     if args.snapshots:
         Path(args.snapshots).mkdir(parents=True, exist_ok=True)
-    listener = _Listener(args, s.prefix)
+    listener = _Listener(args, s.topic_prefix)
     persistent = args.client_id is not None
-    v5 = s.protocol == "5"
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=args.client_id or new_client_id("edge-agent-listen"),
-        protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-        clean_session=None if v5 else not persistent,
-    )
-    if s.username is not None:
-        client.username_pw_set(s.username, s.password)
-    if tls:
-        try:
-            ctx = ssl.create_default_context(cafile=s.ca)
-            if s.cert:
-                ctx.load_cert_chain(s.cert, s.key)
-        except (OSError, ssl.SSLError) as err:
-            _err(f"TLS setup failed: {err}")
-            return 1
-        client.tls_set_context(ctx)
-    base = f"{s.prefix}/{API_VERSION}/+/+"
+    try:
+        client = make_client(s, args.client_id or new_client_id("edge-agent-listen"), persistent=persistent)
+    except ClientSetupError as err:
+        _err(str(err))
+        return 1
+    base = f"{s.topic_prefix}/{API_VERSION}/+/+"
     subscriptions = [
-        (all_devices_filter(s.prefix), 1),
+        (all_devices_filter(s.topic_prefix), 1),
         (f"{base}/status", 1),
         (f"{base}/cameras/+/status", 1),
     ]
@@ -259,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             listener.failure = f"the broker {shown} refused the subscription: {', '.join(map(str, rcs))}"
             listener.done.set()
             return
-        _err(f"connected to {shown}, listening on {s.prefix}/{API_VERSION}/+/+/…")
+        _err(f"connected to {shown}, listening on {s.topic_prefix}/{API_VERSION}/+/+/…")
 
     def on_disconnect(c: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if not listener.done.is_set():

@@ -142,7 +142,7 @@ class ZonesServer:
 
     def frame(self, camera_id: str) -> np.ndarray:
         from edge_agent.sources import SourceError
-        from edge_agent.tools.snapshot import grab_frame
+        from edge_agent.sources.capture import grab_frame
 
         now = time.monotonic()
         cached = self._frames.get(camera_id)
