@@ -30,8 +30,8 @@ def decode_only(path: Path) -> tuple[int, float]:
 
 
 def replay_in_process(path: Path) -> tuple[int, int, float]:
+    from edge_agent.app.config import load_config
     from edge_agent.app.replay import run_replay
-    from edge_agent.core.config import load_config
     from edge_agent.delivery.jsonl import MemorySink
     from edge_agent.pipeline.detect.onnx import load_detector
 

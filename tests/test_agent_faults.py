@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from edge_agent.app.agent import Agent
-from edge_agent.core.config import parse_config
+from edge_agent.app.config import parse_config
 from edge_agent.core.types import Frame
 from edge_agent.delivery.schemas import validate
 from edge_agent.pipeline.rules.base import Observation, Scene

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.core.config import CameraConfig
+from edge_agent.app.config import CameraConfig
 from edge_agent.core.types import Frame
 from edge_agent.pipeline.detect.scripted import boxes
 from edge_agent.pipeline.rules.background import DualBackground

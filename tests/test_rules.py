@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from edge_agent.core.config import CameraConfig, Window
+from edge_agent.app.config import CameraConfig
+from edge_agent.core.config import Window
 from edge_agent.core.types import Detections, Frame
 from edge_agent.pipeline.gate import FramePacer, PrivacyMasks
 from edge_agent.pipeline.rules.base import Scene

@@ -23,12 +23,13 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
+from edge_agent.app.config import load_config
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.systemd import Watchdog, sd_notify
 from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of
 from edge_agent.core.backoff import Backoff
-from edge_agent.core.config import CameraConfig, Config, ConfigError, check_config, load_config, redact
+from edge_agent.core.config import CameraConfig, Config, ConfigError, check_config, redact
 from edge_agent.core.sink import EventSink
 from edge_agent.pipeline.camera import CameraPipeline
 from edge_agent.pipeline.detect import Detector

@@ -1,5 +1,9 @@
 """The config file: pydantic models (unknown keys are errors) and the loader.
 
+Rule kinds are not listed here: each kind's module under `pipeline/rules/` defines its
+config model (a `RuleConfigBase`), and `app/config.py` closes `CameraConfig.rules` over the
+registered kinds. Core stays free of any kind, so a new kind is one file plus one registry line.
+
 Validators are pure: they never touch files, the network or the model. Checks
 that need the model's label list (`check_config`) are a separate step so that
 `edge-agent validate` can report every problem at once, each with its path.
@@ -12,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -152,78 +156,21 @@ class Window(_Model):
         return v
 
 
-class _RuleBase(_Model):
+class RuleConfigBase(_Model):
+    """What every rule kind's config has; each kind's module (pipeline/rules/) subclasses it."""
+
     id: str = Field(min_length=1)
     labels: list[str] | None = None
     min_score: float | None = Field(None, ge=0.0, le=1.0)
     schedule: Window | list[Window] | None = None
     cooldown_s: float = Field(0.0, ge=0)
     severity: Severity = "warning"
+    kind: str  # last, as each kind's `Literal` keeps this place: `validate` lists keys in this order
 
     def windows(self) -> list[Window]:
         if self.schedule is None:
             return []
         return self.schedule if isinstance(self.schedule, list) else [self.schedule]
-
-
-class PresenceRule(_RuleBase):
-    kind: Literal["presence"]
-    zone: str
-    min_frames: int = Field(3, ge=1, description="Frames an object must be in the zone to count")
-
-
-class DwellRule(_RuleBase):
-    kind: Literal["dwell"]
-    zone: str
-    min_dwell_s: float = Field(gt=0)
-    stationary: bool = False
-    max_motion: float = Field(
-        0.5, gt=0, description="stationary: largest drift of the anchor, in object heights"
-    )
-
-
-class CrowdRule(_RuleBase):
-    kind: Literal["crowd"]
-    zone: str
-    min_count: int = Field(ge=1)
-    min_duration_s: float = Field(0.0, ge=0)
-
-
-class LineCrossRule(_RuleBase):
-    kind: Literal["line_cross"]
-    line: str
-    direction: Literal["in", "out", "any"] = "any"
-
-
-DEFAULT_LEFT_OBJECT_LABELS = ["backpack", "handbag", "suitcase", "bottle", "chair", "umbrella"]
-DEFAULT_VENDOR_ITEMS = ["umbrella", "chair", "dining table", "bench", "bicycle", "motorcycle", "truck"]
-
-
-class LeftObjectRule(_RuleBase):
-    kind: Literal["left_object"]
-    zone: str
-    min_static_s: float = Field(30.0, gt=0)
-    background: bool = Field(True, description="Also look for static changes no detector class explains")
-    min_area: float = Field(0.001, gt=0, lt=1, description="Smallest object, as a share of the frame area")
-    owner_labels: list[str] = Field(
-        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "truck", "bus"]
-    )
-
-
-class VendorRule(_RuleBase):
-    kind: Literal["vendor"]
-    zone: str
-    min_dwell_s: float = Field(120.0, gt=0)
-    items: list[str] = Field(default_factory=lambda: list(DEFAULT_VENDOR_ITEMS))
-    reach: float = Field(1.5, gt=0, description="How far items may be, in person heights")
-    max_motion: float = Field(1.0, gt=0, description="Largest drift of the person, in person heights")
-
-
-RuleConfig = Annotated[
-    PresenceRule | DwellRule | CrowdRule | LineCrossRule | LeftObjectRule | VendorRule,
-    Field(discriminator="kind"),
-]
-RULE_KINDS = ("presence", "dwell", "crowd", "line_cross", "left_object", "vendor")
 
 
 class CameraConfig(_Model):
@@ -233,7 +180,8 @@ class CameraConfig(_Model):
     masks: list[list[RelPoint]] = Field(default_factory=list)
     zones: dict[str, ZoneConfig] = Field(default_factory=dict)
     lines: dict[str, LineConfig] = Field(default_factory=dict)
-    rules: list[RuleConfig] = Field(default_factory=list)
+    # Open here: app/config.py closes it with the union of the registered rule kinds.
+    rules: Sequence[RuleConfigBase] = Field(default_factory=list)
     stall_s: float = Field(10.0, gt=0, description="No new frame for this long: stalled, reopen")
     offline_after_s: float = Field(30.0, gt=0, description="Unreachable for this long: offline")
     open_timeout_s: float = Field(10.0, gt=0)
@@ -255,7 +203,7 @@ class Config(_Model):
     mqtt: MqttConfig | None = None
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
-    cameras: list[CameraConfig] = Field(min_length=1)
+    cameras: Sequence[CameraConfig] = Field(min_length=1)
 
     def camera(self, camera_id: str) -> CameraConfig:
         for cam in self.cameras:
@@ -306,24 +254,16 @@ def _expand_env(data: Any, path: tuple[Any, ...], env: Mapping[str, str], proble
     return data
 
 
-_RULE_MODELS = {
-    "presence": PresenceRule,
-    "dwell": DwellRule,
-    "crowd": CrowdRule,
-    "line_cross": LineCrossRule,
-    "left_object": LeftObjectRule,
-    "vendor": VendorRule,
-}
-
-
-def _allowed_keys(loc: list[Any]) -> list[str]:
+def _allowed_keys(
+    loc: list[Any], root: type[BaseModel], rule_models: Mapping[str, type[BaseModel]]
+) -> list[str]:
     """The keys the model at `loc` (a pydantic error path) accepts, by their YAML names."""
-    model: Any = Config
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue
-        if part in _RULE_MODELS:
-            model = _RULE_MODELS[part]
+        if part in rule_models:
+            model = rule_models[part]
             continue
         field = (
             model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
@@ -349,25 +289,26 @@ def _inner_model(annotation: Any) -> Any:
     return annotation
 
 
-def _pydantic_problems(err: ValidationError) -> list[Problem]:
+def _pydantic_problems(
+    err: ValidationError, root: type[BaseModel], rule_models: Mapping[str, type[BaseModel]]
+) -> list[Problem]:
+    kinds = tuple(rule_models)
     problems = []
     for e in err.errors(include_url=False):
         loc = list(e["loc"])
         # A discriminated union puts the tag (the rule kind) into the path; users never wrote it.
-        loc = [
-            p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in RULE_KINDS)
-        ]
+        loc = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in kinds)]
         if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(list(e["loc"])[:-1])
+            allowed = _allowed_keys(list(e["loc"])[:-1], root, rule_models)
             msg = f"unknown key {loc[-1]!r}" + (
                 f" (expected one of: {', '.join(allowed)})" if allowed else ""
             )
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif e["type"] == "union_tag_invalid":
-            msg = f"unknown rule kind {e['input'].get('kind')!r}; expected one of: {', '.join(RULE_KINDS)}"
+            msg = f"unknown rule kind {e['input'].get('kind')!r}; expected one of: {', '.join(kinds)}"
         elif e["type"] == "union_tag_not_found":
-            msg = f"a rule needs a 'kind', one of: {', '.join(RULE_KINDS)}"
+            msg = f"a rule needs a 'kind', one of: {', '.join(kinds)}"
         else:
             msg = str(e["msg"]).removeprefix("Value error, ")
             if "input" in e and not isinstance(e["input"], (dict, list)):
@@ -378,8 +319,21 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
     return problems
 
 
-def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
-    """Parse YAML text into a Config; raises ConfigError with every problem."""
+ConfigT = TypeVar("ConfigT", bound=Config)
+
+
+def parse_config_with(
+    model: type[ConfigT],
+    rule_models: Mapping[str, type[RuleConfigBase]],
+    text: str,
+    env: Mapping[str, str] | None = None,
+    source: str = "config",
+) -> ConfigT:
+    """Parse YAML text into `model`; raises ConfigError with every problem.
+
+    `model` is the config closed over the rule kinds (`rule_models`, kind -> config model);
+    `edge_agent.app.config.parse_config` passes the registered ones.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -392,22 +346,21 @@ def parse_config(text: str, env: Mapping[str, str] | None = None, source: str = 
     problems: list[Problem] = []
     data = _expand_env(data, (), os.environ if env is None else env, problems)
     try:
-        cfg = Config.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as err:
-        problems.extend(_pydantic_problems(err))
+        problems.extend(_pydantic_problems(err, model, rule_models))
         raise ConfigError(problems) from err
     if problems:
         raise ConfigError(problems)
     return cfg
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+def read_config_text(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError([Problem(str(p), f"cannot read the config file: {err.strerror}")]) from err
-    return parse_config(text, env, source=str(p))
 
 
 def check_config(cfg: Config, known_labels: Sequence[str] | None) -> list[Problem]:

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.core.config import Config, ConfigError, Problem, load_config, redact
+from edge_agent.app.config import load_config
+from edge_agent.core.config import Config, ConfigError, Problem, redact
 from edge_agent.pipeline.detect.models import ModelError
 
 logger = logging.getLogger("edge_agent")

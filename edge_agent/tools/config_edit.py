@@ -24,7 +24,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from edge_agent.core.config import Config, ConfigError, Problem, parse_config
+from edge_agent.app.config import parse_config
+from edge_agent.core.config import Config, ConfigError, Problem
 
 logger = logging.getLogger(__name__)
 

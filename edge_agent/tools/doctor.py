@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent.app.config import load_config
 from edge_agent.app.wiring import check_with_model, topics_of
-from edge_agent.core.config import CameraConfig, Config, ConfigError, load_config, redact
+from edge_agent.core.config import CameraConfig, Config, ConfigError, redact
 from edge_agent.pipeline.detect.models import ModelError, load_manifest, model_dir, sha256_of
 
 MIN_FREE_MB = 200

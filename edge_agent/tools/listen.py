@@ -24,7 +24,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from edge_agent.core.config import ConfigError, MqttConfig, TlsConfig, load_config, redact
+from edge_agent.app.config import load_config
+from edge_agent.core.config import ConfigError, MqttConfig, TlsConfig, redact
 from edge_agent.delivery.mqtt_client import ClientSetupError, make_client, new_client_id, parse_broker_url
 from edge_agent.delivery.schemas import validate
 from edge_agent.delivery.topics import API_VERSION, all_devices_filter

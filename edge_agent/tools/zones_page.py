@@ -37,7 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from edge_agent.core.config import Config, ConfigError, Problem, parse_config, redact
+from edge_agent.app.config import parse_config
+from edge_agent.core.config import Config, ConfigError, Problem, redact
 from edge_agent.tools.config_edit import (
     DECIMALS,
     VAR_RE,

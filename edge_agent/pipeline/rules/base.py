@@ -8,13 +8,14 @@ writes that again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.types import Detections, Frame
 
 
@@ -65,6 +66,30 @@ class RuleKind(Protocol):
     """The state machine of one rule on one camera."""
 
     def update(self, scene: Scene) -> list[Observation]: ...
+
+
+@dataclass(frozen=True)
+class RuleKindSpec:
+    """One rule kind as the registry lists it (`registry.py`).
+
+    `name` is the config's `kind`; `config` its pydantic model (a `RuleConfigBase` with
+    `kind: Literal[name]`); `build(rule, camera, min_score)` makes the rule's state machine
+    for one camera. The config union and the engine's dispatch are both built from these.
+    """
+
+    name: str
+    config: type[RuleConfigBase]
+    build: Callable[[Any, CameraConfig, float], RuleKind]
+
+
+def zone_polygon(rule: RuleConfigBase, cam: CameraConfig) -> list[tuple[float, float]]:
+    """The relative polygon of the zone a rule names (`rule.zone`)."""
+    return [(float(x), float(y)) for x, y in cam.zones[getattr(rule, "zone")].polygon]  # noqa: B009
+
+
+def line_points(rule: RuleConfigBase, cam: CameraConfig) -> list[tuple[float, float]]:
+    """The two relative points of the line a rule names (`rule.line`)."""
+    return [(float(x), float(y)) for x, y in cam.lines[getattr(rule, "line")].points]  # noqa: B009
 
 
 def object_refs(scene: Scene, indices: Sequence[int] | npt.NDArray[np.intp]) -> tuple[ObjectRef, ...]:

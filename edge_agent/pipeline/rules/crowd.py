@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal
 
-from edge_agent.core.config import CrowdRule
-from edge_agent.pipeline.rules.base import Observation, Scene, object_refs, select
+import numpy as np
+from pydantic import Field
+
+from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, object_refs, select, zone_polygon
 from edge_agent.pipeline.rules.zones import ZoneMembership
+
+
+class CrowdRule(RuleConfigBase):
+    kind: Literal["crowd"]
+    zone: str
+    min_count: int = Field(ge=1)
+    min_duration_s: float = Field(0.0, ge=0)
 
 
 class Crowd:
@@ -38,3 +48,10 @@ class Crowd:
                 details={"count": len(members)},
             )
         ]
+
+
+def _build(rule: CrowdRule, cam: CameraConfig, min_score: float) -> Crowd:
+    return Crowd(rule, zone_polygon(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("crowd", CrowdRule, _build)

@@ -10,11 +10,13 @@ and driving on is never "parked" and a person pacing around is never
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from edge_agent.core.config import DwellRule
-from edge_agent.pipeline.rules.base import Observation, Scene, object_refs, select
+from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, object_refs, select, zone_polygon
 from edge_agent.pipeline.rules.zones import ZoneMembership
 
 
@@ -22,6 +24,16 @@ from edge_agent.pipeline.rules.zones import ZoneMembership
 class _Still:
     anchor: tuple[float, float]
     since_s: float
+
+
+class DwellRule(RuleConfigBase):
+    kind: Literal["dwell"]
+    zone: str
+    min_dwell_s: float = Field(gt=0)
+    stationary: bool = False
+    max_motion: float = Field(
+        0.5, gt=0, description="stationary: largest drift of the anchor, in object heights"
+    )
 
 
 class Dwell:
@@ -57,3 +69,10 @@ class Dwell:
                     Observation(key=f"t{tid}", since_s=since, objects=object_refs(scene, [int(idx[j])]))
                 )
         return out
+
+
+def _build(rule: DwellRule, cam: CameraConfig, min_score: float) -> Dwell:
+    return Dwell(rule, zone_polygon(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("dwell", DwellRule, _build)

@@ -15,38 +15,16 @@ one that still holds when the cooldown is over starts then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_agent.core.config import CameraConfig, RuleConfig
+from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.pipeline.rules.base import ObjectRef, RuleKind, Scene
-from edge_agent.pipeline.rules.crowd import Crowd
-from edge_agent.pipeline.rules.dwell import Dwell
-from edge_agent.pipeline.rules.left_object import LeftObject
-from edge_agent.pipeline.rules.line_cross import LineCross
-from edge_agent.pipeline.rules.presence import Presence
+from edge_agent.pipeline.rules.registry import kind_named
 from edge_agent.pipeline.rules.schedule import Schedule
-from edge_agent.pipeline.rules.vendor import Vendor
 
 HEARTBEAT_S = 60.0
 CHANGE_UPDATE_S = 10.0
-
-KindFactory = Callable[[Any, CameraConfig, float], RuleKind]
-
-
-def _zone(rule: Any, cam: CameraConfig) -> list[tuple[float, float]]:
-    return [tuple(p) for p in cam.zones[rule.zone].polygon]  # type: ignore[misc]
-
-
-KINDS: dict[str, KindFactory] = {
-    "presence": lambda r, cam, s: Presence(r, _zone(r, cam), s),
-    "dwell": lambda r, cam, s: Dwell(r, _zone(r, cam), s),
-    "crowd": lambda r, cam, s: Crowd(r, _zone(r, cam), s),
-    "left_object": lambda r, cam, s: LeftObject(r, _zone(r, cam), s),
-    "vendor": lambda r, cam, s: Vendor(r, _zone(r, cam), s),
-    "line_cross": lambda r, cam, s: LineCross(r, [tuple(p) for p in cam.lines[r.line].points], s),  # type: ignore[misc]
-}
 
 
 @dataclass(frozen=True)
@@ -81,7 +59,7 @@ class _Active:
 class RuleRunner:
     """One rule on one camera: its kind's state plus the incidents it has open."""
 
-    def __init__(self, rule: RuleConfig, kind: RuleKind, schedule: Schedule) -> None:
+    def __init__(self, rule: RuleConfigBase, kind: RuleKind, schedule: Schedule) -> None:
         self.rule = rule
         self.kind = kind
         self.schedule = schedule
@@ -160,12 +138,12 @@ class RuleEngine:
     def __init__(self, cam: CameraConfig, model_min_score: float, timezone: str = "UTC") -> None:
         self.runners: list[RuleRunner] = []
         for rule in cam.rules:
-            factory = KINDS.get(rule.kind)
-            if factory is None:
+            spec = kind_named(rule.kind)
+            if spec is None:
                 raise ValueError(f"rule {rule.id!r}: kind {rule.kind!r} is not available in this build")
             min_score = rule.min_score if rule.min_score is not None else model_min_score
             self.runners.append(
-                RuleRunner(rule, factory(rule, cam, min_score), Schedule(rule.windows(), timezone))
+                RuleRunner(rule, spec.build(rule, cam, min_score), Schedule(rule.windows(), timezone))
             )
 
     def step(self, scene: Scene) -> list[EventDraft]:

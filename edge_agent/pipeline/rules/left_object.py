@@ -30,15 +30,24 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
-import cv2
 import numpy as np
+from pydantic import Field
 
-from edge_agent.core.config import DEFAULT_LEFT_OBJECT_LABELS, LeftObjectRule
+from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.geometry import box_iou, box_overlap_of_first
 from edge_agent.pipeline.rules.background import DualBackground, Region
-from edge_agent.pipeline.rules.base import ObjectRef, Observation, Scene, object_refs, select
-from edge_agent.pipeline.rules.zones import PixelPolygon
+from edge_agent.pipeline.rules.base import (
+    ObjectRef,
+    Observation,
+    RuleKindSpec,
+    Scene,
+    object_refs,
+    select,
+    zone_polygon,
+)
+from edge_agent.pipeline.rules.zones import PixelPolygon, match_followed
 
 Box = tuple[float, float, float, float]
 
@@ -90,6 +99,20 @@ def _box(row: np.ndarray) -> Box:
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
+DEFAULT_LEFT_OBJECT_LABELS = ["backpack", "handbag", "suitcase", "bottle", "chair", "umbrella"]
+
+
+class LeftObjectRule(RuleConfigBase):
+    kind: Literal["left_object"]
+    zone: str
+    min_static_s: float = Field(30.0, gt=0)
+    background: bool = Field(True, description="Also look for static changes no detector class explains")
+    min_area: float = Field(0.001, gt=0, lt=1, description="Smallest object, as a share of the frame area")
+    owner_labels: list[str] = Field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "truck", "bus"]
+    )
+
+
 class LeftObject:
     def __init__(self, rule: LeftObjectRule, polygon: list[tuple[float, float]], min_score: float) -> None:
         self.labels = list(rule.labels) if rule.labels is not None else list(DEFAULT_LEFT_OBJECT_LABELS)
@@ -109,10 +132,7 @@ class LeftObject:
     # --- helpers -------------------------------------------------------------
 
     def _in_zone(self, box: Box, scene: Scene) -> bool:
-        poly = self.zone.pixels(scene.frame.width, scene.frame.height).reshape(-1, 1, 2)
-        anchor = ((box[0] + box[2]) / 2.0, box[3])
-        dist = cv2.pointPolygonTest(poly, anchor, True)
-        return bool(dist >= -ZONE_TOLERANCE * max(box[3] - box[1], 1.0))
+        return self.zone.holds_anchor(box, scene.frame.width, scene.frame.height, ZONE_TOLERANCE)
 
     def _owner_for(self, box: Box, now: float) -> int | None:
         """The owner-label track that covered `box` (widened) most in the recent past."""
@@ -167,12 +187,7 @@ class LeftObject:
         refs = object_refs(scene, idx)
         free = list(range(len(self._cands)))
         for ref in refs:
-            match = next((c for c in free if self._cands[c].track_id == ref.track_id), None)
-            if match is None and free:
-                ious = box_iou(np.array([ref.xyxy]), np.array([self._cands[c].ref.xyxy for c in free]))[0]
-                best = int(np.argmax(ious))
-                if ious[best] >= MATCH_IOU:
-                    match = free[best]
+            match = match_followed(ref, self._cands, free, MATCH_IOU)
             if match is None:
                 key, _ = self._new_key("o")
                 cand = _Candidate(key, ref, ref.track_id, ref.xyxy, now, now)
@@ -272,3 +287,10 @@ class LeftObject:
             )
         self._bg_holding = {o.key for o in out}
         return out
+
+
+def _build(rule: LeftObjectRule, cam: CameraConfig, min_score: float) -> LeftObject:
+    return LeftObject(rule, zone_polygon(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("left_object", LeftObjectRule, _build)

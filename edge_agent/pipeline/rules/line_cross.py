@@ -13,9 +13,17 @@ jittering box never counts twice.
 
 from __future__ import annotations
 
-from edge_agent.core.config import LineCrossRule
+from typing import Literal
+
+from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.geometry import segments_intersect, side_of_line, to_pixels
-from edge_agent.pipeline.rules.base import Observation, Scene, object_refs, select
+from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, line_points, object_refs, select
+
+
+class LineCrossRule(RuleConfigBase):
+    kind: Literal["line_cross"]
+    line: str
+    direction: Literal["in", "out", "any"] = "any"
 
 
 class LineCross:
@@ -69,3 +77,10 @@ class LineCross:
             # forget tracks long gone so state stays bounded on a busy street
             self._side = {t: s for t, s in self._side.items() if t in live}
         return out
+
+
+def _build(rule: LineCrossRule, cam: CameraConfig, min_score: float) -> LineCross:
+    return LineCross(rule, line_points(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("line_cross", LineCrossRule, _build)

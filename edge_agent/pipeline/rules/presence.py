@@ -6,11 +6,20 @@ one alert whose `objects` list the people, not three alerts.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal
 
-from edge_agent.core.config import PresenceRule
-from edge_agent.pipeline.rules.base import Observation, Scene, object_refs, select
+import numpy as np
+from pydantic import Field
+
+from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, object_refs, select, zone_polygon
 from edge_agent.pipeline.rules.zones import ZoneMembership
+
+
+class PresenceRule(RuleConfigBase):
+    kind: Literal["presence"]
+    zone: str
+    min_frames: int = Field(3, ge=1, description="Frames an object must be in the zone to count")
 
 
 class Presence:
@@ -31,3 +40,10 @@ class Presence:
                 key="zone", since_s=min(members.values()), objects=object_refs(scene, np.array(present))
             )
         ]
+
+
+def _build(rule: PresenceRule, cam: CameraConfig, min_score: float) -> Presence:
+    return Presence(rule, zone_polygon(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("presence", PresenceRule, _build)

@@ -19,14 +19,22 @@ seconds of media time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-import cv2
 import numpy as np
+from pydantic import Field
 
-from edge_agent.core.config import VendorRule
-from edge_agent.core.geometry import box_iou
-from edge_agent.pipeline.rules.base import ObjectRef, Observation, Scene, object_refs, select
-from edge_agent.pipeline.rules.zones import PixelPolygon
+from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.pipeline.rules.base import (
+    ObjectRef,
+    Observation,
+    RuleKindSpec,
+    Scene,
+    object_refs,
+    select,
+    zone_polygon,
+)
+from edge_agent.pipeline.rules.zones import PixelPolygon, match_followed
 
 Box = tuple[float, float, float, float]
 
@@ -51,6 +59,18 @@ def _anchor(b: Box) -> tuple[float, float]:
     return ((b[0] + b[2]) / 2.0, b[3])
 
 
+DEFAULT_VENDOR_ITEMS = ["umbrella", "chair", "dining table", "bench", "bicycle", "motorcycle", "truck"]
+
+
+class VendorRule(RuleConfigBase):
+    kind: Literal["vendor"]
+    zone: str
+    min_dwell_s: float = Field(120.0, gt=0)
+    items: list[str] = Field(default_factory=lambda: list(DEFAULT_VENDOR_ITEMS))
+    reach: float = Field(1.5, gt=0, description="How far items may be, in person heights")
+    max_motion: float = Field(1.0, gt=0, description="Largest drift of the person, in person heights")
+
+
 class Vendor:
     def __init__(self, rule: VendorRule, polygon: list[tuple[float, float]], min_score: float) -> None:
         self.labels = list(rule.labels) if rule.labels is not None else ["person"]
@@ -64,9 +84,7 @@ class Vendor:
         self._next = 0
 
     def _in_zone(self, box: Box, scene: Scene) -> bool:
-        poly = self.zone.pixels(scene.frame.width, scene.frame.height).reshape(-1, 1, 2)
-        dist = cv2.pointPolygonTest(poly, _anchor(box), True)
-        return bool(dist >= -ZONE_TOLERANCE * max(box[3] - box[1], 1.0))
+        return self.zone.holds_anchor(box, scene.frame.width, scene.frame.height, ZONE_TOLERANCE)
 
     def update(self, scene: Scene) -> list[Observation]:
         now = scene.media_s
@@ -76,12 +94,7 @@ class Vendor:
         for ref in people:
             if not self._in_zone(ref.xyxy, scene):
                 continue
-            match = next((s for s in free if self._spots[s].track_id == ref.track_id), None)
-            if match is None and free:
-                ious = box_iou(np.array([ref.xyxy]), np.array([self._spots[s].ref.xyxy for s in free]))[0]
-                best = int(np.argmax(ious))
-                if ious[best] >= MATCH_IOU:
-                    match = free[best]
+            match = match_followed(ref, self._spots, free, MATCH_IOU)
             if match is None:
                 self._next += 1
                 spot = _Spot(f"v{self._next}", ref, ref.track_id, _anchor(ref.xyxy), now, now)
@@ -125,3 +138,10 @@ class Vendor:
                 spot.items[item.track_id] = (now, item)
         for tid in [t for t, (ts, _) in spot.items.items() if now - ts > ITEM_HOLD_S]:
             del spot.items[tid]
+
+
+def _build(rule: VendorRule, cam: CameraConfig, min_score: float) -> Vendor:
+    return Vendor(rule, zone_polygon(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("vendor", VendorRule, _build)

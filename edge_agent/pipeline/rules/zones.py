@@ -1,4 +1,6 @@
-"""Zone membership with inertia, keyed by track id.
+"""What every zone kind shares: zone membership with inertia, the anchor test, the matcher.
+
+Zone membership with inertia, keyed by track id.
 
 Membership uses the bottom-centre anchor (where a person or car touches the
 ground), so a tall person standing beside a zone is not counted in it. An
@@ -11,13 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.core.geometry import points_in_polygon, to_pixels
+from edge_agent.core.geometry import box_iou, points_in_polygon, to_pixels
 from edge_agent.core.types import Detections
-from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.base import ObjectRef, Scene
+
+Box = tuple[float, float, float, float]
 
 
 @dataclass
@@ -42,6 +48,35 @@ class PixelPolygon:
             self._pixels = to_pixels(self.relative, width, height)
             self._size = (width, height)
         return self._pixels
+
+    def holds_anchor(self, box: Box, width: int, height: int, tolerance: float) -> bool:
+        """Whether the bottom centre of `box` is in the polygon, or at most `tolerance` box heights
+        outside it (a box cut by the zone's edge, or a zone drawn a little tight, still counts)."""
+        poly = self.pixels(width, height).reshape(-1, 1, 2)
+        anchor = ((box[0] + box[2]) / 2.0, box[3])
+        dist = cv2.pointPolygonTest(poly, anchor, True)
+        return bool(dist >= -tolerance * max(box[3] - box[1], 1.0))
+
+
+class _Followed(Protocol):
+    """Something a kind follows across frames: a static candidate, a vendor's spot."""
+
+    track_id: int
+    ref: ObjectRef
+
+
+def match_followed(
+    ref: ObjectRef, followed: Sequence[_Followed], free: list[int], min_iou: float
+) -> int | None:
+    """The index (in `free`) of what `ref` continues: the same track id, else the best box
+    overlap of at least `min_iou` (the tracker gave a new id after a gap); None for a new one."""
+    match = next((i for i in free if followed[i].track_id == ref.track_id), None)
+    if match is None and free:
+        ious = box_iou(np.array([ref.xyxy]), np.array([followed[i].ref.xyxy for i in free]))[0]
+        best = int(np.argmax(ious))
+        if ious[best] >= min_iou:
+            match = free[best]
+    return match
 
 
 class ZoneMembership:
