@@ -15,7 +15,7 @@ from edge_agent.core.config import CameraConfig
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Detections, Event, Frame
 from edge_agent.pipeline.detect import Detector
-from edge_agent.pipeline.events import EventBuilder
+from edge_agent.pipeline.events import EventBuilder, EventDraft
 from edge_agent.pipeline.evidence import (
     EvidenceStore,
     draw_detections,
@@ -27,7 +27,7 @@ from edge_agent.pipeline.evidence import (
 )
 from edge_agent.pipeline.gate import FramePacer, MotionGate, PrivacyMasks
 from edge_agent.pipeline.rules.base import Scene
-from edge_agent.pipeline.rules.engine import EventDraft, RuleEngine
+from edge_agent.pipeline.rules.engine import RuleEngine
 from edge_agent.pipeline.track.tracker import Tracker
 
 logger = logging.getLogger(__name__)

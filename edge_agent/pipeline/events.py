@@ -1,12 +1,37 @@
-"""Turns the engine's drafts into contract `Event`s: ids, wall times, relative boxes."""
+"""The one event builder: drafts (rule incidents, camera health) into contract `Event`s."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
+from typing import Any
 
 from edge_agent.core.geometry import relative_box
 from edge_agent.core.types import Event, EventObject, SnapshotRef, iso_utc
-from edge_agent.pipeline.rules.engine import EventDraft
+from edge_agent.pipeline.rules.base import ObjectRef
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event phase in media time, before it gets ids, wall times, relative boxes and a snapshot.
+
+    The rule engine makes these for rule incidents and `app/health_events.py` for camera
+    health; `EventBuilder` turns both into contract `Event`s the same way.
+    """
+
+    rule: str
+    kind: str
+    severity: str
+    zone: str | None
+    line: str | None
+    phase: str
+    key: str
+    since_s: float
+    media_s: float
+    start_frame: int
+    objects: tuple[ObjectRef, ...]
+    instant: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def event_id(device: str, camera: str, rule: str, start_frame: int, key: str, start_wall_ts: float) -> str:

@@ -15,35 +15,17 @@ one that still holds when the cooldown is over starts then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.pipeline.events import EventDraft
 from edge_agent.pipeline.rules.base import ObjectRef, RuleKind, Scene
 from edge_agent.pipeline.rules.registry import kind_named
 from edge_agent.pipeline.rules.schedule import Schedule
 
 HEARTBEAT_S = 60.0
 CHANGE_UPDATE_S = 10.0
-
-
-@dataclass(frozen=True)
-class EventDraft:
-    """An event phase before it gets ids, wall times and a snapshot."""
-
-    rule: str
-    kind: str
-    severity: str
-    zone: str | None
-    line: str | None
-    phase: str
-    key: str
-    since_s: float
-    media_s: float
-    start_frame: int
-    objects: tuple[ObjectRef, ...]
-    instant: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
