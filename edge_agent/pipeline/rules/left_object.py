@@ -47,9 +47,7 @@ from edge_agent.pipeline.rules.base import (
     select,
     zone_polygon,
 )
-from edge_agent.pipeline.rules.zones import PixelPolygon, match_followed
-
-Box = tuple[float, float, float, float]
+from edge_agent.pipeline.rules.zones import Box, PixelPolygon, match_followed
 
 STILL_MOTION = 0.5  # largest drift of a still object's centre, in object sizes (max of w, h)
 MATCH_IOU = 0.3  # least box IoU that continues a candidate without its track id

@@ -34,9 +34,7 @@ from edge_agent.pipeline.rules.base import (
     select,
     zone_polygon,
 )
-from edge_agent.pipeline.rules.zones import PixelPolygon, match_followed
-
-Box = tuple[float, float, float, float]
+from edge_agent.pipeline.rules.zones import Box, PixelPolygon, match_followed
 
 MATCH_IOU = 0.3  # least IoU that continues a spot under a new track id
 LOST_S = 8.0  # a spot without its person this long is gone
