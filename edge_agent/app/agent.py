@@ -31,6 +31,7 @@ from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, Config, ConfigError, check_config, redact
 from edge_agent.core.sink import EventSink
+from edge_agent.core.types import Event
 from edge_agent.pipeline.camera import CameraPipeline
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.evidence import EvidenceStore
@@ -107,9 +108,7 @@ class CameraRuntime:
         )
         self.source.stop(0.0)
         self.restart_at = time.monotonic() + delay
-        event = self.health_events.fault_start(f"{type(err).__name__}: {err}", self.faults)
-        if event is not None:
-            self._emit(event)
+        self._emit(self.health_events.fault_start(f"{type(err).__name__}: {err}", self.faults))
 
     def restart_if_due(self, now: float) -> None:
         if self.restart_at is None or now < self.restart_at:
@@ -136,11 +135,11 @@ class CameraRuntime:
             event = self.health_events.outage_end()
         else:
             event = None
-        if event is not None:
-            self._emit(event)
+        self._emit(event)
 
-    def _emit(self, event: Any) -> None:
-        self.sink.emit(event, None)
+    def _emit(self, event: Event | None) -> None:
+        if event is not None:  # None: the incident was already open (or not open) there
+            self.sink.emit(event, None)
 
     def stats(self) -> dict[str, Any]:
         entry = self.health.stats(self.source)
