@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import onnxruntime as ort
 
-from edge_agent.pipeline.detect.models import fetch_model
+from edge_agent.tools.models import fetch_model
 from edge_agent.tools.quantize import (
     DEFAULT_FRAMES,
     SHARED_IMAGES,

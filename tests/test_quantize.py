@@ -26,15 +26,10 @@ import pytest
 from edge_agent.core.config import ModelConfig
 from edge_agent.core.geometry import box_iou
 from edge_agent.core.types import Detections
-from edge_agent.pipeline.detect.models import (
-    COCO80_LABELS,
-    fetch_model,
-    load_manifest,
-    resolve_model,
-    sha256_of,
-)
+from edge_agent.pipeline.detect.models import COCO80_LABELS, load_manifest, resolve_model, sha256_of
 from edge_agent.pipeline.detect.onnx import OnnxDetector, load_detector
 from edge_agent.tools import quantize
+from edge_agent.tools.models import fetch_model
 from edge_agent.tools.quantize import (
     QuantizeResult,
     compare_models,

@@ -187,7 +187,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from edge_agent.pipeline.detect.models import fetch_model, list_models
+    from edge_agent.tools.models import fetch_model, list_models
 
     if args.models_cmd in ("quantize", "export"):
         from edge_agent.tools import export, quantize

@@ -1,11 +1,9 @@
-"""Model manifests, fetching with sha256 checks, and resolving `model:` config to a file.
+"""Model manifests and resolving the `model:` config to a file the detector loads.
 
 A manifest (`models/<name>.yaml`) names one ONNX file, its sha256, where to
-download it, its input format, decoder and labels. `fetch_model` puts the file
-into the model directory: from a local cache if it holds it (development and CI
-machines keep one at `../shared/models`), else from the manifest's URL. The
-sha256 is checked every time a file lands, and a file that fails the check is
-never left where the agent would load it.
+download it, its input format, decoder and labels. Getting the file is the
+installer's step (`tools/models.py`, `edge-agent models fetch`); this module only
+reads manifests and files that are already there.
 """
 
 from __future__ import annotations
@@ -15,15 +13,10 @@ import hashlib
 import logging
 import os
 import re
-import shutil
-import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 import numpy as np
 import yaml
@@ -52,7 +45,6 @@ COCO80_LABELS: tuple[str, ...] = (
 # The input size a custom model falls back to when its ONNX input has dynamic dimensions.
 DEFAULT_INPUT_SIZE = 640
 _CHUNK = 1 << 20
-_URL_SCHEMES = ("https", "http", "file")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -83,18 +75,6 @@ class Manifest(BaseModel):
     letterbox_pad: int = Field(114, ge=0, le=255)
     decoder: DecoderName
     labels: tuple[str, ...] = Field(min_length=1)
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """What `models list` shows for one manifest."""
-
-    name: str
-    file: str
-    path: Path
-    installed: bool
-    sha256_ok: bool | None  # None when the file is not there
-    size_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -141,9 +121,8 @@ def cache_dir() -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "models"
 
 
-# `fetch_model` and friends take `model_dir` / `cache_dir` arguments that shadow these.
+# `resolve_model` takes a `model_dir` argument that shadows the function.
 _default_model_dir = model_dir
-_default_cache_dir = cache_dir
 
 
 # --- manifests -----------------------------------------------------------------
@@ -185,114 +164,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _download(url: str, fh: IO[bytes], timeout_s: float) -> None:
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in _URL_SCHEMES:
-        raise ModelError(f"cannot download {url}: only {', '.join(_URL_SCHEMES)} URLs are supported")
-    # The scheme is checked above, so urlopen cannot be pointed at anything unexpected.
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310
-        shutil.copyfileobj(resp, fh, _CHUNK)
-
-
-def _os_reason(err: OSError) -> str:
-    if isinstance(err, urllib.error.HTTPError):
-        return f"HTTP {err.code} {err.reason}"
-    if isinstance(err, urllib.error.URLError):
-        return str(err.reason)
-    return err.strerror or str(err)
-
-
-def fetch_model(
-    name: str,
-    *,
-    model_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    timeout_s: float = 60,
-) -> Path:
-    """Make sure the model file of manifest `name` is in the model directory; return its path.
-
-    A file already there with the right sha256 is kept. Otherwise the file is
-    copied from the cache directory if it holds it, else downloaded from the
-    manifest's URL, into a temporary file beside the target that is renamed into
-    place only once its sha256 matches.
-    """
-    manifest = load_manifest(name)
-    target_dir = model_dir if model_dir is not None else _default_model_dir()
-    cache = cache_dir if cache_dir is not None else _default_cache_dir()
-    target = target_dir / manifest.file
-    if target.is_file():
-        got = sha256_of(target)
-        if got == manifest.sha256:
-            logger.info("model %s is already in %s", name, target)
-            return target
-        logger.warning("model file %s has sha256 %s, expected %s: replacing it", target, got, manifest.sha256)
-        target.unlink()
-
-    cached = cache / manifest.file
-    from_cache = cached.is_file()
-    source = str(cached) if from_cache else manifest.url
-    try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ModelError(f"cannot create the model directory {target_dir}: {err.strerror}") from err
-    # A temporary file beside the target: the rename into place is atomic, and the
-    # agent never sees a half-written or unchecked file.
-    tmp = tempfile.NamedTemporaryFile(
-        prefix=f".{manifest.file}.", suffix=".part", dir=target_dir, delete=False
-    )
-    tmp_path = Path(tmp.name)
-    try:
-        with tmp:
-            if from_cache:
-                logger.info("copying model %s from %s", name, cached)
-                with cached.open("rb") as src:
-                    shutil.copyfileobj(src, tmp, _CHUNK)
-            else:
-                logger.info("downloading model %s from %s", name, manifest.url)
-                _download(manifest.url, tmp, timeout_s)
-        got = sha256_of(tmp_path)
-        if got != manifest.sha256:
-            raise ModelError(
-                f"sha256 mismatch for {manifest.file} from {source}: expected {manifest.sha256}, got {got}"
-            )
-        # weights are not secret: readable by the service user whoever fetched them
-        tmp_path.chmod(0o644)
-        tmp_path.replace(target)
-    except OSError as err:  # urllib's URLError and HTTPError are OSErrors too
-        raise ModelError(
-            f"cannot fetch model {name} from {source}: {_os_reason(err)} "
-            f"(or put {manifest.file} into {cache} or {target_dir} by hand)"
-        ) from err
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    logger.info("model %s is in %s (sha256 ok)", name, target)
-    return target
-
-
-def list_models(*, model_dir: Path | None = None) -> list[ModelStatus]:
-    """Every manifest with whether its file is in the model directory and passes its sha256."""
-    folder = model_dir if model_dir is not None else _default_model_dir()
-    out = []
-    for name in known_models():
-        manifest = load_manifest(name)
-        path = folder / manifest.file
-        installed = path.is_file()
-        out.append(
-            ModelStatus(
-                name=name,
-                file=manifest.file,
-                path=path,
-                installed=installed,
-                sha256_ok=(sha256_of(path) == manifest.sha256) if installed else None,
-                size_bytes=path.stat().st_size if installed else None,
-            )
-        )
-    return out
-
-
-# --- resolving config ----------------------------------------------------------
 
 
 def parse_names(text: str) -> tuple[str, ...] | None:
