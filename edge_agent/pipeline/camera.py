@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.core.config import CameraConfig
+from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Detections, Event, Frame
 from edge_agent.pipeline.detect import Detector
@@ -25,7 +26,7 @@ from edge_agent.pipeline.evidence import (
     render_snapshot,
     snapshot_ref,
 )
-from edge_agent.pipeline.gate import FramePacer, MotionGate, PrivacyMasks
+from edge_agent.pipeline.gate import FramePacer, MotionGate
 from edge_agent.pipeline.rules.base import Scene
 from edge_agent.pipeline.rules.engine import RuleEngine
 from edge_agent.pipeline.track.tracker import Tracker

@@ -42,13 +42,6 @@ def _text(
     cv2.putText(img, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
-def black_out(image: Image, masks: Iterable[np.ndarray]) -> Image:
-    """A copy of `image` with pixel polygons filled black (privacy masks)."""
-    out = image.copy()
-    cv2.fillPoly(out, [np.round(m).astype(np.int32) for m in masks], (0, 0, 0))
-    return out
-
-
 def draw_overlays(
     img: Image,
     cam: CameraConfig,

@@ -1,15 +1,9 @@
-"""What the detector gets: frames paced to `detect.fps`, privacy masks burned in."""
+"""What the detector gets: frames paced to `detect.fps`, and only those where something moved."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import cv2
 import numpy as np
-
-from edge_agent.core.geometry import to_pixels
-from edge_agent.core.types import Frame
-from edge_agent.pipeline.evidence import black_out
 
 
 class FramePacer:
@@ -33,24 +27,6 @@ class FramePacer:
             return True
         self.skipped += 1
         return False
-
-
-class PrivacyMasks:
-    def __init__(self, masks: Sequence[Sequence[Sequence[float]]]) -> None:
-        self.relative = [list(m) for m in masks]
-        self._pixels: list[np.ndarray] = []
-        self._size: tuple[int, int] | None = None
-
-    def apply(self, frame: Frame) -> Frame:
-        """The frame with every mask filled black; the same frame when there are none."""
-        if not self.relative:
-            return frame
-        if self._size != (frame.width, frame.height):
-            self._pixels = [to_pixels(m, frame.width, frame.height) for m in self.relative]
-            self._size = (frame.width, frame.height)
-        return Frame(
-            frame.camera_id, frame.index, frame.media_s, frame.wall_ts, black_out(frame.image, self._pixels)
-        )
 
 
 class MotionGate:

@@ -164,8 +164,8 @@ class ZonesServer:
 
     def detections(self, camera_id: str) -> dict[str, Any]:
         from edge_agent.core.geometry import to_pixels
+        from edge_agent.core.masks import black_out
         from edge_agent.pipeline.detect.onnx import load_detector
-        from edge_agent.pipeline.evidence import black_out
 
         cfg = self.load()
         cam = cfg.camera(camera_id)
