@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from edge_agent.core.types import Event
 from edge_agent.delivery.outbox import Outbox, OutboxMessage
 from edge_agent.delivery.topics import Topics
-
-logger = logging.getLogger(__name__)
 
 
 class OutboxSink:
