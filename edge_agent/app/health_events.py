@@ -96,4 +96,4 @@ class HealthEvents:
             objects=(),
             details=details,
         )
-        return self._builder.build(draft, offset, 1, 1)
+        return self._builder.build(draft, offset)

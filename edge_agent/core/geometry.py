@@ -106,8 +106,3 @@ def letterbox(
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     canvas[:new_h, :new_w] = resized
     return canvas, Letterbox(scale=scale, input_w=input_w, input_h=input_h)
-
-
-def relative_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    return (x1 / width, y1 / height, x2 / width, y2 / height)

@@ -128,12 +128,24 @@ class Detections:
 
 @dataclass(frozen=True)
 class EventObject:
-    """One object named by an event; `bbox` is relative `[x1, y1, x2, y2]`."""
+    """One object an incident is about: the one type from the rule that names it to the event.
+
+    `xyxy` is its box in the pixels of the frame it was seen in, `frame_size` that frame's
+    (width, height); `bbox` is the box relative to the frame (0..1), as the contract
+    publishes it. A box already relative is one in a 1x1 frame, the default.
+    """
 
     track_id: int
     label: str
     score: float
-    bbox: tuple[float, float, float, float]
+    xyxy: tuple[float, float, float, float]
+    frame_size: tuple[int, int] = (1, 1)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        width, height = self.frame_size
+        x1, y1, x2, y2 = self.xyxy
+        return (x1 / width, y1 / height, x2 / width, y2 / height)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -131,7 +131,7 @@ class CameraPipeline:
                 snap = snapshot_ref(jpeg, self.identity.snapshot_topic(eid), frame.width, frame.height)
                 if self.evidence is not None:
                     self.evidence.save(eid, jpeg)
-            event = self.builder.build(draft, offset, frame.width, frame.height, snap)
+            event = self.builder.build(draft, offset, snap)
             self.sink.emit(event, jpeg)
             events.append(event)
         self.events_emitted += len(events)

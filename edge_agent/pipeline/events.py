@@ -6,9 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_agent.core.geometry import relative_box
 from edge_agent.core.types import Event, EventObject, SnapshotRef, iso_utc
-from edge_agent.pipeline.rules.base import ObjectRef
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class EventDraft:
     since_s: float
     media_s: float
     start_frame: int
-    objects: tuple[ObjectRef, ...]
+    objects: tuple[EventObject, ...]
     instant: bool = False
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -66,8 +64,6 @@ class EventBuilder:
         self,
         draft: EventDraft,
         wall_offset_s: float,
-        width: int,
-        height: int,
         snapshot: SnapshotRef | None = None,
     ) -> Event:
         key = (draft.rule, draft.key)
@@ -79,10 +75,7 @@ class EventBuilder:
             snapshot = self._open.get(key, (eid, snapshot))[1]
             if draft.phase == "end":
                 self._open.pop(key, None)
-        objects = tuple(
-            EventObject(o.track_id, o.label, o.score, relative_box(o.xyxy, width, height))
-            for o in draft.objects
-        )
+        objects = draft.objects
         lead = objects[0] if objects else None
         return Event(
             event_id=eid,

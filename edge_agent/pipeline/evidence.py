@@ -18,8 +18,7 @@ import numpy.typing as npt
 
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.geometry import to_pixels
-from edge_agent.core.types import Detections, SnapshotRef
-from edge_agent.pipeline.rules.base import ObjectRef
+from edge_agent.core.types import Detections, EventObject, SnapshotRef
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def draw_overlays(
 
 
 def draw_objects(
-    img: Image, objects: Iterable[ObjectRef], colour: tuple[int, int, int] = ALERT_COLOUR
+    img: Image, objects: Iterable[EventObject], colour: tuple[int, int, int] = ALERT_COLOUR
 ) -> Image:
     for o in objects:
         x1, y1, x2, y2 = (round(v) for v in o.xyxy)
@@ -108,7 +107,7 @@ def draw_rule_states(img: Image, states: Mapping[str, int], media_s: float) -> I
 def render_snapshot(
     masked_image: Image,
     cam: CameraConfig,
-    objects: Iterable[ObjectRef],
+    objects: Iterable[EventObject],
     zone: str | None,
     line: str | None,
     caption: str,

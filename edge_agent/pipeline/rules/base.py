@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
-from edge_agent.core.types import Detections, Frame
+from edge_agent.core.types import Detections, EventObject, Frame
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,6 @@ class Scene:
 
 
 @dataclass(frozen=True)
-class ObjectRef:
-    """An object an incident is about, in frame pixels."""
-
-    track_id: int
-    label: str
-    score: float
-    xyxy: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
 class Observation:
     """One incident that holds in this frame.
 
@@ -57,7 +47,7 @@ class Observation:
 
     key: str
     since_s: float
-    objects: tuple[ObjectRef, ...]
+    objects: tuple[EventObject, ...]
     instant: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -92,11 +82,11 @@ def line_points(rule: RuleConfigBase, cam: CameraConfig) -> list[tuple[float, fl
     return [(float(x), float(y)) for x, y in cam.lines[getattr(rule, "line")].points]  # noqa: B009
 
 
-def object_refs(scene: Scene, indices: Sequence[int] | npt.NDArray[np.intp]) -> tuple[ObjectRef, ...]:
+def object_refs(scene: Scene, indices: Sequence[int] | npt.NDArray[np.intp]) -> tuple[EventObject, ...]:
     dets = scene.dets
     assert dets.track_id is not None, "rules need tracked detections"
     return tuple(
-        ObjectRef(
+        EventObject(
             track_id=int(dets.track_id[i]),
             label=scene.label_of(int(i)),
             score=float(dets.score[i]),
@@ -106,6 +96,7 @@ def object_refs(scene: Scene, indices: Sequence[int] | npt.NDArray[np.intp]) -> 
                 float(dets.xyxy[i, 2]),
                 float(dets.xyxy[i, 3]),
             ),
+            frame_size=(scene.frame.width, scene.frame.height),
         )
         for i in indices
     )

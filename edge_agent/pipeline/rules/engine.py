@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.types import EventObject
 from edge_agent.pipeline.events import EventDraft
-from edge_agent.pipeline.rules.base import ObjectRef, RuleKind, Scene
+from edge_agent.pipeline.rules.base import RuleKind, Scene
 from edge_agent.pipeline.rules.registry import kind_named
 from edge_agent.pipeline.rules.schedule import Schedule
 
@@ -32,7 +33,7 @@ CHANGE_UPDATE_S = 10.0
 class _Active:
     since_s: float
     start_frame: int
-    objects: tuple[ObjectRef, ...]
+    objects: tuple[EventObject, ...]
     last_emit_s: float
     details: dict[str, Any]
     instant: bool = False
@@ -110,7 +111,7 @@ class RuleRunner:
         return out
 
 
-def _ids(objects: tuple[ObjectRef, ...]) -> tuple[int, ...]:
+def _ids(objects: tuple[EventObject, ...]) -> tuple[int, ...]:
     return tuple(sorted(o.track_id for o in objects))
 
 

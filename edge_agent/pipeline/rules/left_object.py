@@ -37,9 +37,9 @@ from pydantic import Field
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.geometry import box_iou, box_overlap_of_first
+from edge_agent.core.types import EventObject
 from edge_agent.pipeline.rules.background import DualBackground, Region
 from edge_agent.pipeline.rules.base import (
-    ObjectRef,
     Observation,
     RuleKindSpec,
     Scene,
@@ -65,7 +65,7 @@ STABLE_IOU = 0.5  # a region whose box overlaps where it settled less than this 
 @dataclass
 class _Candidate:
     key: str
-    ref: ObjectRef
+    ref: EventObject
     track_id: int
     still_box: Box
     still_since_s: float
@@ -274,7 +274,13 @@ class LeftObject:
                     continue
                 if now - region.explained_s < EXPLAIN_HOLD_S or not self._in_zone(region.box, scene):
                     continue
-            ref = ObjectRef(track_id=-region.rid, label="object", score=1.0, xyxy=region.box)
+            ref = EventObject(
+                track_id=-region.rid,
+                label="object",
+                score=1.0,
+                xyxy=region.box,
+                frame_size=(scene.frame.width, scene.frame.height),
+            )
             out.append(
                 Observation(
                     key=region.key,

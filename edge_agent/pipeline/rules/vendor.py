@@ -25,8 +25,8 @@ import numpy as np
 from pydantic import Field
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.types import EventObject
 from edge_agent.pipeline.rules.base import (
-    ObjectRef,
     Observation,
     RuleKindSpec,
     Scene,
@@ -45,12 +45,12 @@ ZONE_TOLERANCE = 0.1  # an anchor this far outside the zone (in person heights) 
 @dataclass
 class _Spot:
     key: str
-    ref: ObjectRef
+    ref: EventObject
     track_id: int
     anchor: tuple[float, float]
     since_s: float
     last_seen_s: float
-    items: dict[int, tuple[float, ObjectRef]] = field(default_factory=dict)
+    items: dict[int, tuple[float, EventObject]] = field(default_factory=dict)
 
 
 def _anchor(b: Box) -> tuple[float, float]:
@@ -126,7 +126,7 @@ class Vendor:
             )
         return out
 
-    def _near_items(self, spot: _Spot, items: tuple[ObjectRef, ...], now: float) -> None:
+    def _near_items(self, spot: _Spot, items: tuple[EventObject, ...], now: float) -> None:
         p = spot.ref.xyxy
         px, py = (p[0] + p[2]) / 2.0, (p[1] + p[3]) / 2.0
         limit = self.reach * max(p[3] - p[1], 1.0)

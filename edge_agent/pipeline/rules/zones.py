@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.core.geometry import box_iou, points_in_polygon, to_pixels
-from edge_agent.core.types import Detections
-from edge_agent.pipeline.rules.base import ObjectRef, Scene
+from edge_agent.core.types import Detections, EventObject
+from edge_agent.pipeline.rules.base import Scene
 
 Box = tuple[float, float, float, float]
 
@@ -62,11 +62,11 @@ class _Followed(Protocol):
     """Something a kind follows across frames: a static candidate, a vendor's spot."""
 
     track_id: int
-    ref: ObjectRef
+    ref: EventObject
 
 
 def match_followed(
-    ref: ObjectRef, followed: Sequence[_Followed], free: list[int], min_iou: float
+    ref: EventObject, followed: Sequence[_Followed], free: list[int], min_iou: float
 ) -> int | None:
     """The index (in `free`) of what `ref` continues: the same track id, else the best box
     overlap of at least `min_iou` (the tracker gave a new id after a gap); None for a new one."""
