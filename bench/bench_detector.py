@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge_agent.config import ModelConfig
-from edge_agent.detect.onnx import OnnxDetector
-from edge_agent.models import fetch_model, resolve_model
+from edge_agent.core.config import ModelConfig
+from edge_agent.pipeline.detect.models import resolve_model
+from edge_agent.pipeline.detect.onnx import OnnxDetector
+from edge_agent.tools.models import fetch_model
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO.parent / "shared" / "fixtures" / "vtest.avi"

@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import onnxruntime as ort
 
-from edge_agent.models import fetch_model
-from edge_agent.quantize import (
+from edge_agent.tools.models import fetch_model
+from edge_agent.tools.quantize import (
     DEFAULT_FRAMES,
     SHARED_IMAGES,
     compare_models,

@@ -30,13 +30,13 @@ def decode_only(path: Path) -> tuple[int, float]:
 
 
 def replay_in_process(path: Path) -> tuple[int, int, float]:
-    from edge_agent.config import load_config
-    from edge_agent.detect.onnx import load_detector
-    from edge_agent.publish.jsonl import MemorySink
-    from edge_agent.replay import run_replay
+    from edge_agent.app.config import load_config
+    from edge_agent.app.replay import run_replay
+    from edge_agent.app.wiring import detector_of
+    from edge_agent.delivery.jsonl import MemorySink
 
     cfg = load_config(CONFIG)
-    detector = load_detector(cfg.model)
+    detector = detector_of(cfg)
     t0 = time.perf_counter()
     result = run_replay(cfg, cfg.cameras[0].id, [str(path)], detector, MemorySink())
     return result.frames_read, result.frames_analysed, time.perf_counter() - t0

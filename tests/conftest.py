@@ -14,6 +14,6 @@ FIXTURES = REPO / "fixtures"
 @pytest.fixture(scope="session")
 def model_ready() -> Path:
     """The default model in the project's model directory (fetched from the cache if needed)."""
-    from edge_agent.models import fetch_model
+    from edge_agent.tools.models import fetch_model
 
     return fetch_model("yolox-nano")

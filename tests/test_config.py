@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.config import ConfigError, check_config, load_config, parse_config, redact
+from edge_agent.app.config import load_config, parse_config
+from edge_agent.core.config import ConfigError, check_config, redact
 from tests.conftest import REPO
 
 GOOD = REPO / "tests" / "data" / "configs" / "good.yaml"

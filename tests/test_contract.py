@@ -24,14 +24,14 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.config import MqttConfig, TlsConfig
-from edge_agent.outbox import Outbox
-from edge_agent.publish.backoff import Backoff
-from edge_agent.publish.mqtt import MqttPublisher
-from edge_agent.publish.outbox_sink import OutboxSink
-from edge_agent.publish.topics import Topics
-from edge_agent.schemas import SCHEMA_NAMES, load_schema, schema_dir, validate
-from edge_agent.types import Event, EventObject, SnapshotRef
+from edge_agent.core.backoff import Backoff
+from edge_agent.core.config import MqttConfig, TlsConfig
+from edge_agent.core.types import Event, EventObject, SnapshotRef
+from edge_agent.delivery.mqtt import MqttPublisher
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.outbox_sink import OutboxSink
+from edge_agent.delivery.schemas import SCHEMA_NAMES, load_schema, schema_dir, validate
+from edge_agent.delivery.topics import Topics
 from tests.broker import (
     Message,
     Mosquitto,
@@ -374,7 +374,7 @@ def test_example_tls_config_runs(tmp_path: Path) -> None:
 def _listen(*args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.listen", *args],
+        [sys.executable, "-m", "edge_agent.tools.listen", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -456,7 +456,13 @@ def test_listen_reports_an_unreachable_broker(tmp_path: Path) -> None:
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-m", "edge_agent.listen", "--url", f"mqtt://u:hunter2@127.0.0.1:{free_port()}"],
+        [
+            sys.executable,
+            "-m",
+            "edge_agent.tools.listen",
+            "--url",
+            f"mqtt://u:hunter2@127.0.0.1:{free_port()}",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -17,8 +17,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_agent.config import ModelConfig
-from edge_agent.detect.decoders import (
+from edge_agent.core.config import ModelConfig
+from edge_agent.pipeline.detect.decoders import (
     class_count,
     decode_yolov5,
     decode_yolov8,
@@ -27,8 +27,8 @@ from edge_agent.detect.decoders import (
     nms,
     yolox_grid_count,
 )
-from edge_agent.detect.onnx import OnnxDetector, load_detector, select_providers
-from edge_agent.models import COCO80_LABELS, ModelError
+from edge_agent.pipeline.detect.models import COCO80_LABELS, ModelError
+from edge_agent.pipeline.detect.onnx import OnnxDetector, load_detector, select_providers
 
 INPUT = 64  # tiny graphs take a 64x64 input: YOLOX grid 8x8 + 4x4 + 2x2 = 84 rows
 
@@ -331,7 +331,7 @@ def test_select_providers(requested: list[str], available: list[str], chosen: li
 def test_missing_providers_are_logged_and_cpu_used(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = make_graph(tmp_path / "v8.onnx", yolov8_rows(YOLOV8_ROWS, 8))
     wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    with caplog.at_level(logging.WARNING, logger="edge_agent.detect.onnx"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.pipeline.detect.onnx"):
         det = load_detector(ModelConfig(path=str(path), providers=wanted))
     assert det.providers == ["CPUExecutionProvider"]
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

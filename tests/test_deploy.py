@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_agent.config import load_config
-from edge_agent.systemd import Watchdog, notify_socket_address, sd_notify
+from edge_agent.app.config import load_config
+from edge_agent.app.systemd import Watchdog, notify_socket_address, sd_notify
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "deploy" / "install.sh"

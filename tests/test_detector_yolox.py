@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.config import ModelConfig
-from edge_agent.detect.onnx import OnnxDetector
-from edge_agent.geometry import box_iou
-from edge_agent.models import COCO80_LABELS, fetch_model, load_manifest, resolve_model, sha256_of
+from edge_agent.core.config import ModelConfig
+from edge_agent.core.geometry import box_iou
+from edge_agent.pipeline.detect.models import COCO80_LABELS, load_manifest, resolve_model, sha256_of
+from edge_agent.pipeline.detect.onnx import OnnxDetector
+from edge_agent.tools.models import fetch_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent import export
-from edge_agent.config import ModelConfig
-from edge_agent.detect.onnx import load_detector
-from edge_agent.models import ModelError, load_manifest, sha256_of
+from edge_agent.core.config import ModelConfig
+from edge_agent.pipeline.detect.models import ModelError, load_manifest, sha256_of
+from edge_agent.pipeline.detect.onnx import load_detector
+from edge_agent.tools import export
 
 onnx = pytest.importorskip("onnx")
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.config import parse_config
-from edge_agent.evidence import render_snapshot
-from edge_agent.rules.base import ObjectRef
+from edge_agent.app.config import parse_config
+from edge_agent.core.types import EventObject
+from edge_agent.pipeline.evidence import render_snapshot
 from tests.conftest import FIXTURES
 from tests.golden import compare_picture, small_grey, without_encoder_bytes
 
@@ -23,7 +23,7 @@ def frame(index: int) -> np.ndarray:
 
 
 CAM = parse_config((FIXTURES / "walkway.yaml").read_text()).cameras[0]
-PERSON = ObjectRef(7, "person", 0.81, (380.0, 170.0, 420.0, 260.0))
+PERSON = EventObject(7, "person", 0.81, (380.0, 170.0, 420.0, 260.0), (768, 576))
 
 
 def snapshot(image: np.ndarray, caption: str = "crossing-in (line_cross) t=9.4s") -> np.ndarray:
@@ -71,7 +71,7 @@ def test_an_extra_box_fails(reference: np.ndarray) -> None:
 
 
 def test_a_box_in_another_place_fails(reference: np.ndarray) -> None:
-    moved = ObjectRef(7, "person", 0.81, (200.0, 300.0, 240.0, 390.0))
+    moved = EventObject(7, "person", 0.81, (200.0, 300.0, 240.0, 390.0), (768, 576))
     img = render_snapshot(frame(94), CAM, [moved], None, "mid", "crossing-in (line_cross) t=9.4s")
     assert not compare_picture(jpeg(img), reference).ok
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from edge_agent.health import CameraHealth, iso_utc
+from edge_agent.app.health import CameraHealth, iso_utc
 
 T0_WALL = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 

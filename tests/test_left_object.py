@@ -7,13 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.config import CameraConfig
-from edge_agent.detect.scripted import boxes
-from edge_agent.rules.background import DualBackground
-from edge_agent.rules.base import Scene
-from edge_agent.rules.engine import EventDraft, RuleEngine
-from edge_agent.track.tracker import Tracker
-from edge_agent.types import Frame
+from edge_agent.app.config import CameraConfig
+from edge_agent.core.types import Frame
+from edge_agent.pipeline.detect.scripted import boxes
+from edge_agent.pipeline.events import EventDraft
+from edge_agent.pipeline.rules.background import DualBackground
+from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.engine import RuleEngine
+from edge_agent.pipeline.track.tracker import Tracker
 
 LABELS = ("person", "car", "suitcase", "umbrella", "chair")
 PERSON, CAR, SUITCASE = 0, 1, 2

@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_agent.config import ModelConfig
-from edge_agent.models import (
+from edge_agent.core.config import ModelConfig
+from edge_agent.pipeline.detect.models import (
     COCO80_LABELS,
     ModelError,
     default_labels,
-    fetch_model,
-    list_models,
     load_manifest,
     manifest_dir,
     model_dir,
     parse_names,
     resolve_model,
 )
+from edge_agent.tools.models import fetch_model, list_models
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = b"pretend weights\n" * 64

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from edge_agent.config import MqttConfig, TlsConfig
-from edge_agent.outbox import Outbox
-from edge_agent.publish.backoff import Backoff
-from edge_agent.publish.mqtt import MqttPublisher, parse_broker_url
-from edge_agent.publish.outbox_sink import OutboxSink
-from edge_agent.publish.topics import Topics
-from edge_agent.schemas import validate
+from edge_agent.core.backoff import Backoff
+from edge_agent.core.config import MqttConfig, TlsConfig
+from edge_agent.delivery.mqtt import MqttPublisher
+from edge_agent.delivery.mqtt_client import parse_broker_url
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.outbox_sink import OutboxSink
+from edge_agent.delivery.schemas import validate
+from edge_agent.delivery.topics import Topics
 from tests.broker import (
     Message,
     Mosquitto,
@@ -303,11 +304,11 @@ def test_tls_with_client_certificate(
         no_cert.start()
         wrong_ca.start()
         try:
-            lines = lambda: [r.getMessage() for r in caplog.records if r.name == "edge_agent.publish.mqtt"]  # noqa: E731
+            lines = lambda: [r.getMessage() for r in caplog.records if r.name == "edge_agent.delivery.mqtt"]  # noqa: E731
             _wait(lambda: any("certificate verification failed" in m for m in lines()), 10, "a CA error")
             _wait(lambda: any("client certificate" in m for m in lines()), 10, "a client certificate hint")
             assert not no_cert.connected and not wrong_ca.connected
-            assert all(r.exc_info is None for r in caplog.records if r.name == "edge_agent.publish.mqtt")
+            assert all(r.exc_info is None for r in caplog.records if r.name == "edge_agent.delivery.mqtt")
         finally:
             no_cert.stop(2)
             wrong_ca.stop(2)

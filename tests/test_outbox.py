@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import Outbox, OutboxError, OutboxMessage
-from edge_agent.publish.outbox_sink import OutboxSink
-from edge_agent.publish.topics import Topics
-from edge_agent.types import Event
+from edge_agent.core.types import Event
+from edge_agent.delivery.outbox import Outbox, OutboxError, OutboxMessage
+from edge_agent.delivery.outbox_sink import OutboxSink
+from edge_agent.delivery.topics import Topics
 
 KB = 1024
 
@@ -95,7 +95,7 @@ def test_put_rejects_bad_values(tmp_path: Path, kwargs: dict[str, object], match
 
 
 def test_cap_drops_oldest_info_first_then_oldest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="edge_agent.outbox")
+    caplog.set_level(logging.WARNING, logger="edge_agent.delivery.outbox")
     payload = b"x" * (KB - 1)  # with the 1-byte topic, exactly 1 KiB per item
     with Outbox(tmp_path / "o.sqlite3", max_mb=10 / 1024) as ob:  # 10 KiB: ten items
         sev = ["alert", "info", "warning", "info", "alert", "info", "warning", "alert", "info", "info"]

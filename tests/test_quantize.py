@@ -23,19 +23,20 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent import quantize
-from edge_agent.config import ModelConfig
-from edge_agent.detect.onnx import OnnxDetector, load_detector
-from edge_agent.geometry import box_iou
-from edge_agent.models import COCO80_LABELS, fetch_model, load_manifest, resolve_model, sha256_of
-from edge_agent.quantize import (
+from edge_agent.core.config import ModelConfig
+from edge_agent.core.geometry import box_iou
+from edge_agent.core.types import Detections
+from edge_agent.pipeline.detect.models import COCO80_LABELS, load_manifest, resolve_model, sha256_of
+from edge_agent.pipeline.detect.onnx import OnnxDetector, load_detector
+from edge_agent.tools import quantize
+from edge_agent.tools.models import fetch_model
+from edge_agent.tools.quantize import (
     QuantizeResult,
     compare_models,
     evaluation_frames,
     matched_count,
     quantize_model,
 )
-from edge_agent.types import Detections
 from tests.conftest import REPO, SHARED
 
 IMAGES = SHARED / "fixtures" / "images"
@@ -45,7 +46,7 @@ MIN_AGREEMENT = 0.8
 MIN_PERSON_IOU = 0.5
 # The clear people of the reference photos (fp32 score >= 0.85). int8 loses weaker ones
 # on these varied photos (e.g. the 0.80 person in coco_000000001268 drops below 0.35),
-# see the module docstring of edge_agent.quantize.
+# see the module docstring of edge_agent.tools.quantize.
 CLEAR_PERSON_SCORE = 0.85
 
 

@@ -16,10 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.config import CameraConfig
+from edge_agent.app.health import CameraHealth
+from edge_agent.core.config import CameraConfig
 from edge_agent.sources import Source, SourceError
-from edge_agent.sources.rtsp import RtspSource, merge_capture_options
-from edge_agent.sources.rtsp_probe import authorization_header, probe_rtsp
+from edge_agent.sources.capture import merge_capture_options
+from edge_agent.sources.probe import authorization_header, probe_rtsp
+from edge_agent.sources.rtsp import RtspSource
 from tests.broker import free_port
 from tests.rtsp import RtspServer, gstreamer, rtsp_server, rtsp_server_factory, wait_until
 
@@ -103,7 +105,7 @@ def test_frames_arrive(rtsp_server: RtspServer, make_source: Callable[..., RtspS
     assert src.latest(frames[-1].index) is None or src.latest(-1) is not None
     assert 7.0 <= src.fps <= 13.0, f"the server sends 10 fps, measured {src.fps:.1f}"
     assert src.frames_read >= 15 and src.reconnects == 0 and src.stalls == 0
-    stats = src.stats()
+    stats = CameraHealth(src.camera_id, 30.0).stats(src)  # what the daemon publishes
     assert stats["status"] == "online" and stats["frames_read"] >= 15
 
 
@@ -213,7 +215,7 @@ def test_wrong_password_is_clear_and_never_shown(
     assert "401" in error and "password" in error and "admin" in error, error
     for secret in ("Wr0ngPass", "s3cret-pw"):
         assert secret not in error
-        assert secret not in repr(bad) and secret not in str(bad.stats())
+        assert secret not in repr(bad) and secret not in str(CameraHealth(bad.camera_id, 30.0).stats(bad))
         assert secret not in caplog.text, "a password reached the log"
     assert "admin:***@" in caplog.text
 

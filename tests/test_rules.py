@@ -7,12 +7,15 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from edge_agent.config import CameraConfig, Window
-from edge_agent.gate import FramePacer, PrivacyMasks
-from edge_agent.rules.base import Scene
-from edge_agent.rules.engine import EventDraft, RuleEngine
-from edge_agent.rules.schedule import Schedule
-from edge_agent.types import Detections, Frame
+from edge_agent.app.config import CameraConfig
+from edge_agent.core.config import Window
+from edge_agent.core.masks import PrivacyMasks
+from edge_agent.core.types import Detections, Frame
+from edge_agent.pipeline.events import EventDraft
+from edge_agent.pipeline.gate import FramePacer
+from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.engine import RuleEngine
+from edge_agent.pipeline.rules.schedule import Schedule
 
 LABELS = ("person", "bicycle", "car")
 W = H = 100

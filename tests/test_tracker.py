@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from edge_agent.track import kalman
-from edge_agent.track.assignment import linear_assignment, match_by_iou
-from edge_agent.track.tracker import Tracker
-from edge_agent.types import Detections
+from edge_agent.core.types import Detections
+from edge_agent.pipeline.track import kalman
+from edge_agent.pipeline.track.assignment import linear_assignment, match_by_iou
+from edge_agent.pipeline.track.tracker import Tracker
 
 PERSON, CAR = 0, 2
 Row = tuple[list[float], float, int]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.config import CameraConfig
+from edge_agent.app.config import CameraConfig
 from tests.test_left_object import FPS, Row, person, run, walk
 
 UMBRELLA, CHAIR = 3, 4

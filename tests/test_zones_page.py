@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from edge_agent.config_edit import SaveError, apply_shapes, read_shapes
-from edge_agent.zones_page import ZonesServer, run
+from edge_agent.tools.config_edit import SaveError, apply_shapes, read_shapes
+from edge_agent.tools.zones_page import ZonesServer, run
 from tests.conftest import FIXTURES
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,11 +1,16 @@
-"""Frame sources: a recorded file (replay) or a live camera."""
+"""The sources layer: where frames come from. `file` (a recorded video, time from the video),
+`rtsp` (a live camera: reader thread, newest-frame slot), `capture` (the one door to OpenCV's
+FFmpeg capture: options and timeouts, thread-safe) and `probe` (what a camera stream is).
+
+Sources import `edge_agent.core` and themselves; never `pipeline`, `delivery`, `app` or `tools`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Protocol
 
-from edge_agent.types import Frame
+from edge_agent.core.types import Frame
 
 
 class SourceError(Exception):

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.core.types import Frame
 from edge_agent.sources import SourceError
-from edge_agent.types import Frame
 
 logger = logging.getLogger(__name__)
 

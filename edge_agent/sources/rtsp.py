@@ -28,67 +28,24 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import cv2
 
-from edge_agent.config import CameraConfig, redact
-from edge_agent.publish.backoff import Backoff
+from edge_agent.core.backoff import Backoff
+from edge_agent.core.config import CameraConfig, redact
+from edge_agent.core.types import Frame
 from edge_agent.sources import SourceError
-from edge_agent.sources.rtsp_probe import probe_rtsp
-from edge_agent.types import Frame
+from edge_agent.sources.capture import file_path, open_capture
 
 logger = logging.getLogger(__name__)
 
-CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
-# TCP interleaving survives lossy Wi-Fi links where UDP loses whole frames; a small probe
-# makes the first frame arrive in a fraction of a second instead of after seconds of analysis.
-DEFAULT_CAPTURE_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
 FPS_WINDOW_S = 5.0
 DEFAULT_FILE_FPS = 25.0
 STATUSES = ("starting", "online", "stalled", "offline")
-
-_env_lock = threading.Lock()
-
-
-def merge_capture_options(existing: str | None) -> str:
-    """FFmpeg capture options as OpenCV reads them (`key;value|key;value`).
-
-    Options already set are kept, missing defaults are added, and the RTSP
-    transport is always TCP.
-    """
-    options: dict[str, str] = {}
-    for item in (existing or "").split("|"):
-        key, sep, value = item.partition(";")
-        if key.strip() and sep:
-            options[key.strip()] = value.strip()
-    for key, value in DEFAULT_CAPTURE_OPTIONS.items():
-        options.setdefault(key, value)
-    options["rtsp_transport"] = "tcp"
-    return "|".join(f"{k};{v}" for k, v in options.items())
-
-
-def _ensure_capture_options() -> None:
-    # OpenCV reads the variable at each open, and it is process-wide: set it under a lock.
-    with _env_lock:
-        merged = merge_capture_options(os.environ.get(CAPTURE_OPTIONS_ENV))
-        if os.environ.get(CAPTURE_OPTIONS_ENV) != merged:
-            os.environ[CAPTURE_OPTIONS_ENV] = merged
-
-
-def _file_path(url: str) -> Path | None:
-    """The local path when `url` names a file (a path or file://), else None."""
-    if url.startswith("file://"):
-        return Path(unquote(url.removeprefix("file://")))
-    if "://" in url:
-        return None
-    return Path(url)
 
 
 class RtspSource:
@@ -106,8 +63,12 @@ class RtspSource:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        on_frame: Callable[[], None] | None = None,
     ) -> None:
         self.camera_id = cam.id
+        # Called on the reader thread after each new frame, so one loop serving many
+        # cameras can sleep until any of them has something (see app/agent.py).
+        self._on_frame = on_frame
         self._url = cam.url
         self.url_redacted = redact(cam.url)
         self.stall_s = cam.stall_s
@@ -115,7 +76,7 @@ class RtspSource:
         self.read_timeout_s = cam.read_timeout_s
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._clock = clock
-        self._path = _file_path(cam.url)
+        self._path = file_path(cam.url)
         if self._path is not None and not self._path.is_file():
             raise SourceError(f"camera {cam.id}: {self._path}: no such video file")
 
@@ -216,19 +177,6 @@ class RtspSource:
             span = self._read_times[-1] - self._read_times[0]
             return (len(self._read_times) - 1) / span if span > 0 else 0.0
 
-    def stats(self) -> dict[str, Any]:
-        fps = self.fps
-        with self._lock:
-            return {
-                "status": self.status,
-                "fps": round(fps, 2),
-                "frames_read": self.frames_read,
-                "frames_dropped": self.frames_dropped,
-                "reconnects": self.reconnects,
-                "stalls": self.stalls,
-                "last_error": self.last_error,
-            }
-
     # --- the slot ----------------------------------------------------------------------
 
     def _take(self, after_index: int) -> Frame | None:
@@ -251,6 +199,8 @@ class RtspSource:
             was = self.status
             self.status = "online"
             self._lock.notify_all()
+        if self._on_frame is not None:
+            self._on_frame()
         if was != "online":
             logger.info("camera %s: online (was %s): %s", self.camera_id, was, self.url_redacted)
 
@@ -314,31 +264,11 @@ class RtspSource:
             # The watchdog watches reads only: an open has its own timeout.
             self._reopen = False
             self._reading_since = None
-        if self._path is not None:
-            cap = cv2.VideoCapture(str(self._path))
-            if not cap.isOpened():
-                cap.release()
-                self._fail("offline", f"{self._path}: cannot open the video file")
-                return None
-        else:
-            _ensure_capture_options()
-            params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                int(self.open_timeout_s * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                int(self.read_timeout_s * 1000),
-            ]
-            t0 = time.monotonic()
-            cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
-            if not cap.isOpened():
-                cap.release()
-                elapsed = time.monotonic() - t0
-                if elapsed >= 0.9 * self.open_timeout_s:
-                    why = f"no answer within open_timeout_s {self.open_timeout_s:g} s"
-                else:
-                    why = probe_rtsp(self._url, min(2.0, self.open_timeout_s))
-                self._fail("offline", f"cannot open {self.url_redacted}: {why}")
-                return None
+        try:
+            cap = open_capture(self._url, self.open_timeout_s, self.read_timeout_s)
+        except SourceError as err:
+            self._fail("offline", str(err))
+            return None
         with self._lock:
             self._reading_since = self._clock()
         logger.debug("camera %s: opened %s", self.camera_id, self.url_redacted)

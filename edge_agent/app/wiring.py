@@ -1,0 +1,86 @@
+"""The composition root: the one place that turns a config into running parts.
+
+`run` (the daemon), `replay`, `replay --publish`, doctor and the benchmarks all build their
+topics, detector, camera pipelines and delivery here, so live and replay cannot drift apart:
+a new stage or sink is wired once, in this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from edge_agent.core.config import CameraConfig, Config, Problem, check_config
+from edge_agent.core.sink import EventSink
+from edge_agent.delivery.service import Delivery
+from edge_agent.delivery.topics import Topics
+from edge_agent.pipeline.camera import CameraPipeline, Identity
+from edge_agent.pipeline.detect import Detector
+from edge_agent.pipeline.detect.models import ModelError, model_labels
+from edge_agent.pipeline.detect.onnx import load_detector
+from edge_agent.pipeline.evidence import EvidenceStore
+
+DEFAULT_TOPIC_PREFIX = "eagleeye"  # replay without an mqtt section still names snapshot topics
+
+
+def topics_of(cfg: Config) -> Topics:
+    """The device's MQTT topic tree."""
+    prefix = cfg.mqtt.topic_prefix if cfg.mqtt is not None else DEFAULT_TOPIC_PREFIX
+    return Topics(prefix, cfg.site.id, cfg.device.id)
+
+
+def identity_of(cfg: Config) -> Identity:
+    """Who speaks in every event of this config, and where its snapshots go."""
+    return Identity(
+        site=cfg.site.id,
+        device=cfg.device.id,
+        timezone=cfg.site.timezone,
+        snapshot_topic=topics_of(cfg).snapshot,
+        jpeg_quality=cfg.evidence.jpeg_quality,
+    )
+
+
+def check_with_model(cfg: Config) -> tuple[list[Problem], ModelError | None]:
+    """Every cross-reference problem of `cfg`, with label checks against its model's labels.
+
+    The one check behind `validate`, `run`, doctor and the zones page. When the model
+    cannot be found here the label checks are skipped and its error is returned beside
+    the problems, for each caller to report in its own way.
+    """
+    try:
+        labels: list[str] | None = list(model_labels(cfg.model))
+        model_error = None
+    except ModelError as err:
+        labels, model_error = None, err
+    return check_config(cfg, labels), model_error
+
+
+def detector_of(cfg: Config) -> Detector:
+    """The detector of `cfg.model`, shared by every camera."""
+    return load_detector(cfg.model)
+
+
+def camera_pipeline(
+    cfg: Config,
+    cam: CameraConfig,
+    detector: Detector,
+    sink: EventSink,
+    evidence: EvidenceStore | None = None,
+    *,
+    motion_gate: bool | None = None,
+) -> CameraPipeline:
+    """One camera's pipeline; `motion_gate` None takes the camera's `detect.motion_gate`."""
+    return CameraPipeline(
+        identity_of(cfg),
+        cam,
+        detector,
+        cfg.model.min_score,
+        sink,
+        evidence,
+        motion_gate=cam.detect.motion_gate if motion_gate is None else motion_gate,
+    )
+
+
+def delivery_of(cfg: Config, stats_provider: Callable[[], Mapping[str, Any]] | None = None) -> Delivery:
+    """The outbox, its MQTT publisher and the sink the pipelines write into."""
+    return Delivery(cfg, topics_of(cfg), stats_provider=stats_provider)

@@ -1,0 +1,108 @@
+"""Pure geometry: polygons, lines, IoU and letterboxing. No state, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+Point = tuple[float, float]
+
+
+def to_pixels(points: Sequence[Sequence[float]], width: int, height: int) -> FloatArray:
+    """Relative (0..1) points to pixel coordinates, shape (n, 2)."""
+    arr = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    return arr * np.array([width, height], dtype=np.float32)
+
+
+def points_in_polygon(points: FloatArray, polygon: FloatArray) -> npt.NDArray[np.bool_]:
+    """Vectorised even-odd test of (n, 2) points against one (m, 2) polygon.
+
+    Points exactly on an edge may fall either way; zones are drawn by hand, so
+    a one-pixel border decision does not matter.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return np.zeros(0, dtype=bool)
+    x, y = pts[:, 0:1], pts[:, 1:2]
+    x1, y1 = poly[:, 0], poly[:, 1]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    straddles = (y1 > y) != (y2 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+    hits = straddles & (x < x_cross)
+    return np.asarray(hits.sum(axis=1) % 2 == 1)
+
+
+def side_of_line(points: FloatArray, a: Point, b: Point) -> npt.NDArray[np.float64]:
+    """Signed cross product: > 0 left of a→b (image coordinates, y down), < 0 right."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return np.asarray((b[0] - a[0]) * (pts[:, 1] - a[1]) - (b[1] - a[1]) * (pts[:, 0] - a[0]))
+
+
+def segments_intersect(p1: Point, p2: Point, a: Point, b: Point) -> bool:
+    """Whether segment p1→p2 crosses segment a→b (touching counts)."""
+
+    def orient(p: Point, q: Point, r: Point) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    d1, d2 = orient(a, b, p1), orient(a, b, p2)
+    d3, d4 = orient(p1, p2, a), orient(p1, p2, b)
+    return (d1 * d2 <= 0) and (d3 * d4 <= 0) and not (d1 == 0 and d2 == 0)
+
+
+def _intersections(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Intersection areas (len(a), len(b)) and each side's box areas, for xyxy boxes."""
+    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(br - tl, 0, None).prod(axis=2)
+    return inter, (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1), (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+
+
+def box_iou(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
+    """IoU matrix (len(a), len(b)) of xyxy boxes."""
+    inter, area_a, area_b = _intersections(a, b)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.asarray(np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0), dtype=np.float32)
+
+
+def box_overlap_of_first(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
+    """Share of each box of `a` covered by each box of `b` (len(a), len(b))."""
+    inter, area_a, _ = _intersections(a, b)
+    return np.asarray(inter / np.maximum(area_a[:, None], 1e-9), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was fitted into the model input: scale, then pad bottom/right."""
+
+    scale: float
+    input_w: int
+    input_h: int
+
+    def to_frame(self, xyxy: FloatArray, frame_w: int, frame_h: int) -> FloatArray:
+        """Model-input boxes back to frame pixels, clipped to the frame."""
+        out = np.asarray(xyxy, dtype=np.float32) / self.scale
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, frame_w)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, frame_h)
+        return out
+
+
+def letterbox(
+    image: npt.NDArray[np.uint8], input_w: int, input_h: int, pad_value: int = 114
+) -> tuple[npt.NDArray[np.uint8], Letterbox]:
+    """Resize keeping aspect ratio into an input_h x input_w canvas padded at bottom/right."""
+    h, w = image.shape[:2]
+    scale = min(input_w / w, input_h / h)
+    new_w, new_h = round(w * scale), round(h * scale)
+    canvas = np.full((input_h, input_w, 3), pad_value, dtype=np.uint8)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    canvas[:new_h, :new_w] = resized
+    return canvas, Letterbox(scale=scale, input_w=input_w, input_h=input_h)

@@ -1,0 +1,119 @@
+"""The one place a paho client is set up: protocol, credentials, TLS and the Last Will.
+
+The publisher (a fresh client at every connect), doctor's broker probe and `edge-agent
+listen` all take their client from `make_client`, so a fix to password or certificate
+handling is made once.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge_agent.core.config import MqttConfig, TlsConfig, redact
+
+
+class ClientSetupError(Exception):
+    """A client that cannot be set up (unreadable password file, bad certificate); one line."""
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
+    """`mqtt://[user[:pass]@]host[:port]` or `mqtts://...` -> (host, port, tls, user, password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {redact(url)!r}")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as err:
+        raise ValueError(f"bad port in MQTT URL {redact(url)!r}") from err
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return parts.hostname, port, tls, user, password
+
+
+def new_client_id(prefix: str) -> str:
+    """A unique client id for throw-away connections (doctor, listen)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def ssl_reason(err: BaseException) -> str:
+    """One line for a TLS or certificate-file failure."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"certificate verification failed: {err.verify_message}"
+    if isinstance(err, ssl.SSLError):
+        return str(err.reason or err)
+    if isinstance(err, OSError):
+        return f"{err.filename or ''}: {err.strerror or err}".lstrip(": ")
+    return str(err)
+
+
+def credentials(cfg: MqttConfig) -> tuple[str | None, str | None]:
+    """User name and password: the config's, else the URL's; `password_file` wins, read now.
+
+    Read at every connect so a fixed password is picked up without a restart.
+    """
+    _, _, _, url_user, url_password = parse_broker_url(cfg.url)
+    username = cfg.username or url_user
+    password = cfg.password or url_password
+    if cfg.password_file:
+        path = Path(cfg.password_file)
+        try:
+            password = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as err:
+            raise ClientSetupError(f"cannot read mqtt.password_file {path}: {err.strerror or err}") from err
+    return username, password
+
+
+def tls_context(tls: TlsConfig | None) -> ssl.SSLContext:
+    """The TLS context of `mqtt.tls` (system CAs when no `ca` is given)."""
+    try:
+        ctx = ssl.create_default_context(cafile=tls.ca if tls else None)
+        if tls is not None and tls.cert:
+            ctx.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as err:
+        raise ClientSetupError(f"TLS setup failed: {ssl_reason(err)}") from err
+    if tls is not None and tls.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def make_client(
+    cfg: MqttConfig,
+    client_id: str,
+    *,
+    persistent: bool = False,
+    will: tuple[str, dict[str, Any]] | None = None,
+) -> paho.Client:
+    """A paho client for `cfg`, not yet connected; raises ClientSetupError.
+
+    `persistent` keeps the broker-side session (MQTT 3.1.1 clean_session off) so the broker
+    queues QoS 1 messages while the client is away; `will` is (topic, payload) of a retained
+    QoS 1 Last Will.
+    """
+    v5 = cfg.protocol == "5"
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+        clean_session=None if v5 else not persistent,
+    )
+    username, password = credentials(cfg)
+    if username is not None or password is not None:
+        client.username_pw_set(username, password)
+    if will is not None:
+        client.will_set(will[0], json.dumps(will[1]), qos=1, retain=True)
+    _, _, tls, _, _ = parse_broker_url(cfg.url)
+    if tls:
+        client.tls_set_context(tls_context(cfg.tls))
+        if cfg.tls is not None and cfg.tls.insecure:
+            client.tls_insecure_set(True)
+    return client

@@ -1,0 +1,46 @@
+"""Wires the durable outbox, the MQTT publisher and the outbox sink from a config.
+
+Built by app/wiring.py for `replay --publish` and the daemon, so both deliver exactly the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_agent.core.config import Config, ConfigError, Problem
+from edge_agent.delivery.mqtt import MqttPublisher
+from edge_agent.delivery.outbox import Outbox
+from edge_agent.delivery.outbox_sink import OutboxSink
+from edge_agent.delivery.topics import Topics
+
+
+class Delivery:
+    """The outbox, its publisher and the sink the pipeline writes into; `close()` ends all three."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        topics: Topics,
+        stats_provider: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        if cfg.mqtt is None:
+            raise ConfigError([Problem("mqtt", "publishing needs an mqtt section (url, credentials, tls)")])
+        Path(cfg.outbox.path).parent.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_mb)
+        self.topics = topics
+        self.sink = OutboxSink(self.outbox, self.topics)
+        self.publisher = MqttPublisher(cfg.mqtt, self.outbox, topics, stats_provider=stats_provider)
+
+    def start(self) -> None:
+        self.publisher.start()
+
+    def wait_drained(self, timeout_s: float) -> int:
+        return self.publisher.wait_drained(timeout_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        try:
+            self.publisher.stop(timeout_s)
+        finally:
+            self.outbox.close()

@@ -1,0 +1,138 @@
+"""One camera's stages after the source: gate → detector → tracker → rules → evidence → sink.
+
+Replay and the live agent both drive a `CameraPipeline`; they differ only in
+where frames come from and what clock stamped them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_agent.core.config import CameraConfig
+from edge_agent.core.masks import PrivacyMasks
+from edge_agent.core.sink import EventSink
+from edge_agent.core.types import Detections, Event, Frame
+from edge_agent.pipeline.detect import Detector
+from edge_agent.pipeline.events import EventBuilder, EventDraft
+from edge_agent.pipeline.evidence import (
+    EvidenceStore,
+    draw_detections,
+    draw_overlays,
+    draw_rule_states,
+    encode_jpeg,
+    render_snapshot,
+    snapshot_ref,
+)
+from edge_agent.pipeline.gate import FramePacer, MotionGate
+from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.engine import RuleEngine
+from edge_agent.pipeline.track.tracker import Tracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who speaks: ids that go into every event, and where its snapshots are published.
+
+    `snapshot_topic` maps an event id to its snapshot's MQTT topic; the composition root
+    (app/wiring.py) passes `Topics.snapshot`, so the pipeline never builds a topic itself.
+    """
+
+    site: str
+    device: str
+    timezone: str
+    snapshot_topic: Callable[[str], str]
+    jpeg_quality: int = 85
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        identity: Identity,
+        cam: CameraConfig,
+        detector: Detector,
+        model_min_score: float,
+        sink: EventSink,
+        evidence: EvidenceStore | None = None,
+        motion_gate: bool = False,
+    ) -> None:
+        self.identity = identity
+        self.cam = cam
+        self.detector = detector
+        self.sink = sink
+        self.evidence = evidence
+        self.pacer = FramePacer(cam.detect.fps)
+        self.masks = PrivacyMasks(cam.masks)
+        self.motion = MotionGate() if motion_gate else None
+        self._last_dets = Detections.empty()
+        self.detector_ms = 0.0  # moving average of the detector's time per frame
+        self.tracker = Tracker()
+        self.engine = RuleEngine(cam, model_min_score, identity.timezone)
+        self.builder = EventBuilder(identity.site, identity.device, cam.id)
+        self.frames_analysed = 0
+        self.events_emitted = 0
+        self.last_frame: Frame | None = None
+        self.last_scene: Scene | None = None
+
+    def process(self, frame: Frame) -> list[Event]:
+        """Feed every source frame; frames between detection slots are dropped here."""
+        if not self.pacer.due(frame.media_s):
+            return []
+        masked = self.masks.apply(frame)
+        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s):
+            t0 = time.perf_counter()
+            dets = self._last_dets = self.detector.detect(masked.image)
+            ms = (time.perf_counter() - t0) * 1000.0
+            self.detector_ms = ms if self.frames_analysed == 0 else 0.9 * self.detector_ms + 0.1 * ms
+        else:
+            dets = self._last_dets
+        tracked = self.tracker.update(dets, frame.media_s)
+        scene = Scene(masked, tracked, self.detector.labels)
+        self.frames_analysed += 1
+        self.last_frame = masked
+        self.last_scene = scene
+        return self._emit(self.engine.step(scene), masked)
+
+    def close(self) -> list[Event]:
+        """End every open incident at the last analysed frame (the source ended)."""
+        if self.last_frame is None:
+            return []
+        return self._emit(self.engine.close(self.last_frame.media_s), self.last_frame)
+
+    @property
+    def gated_frames(self) -> int:
+        return self.motion.skipped if self.motion is not None else 0
+
+    def annotate(self) -> object | None:
+        """The last analysed frame with boxes, track ids, zones, lines and rule states drawn."""
+        if self.last_frame is None or self.last_scene is None:
+            return None
+        img = self.last_frame.image.copy()
+        draw_overlays(img, self.cam)
+        draw_detections(img, self.last_scene.dets, self.detector.labels)
+        draw_rule_states(img, self.engine.states(), self.last_frame.media_s)
+        return img
+
+    def _emit(self, drafts: list[EventDraft], frame: Frame) -> list[Event]:
+        events: list[Event] = []
+        offset = frame.wall_ts - frame.media_s
+        for draft in drafts:
+            jpeg: bytes | None = None
+            snap = None
+            if draft.phase == "start":
+                eid = self.builder.event_id_for(draft, offset)
+                caption = f"{draft.rule} ({draft.kind}) t={draft.media_s:.1f}s"
+                img = render_snapshot(frame.image, self.cam, draft.objects, draft.zone, draft.line, caption)
+                jpeg = encode_jpeg(img, self.identity.jpeg_quality)
+                snap = snapshot_ref(jpeg, self.identity.snapshot_topic(eid), frame.width, frame.height)
+                if self.evidence is not None:
+                    self.evidence.save(eid, jpeg)
+            event = self.builder.build(draft, offset, snap)
+            self.sink.emit(event, jpeg)
+            events.append(event)
+        self.events_emitted += len(events)
+        return events

@@ -1,0 +1,300 @@
+"""`left_object`: something was put down in the zone and the one who brought it left.
+
+Two evidence paths feed one rule:
+
+- **detector path**: tracked objects of `labels` (default
+  `DEFAULT_LEFT_OBJECT_LABELS`: backpack, handbag, suitcase, ...). Each object
+  is followed by its own *static candidate*, matched by track id and, across
+  track id changes or detection gaps (a passer-by stands in front of it), by
+  box overlap, for up to `LOST_S` seconds. It fires once it has stood still
+  (its centre within `STILL_MOTION` of its size of where it stopped) for
+  `min_static_s` and no track of `owner_labels` is near it. `details` says
+  `{"owner_track": id, "path": "detector"}`.
+- **background path** (`background: true`): a dual background model
+  (`background.py`) finds new static regions of at least `min_area` of the
+  frame that no owner-label track box covers and no detected object explains.
+  These are things the model has no class for (a garbage bag, a pile of
+  rubble). Their object has label `"object"` and a *negative* track id, `-n`
+  for region `n` of this rule (tracker ids are positive, so the two never
+  clash); `details` says `"path": "background"`.
+
+The owner is the owner-label track whose box covered the object's place most
+in the `OWNER_LOOKBACK_S` seconds before the object was first seen still (or
+while it was being carried); it is `null` if nobody was seen there.
+
+An incident holds while the object stays and ends when it is removed (unseen
+for `LOST_S`, or seen moving away). All durations are seconds of media time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.geometry import box_iou, box_overlap_of_first
+from edge_agent.core.types import EventObject
+from edge_agent.pipeline.rules.background import DualBackground, Region
+from edge_agent.pipeline.rules.base import (
+    Observation,
+    RuleKindSpec,
+    Scene,
+    object_refs,
+    select,
+    zone_polygon,
+)
+from edge_agent.pipeline.rules.zones import Box, PixelPolygon, match_followed
+
+STILL_MOTION = 0.5  # largest drift of a still object's centre, in object sizes (max of w, h)
+MATCH_IOU = 0.3  # least box IoU that continues a candidate without its track id
+LOST_S = 6.0  # a candidate unseen this long is gone (the object was removed)
+UNSEEN_START_S = 1.0  # an incident only starts on an object seen this recently
+OWNER_LOOKBACK_S = 10.0  # how far back the owner is looked for
+NEAR_MARGIN = 0.25  # an owner-label box, widened by this share of its height, "is near" an object
+ZONE_TOLERANCE = 0.25  # an anchor this far outside the zone (in object heights) still counts
+EXPLAIN_HOLD_S = 5.0  # a region covered by a person/vehicle box stays explained this long
+EXPLAIN_COVER = 0.5  # share of a region a track box must cover to explain it
+REGION_LOST_S = 5.0  # a background region unseen this long is gone
+STABLE_IOU = 0.5  # a region whose box overlaps where it settled less than this starts over
+
+
+@dataclass
+class _Candidate:
+    key: str
+    ref: EventObject
+    track_id: int
+    still_box: Box
+    still_since_s: float
+    last_seen_s: float
+    owner: int | None = None
+
+
+@dataclass
+class _Region:
+    key: str
+    rid: int
+    box: Box
+    still_box: Box
+    first_seen_s: float
+    last_seen_s: float
+    explained_s: float
+    owner: int | None = None
+
+
+def _centre(b: Box) -> tuple[float, float]:
+    return ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0)
+
+
+def _size(b: Box) -> float:
+    return max(b[2] - b[0], b[3] - b[1], 1.0)
+
+
+def _box(row: np.ndarray) -> Box:
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+DEFAULT_LEFT_OBJECT_LABELS = ["backpack", "handbag", "suitcase", "bottle", "chair", "umbrella"]
+
+
+class LeftObjectRule(RuleConfigBase):
+    kind: Literal["left_object"]
+    zone: str
+    min_static_s: float = Field(30.0, gt=0)
+    background: bool = Field(True, description="Also look for static changes no detector class explains")
+    min_area: float = Field(0.001, gt=0, lt=1, description="Smallest object, as a share of the frame area")
+    owner_labels: list[str] = Field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "truck", "bus"]
+    )
+
+
+class LeftObject:
+    def __init__(self, rule: LeftObjectRule, polygon: list[tuple[float, float]], min_score: float) -> None:
+        self.labels = list(rule.labels) if rule.labels is not None else list(DEFAULT_LEFT_OBJECT_LABELS)
+        self.owner_labels = list(rule.owner_labels)
+        self.min_score = min_score
+        self.min_static_s = rule.min_static_s
+        self.min_area = rule.min_area
+        self.zone = PixelPolygon(polygon)
+        self.background = DualBackground() if rule.background else None
+        self._cands: list[_Candidate] = []
+        self._regions: list[_Region] = []
+        self._owners: deque[tuple[float, int, Box]] = deque()
+        self._next = 0
+        self._holding: set[str] = set()
+        self._bg_holding: set[str] = set()
+
+    # --- helpers -------------------------------------------------------------
+
+    def _in_zone(self, box: Box, scene: Scene) -> bool:
+        return self.zone.holds_anchor(box, scene.frame.width, scene.frame.height, ZONE_TOLERANCE)
+
+    def _owner_for(self, box: Box, now: float) -> int | None:
+        """The owner-label track that covered `box` (widened) most in the recent past."""
+        w, h = box[2] - box[0], box[3] - box[1]
+        wide = np.array([[box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2]])
+        best: tuple[float, float, int] | None = None
+        for ts, tid, obox in self._owners:
+            if now - ts > OWNER_LOOKBACK_S:
+                continue
+            cover = float(box_overlap_of_first(wide, np.array([obox]))[0, 0])
+            if cover <= 0.0:
+                continue
+            cand = (cover, ts, tid)
+            if best is None or cand[:2] > best[:2]:
+                best = cand
+        return best[2] if best else None
+
+    def _near_owner(self, box: Box, owner_boxes: np.ndarray) -> bool:
+        if len(owner_boxes) == 0:
+            return False
+        margin = NEAR_MARGIN * (owner_boxes[:, 3] - owner_boxes[:, 1])
+        wide = owner_boxes.copy()
+        wide[:, 0] -= margin
+        wide[:, 2] += margin
+        return bool((box_overlap_of_first(np.array([box]), wide) > 0.0).any())
+
+    def _new_key(self, prefix: str) -> tuple[str, int]:
+        self._next += 1
+        return f"{prefix}{self._next}", self._next
+
+    # --- update --------------------------------------------------------------
+
+    def update(self, scene: Scene) -> list[Observation]:
+        now = scene.media_s
+        dets = scene.dets
+        assert dets.track_id is not None
+        oidx = select(scene, self.owner_labels, self.min_score)
+        owner_boxes = dets.xyxy[oidx].astype(np.float32)
+        for i in oidx.tolist():
+            self._owners.append((now, int(dets.track_id[i]), _box(dets.xyxy[i])))
+        while self._owners and now - self._owners[0][0] > OWNER_LOOKBACK_S:
+            self._owners.popleft()
+
+        out = self._detector_path(scene, owner_boxes)
+        if self.background is not None:
+            out.extend(self._background_path(scene, owner_boxes))
+        return out
+
+    def _detector_path(self, scene: Scene, owner_boxes: np.ndarray) -> list[Observation]:
+        now = scene.media_s
+        idx = select(scene, self.labels, self.min_score) if self.labels else np.zeros(0, np.intp)
+        refs = object_refs(scene, idx)
+        free = list(range(len(self._cands)))
+        for ref in refs:
+            match = match_followed(ref, self._cands, free, MATCH_IOU)
+            if match is None:
+                key, _ = self._new_key("o")
+                cand = _Candidate(key, ref, ref.track_id, ref.xyxy, now, now)
+                cand.owner = self._owner_for(ref.xyxy, now)
+                self._cands.append(cand)
+                continue
+            free.remove(match)
+            cand = self._cands[match]
+            cand.ref, cand.track_id, cand.last_seen_s = ref, ref.track_id, now
+            (cx, cy), (sx, sy) = _centre(ref.xyxy), _centre(cand.still_box)
+            drift = float(np.hypot(cx - sx, cy - sy))
+            at_spot = float(box_iou(np.array([ref.xyxy]), np.array([cand.still_box]))[0, 0]) >= MATCH_IOU
+            if drift > STILL_MOTION * _size(cand.still_box) and not at_spot:
+                # it moves: carried (in, away, or picked up again); a new still period begins
+                cand.still_box, cand.still_since_s = ref.xyxy, now
+                cand.owner = self._owner_for(ref.xyxy, now)
+            elif cand.owner is None:
+                cand.owner = self._owner_for(ref.xyxy, now)
+        self._cands = [c for c in self._cands if now - c.last_seen_s <= LOST_S]
+
+        out: list[Observation] = []
+        for cand in self._cands:
+            if now - cand.still_since_s < self.min_static_s:
+                continue
+            if not self._in_zone(cand.still_box, scene):
+                continue
+            if not self._held(cand.key) and (
+                now - cand.last_seen_s > UNSEEN_START_S or self._near_owner(cand.ref.xyxy, owner_boxes)
+            ):
+                continue  # only an object seen now, with nobody at it, starts an incident
+            out.append(
+                Observation(
+                    key=cand.key,
+                    since_s=cand.still_since_s,
+                    objects=(cand.ref,),
+                    details={"owner_track": cand.owner, "path": "detector"},
+                )
+            )
+        self._holding = {o.key for o in out}
+        return out
+
+    def _held(self, key: str) -> bool:
+        """Whether the incident of `key` held in the previous frame (a passer-by does not end it)."""
+        return key in self._holding
+
+    def _background_path(self, scene: Scene, owner_boxes: np.ndarray) -> list[Observation]:
+        assert self.background is not None
+        now = scene.media_s
+        found: list[Region] = [
+            r for r in self.background.update(scene.frame.image, now) if r.area >= self.min_area
+        ]
+        cand_boxes = np.array([c.ref.xyxy for c in self._cands], dtype=np.float32).reshape(-1, 4)
+        free = list(range(len(self._regions)))
+        for reg in found:
+            match = None
+            if free:
+                ious = box_iou(np.array([reg.xyxy]), np.array([self._regions[r].box for r in free]))[0]
+                best = int(np.argmax(ious))
+                if ious[best] >= 0.2:
+                    match = free[best]
+            if match is None:
+                key, rid = self._new_key("r")
+                region = _Region(key, rid, reg.xyxy, reg.xyxy, now, now, float("-inf"))
+                region.owner = self._owner_for(reg.xyxy, now)
+                self._regions.append(region)
+            else:
+                free.remove(match)
+                region = self._regions[match]
+                if float(box_iou(np.array([reg.xyxy]), np.array([region.still_box]))[0, 0]) < STABLE_IOU:
+                    # it changed shape: a ghost of something leaving, or still settling; start over
+                    region.still_box, region.first_seen_s = reg.xyxy, now
+                region.box, region.last_seen_s = reg.xyxy, now
+                if region.owner is None:
+                    region.owner = self._owner_for(reg.xyxy, now)
+            covered = box_overlap_of_first(np.array([reg.xyxy]), owner_boxes.reshape(-1, 4))
+            claimed = box_overlap_of_first(np.array([reg.xyxy]), cand_boxes)
+            if (covered >= EXPLAIN_COVER).any() or (claimed >= EXPLAIN_COVER).any():
+                region.explained_s = now
+        self._regions = [r for r in self._regions if now - r.last_seen_s <= REGION_LOST_S]
+
+        out: list[Observation] = []
+        for region in self._regions:
+            held = region.key in self._bg_holding
+            if not held:
+                if now - region.first_seen_s < self.min_static_s:
+                    continue
+                if now - region.explained_s < EXPLAIN_HOLD_S or not self._in_zone(region.box, scene):
+                    continue
+            ref = EventObject(
+                track_id=-region.rid,
+                label="object",
+                score=1.0,
+                xyxy=region.box,
+                frame_size=(scene.frame.width, scene.frame.height),
+            )
+            out.append(
+                Observation(
+                    key=region.key,
+                    since_s=region.first_seen_s,
+                    objects=(ref,),
+                    details={"owner_track": region.owner, "path": "background"},
+                )
+            )
+        self._bg_holding = {o.key for o in out}
+        return out
+
+
+def _build(rule: LeftObjectRule, cam: CameraConfig, min_score: float) -> LeftObject:
+    return LeftObject(rule, zone_polygon(rule, cam), min_score)
+
+
+KIND = RuleKindSpec("left_object", LeftObjectRule, _build)

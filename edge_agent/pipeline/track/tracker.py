@@ -1,0 +1,369 @@
+"""ByteTrack-style multi-object tracker: stable track ids for detections.
+
+Each call to `Tracker.update` associates one frame's detections with the
+tracks, in ByteTrack's order:
+
+1. high-score detections against every confirmed track, tracked or lost, by
+   IoU with the box the motion model predicts for this frame;
+2. low-score detections against the confirmed tracks still unmatched and not
+   lost. A dim detection (an occluded or blurred object) may carry a track on,
+   but it never starts one and never revives a lost one: the low band is
+   where false positives live;
+3. the remaining high-score detections against tentative tracks (seen fewer
+   than `min_hits` times), so that an established track has first claim;
+4. what is left of the detections scoring at least `new_track_score` starts
+   tentative tracks.
+
+Matching is an optimal assignment (Hungarian) that maximises the summed IoU
+above the threshold; ties go to the lower index, so the same input always
+gives the same ids.
+
+Time. Call `update` only for the frames the detector ran on, with the
+frame's media time; the tracker never reads a clock. The motion model steps
+by the seconds between calls, so irregular spacing is fine. A confirmed track
+that a detector run does not see becomes lost, and ends once it has been lost
+for more than `lost_s` seconds of media time. A motion gate that skips frames
+where nothing moved therefore does not age a still object: only a detector
+run that misses it starts its clock.
+
+Ids. A track gets its id when it is confirmed (its `min_hits`-th
+consecutive detection), so an unconfirmed false positive uses no id: ids go
+1, 2, 3... in order of confirmation (ties in detection order) and are never
+reused, not even after `reset()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.core.geometry import box_iou
+from edge_agent.core.types import Detections
+from edge_agent.pipeline.track import kalman
+from edge_agent.pipeline.track.assignment import match_by_iou
+
+logger = logging.getLogger(__name__)
+
+TrackState = Literal["tentative", "tracked", "lost"]
+Box = tuple[float, float, float, float]
+IntArray = npt.NDArray[np.intp]
+
+# Constant velocity is a poor guess beyond a couple of seconds; past this the
+# predicted box stays where the model last put it instead of sailing off.
+MAX_EXTRAPOLATION_S = 2.0
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """Read-only view of one confirmed track, for rules and annotated video.
+
+    `xyxy` is the last detected box; `predicted_xyxy` is the motion model's
+    box at the tracker's current time (for a lost track, where it should be
+    now). Times are media seconds; `age_s` runs from the first detection to
+    the tracker's current time.
+    """
+
+    track_id: int
+    class_id: int
+    state: TrackState
+    xyxy: Box
+    predicted_xyxy: Box
+    score: float
+    hits: int
+    first_seen_s: float
+    last_seen_s: float
+    age_s: float
+
+
+class _Track:
+    """Mutable state of one track; only `Tracker` touches it."""
+
+    __slots__ = (
+        "class_id",
+        "cov",
+        "filter_s",
+        "first_seen_s",
+        "hits",
+        "last_seen_s",
+        "lost_since_s",
+        "mean",
+        "score",
+        "state",
+        "track_id",
+        "xyxy",
+    )
+
+    def __init__(
+        self, mean: kalman.Array, cov: kalman.Array, xyxy: Box, score: float, class_id: int, media_s: float
+    ) -> None:
+        self.mean = mean
+        self.cov = cov
+        self.filter_s = media_s
+        self.xyxy = xyxy
+        self.score = score
+        self.class_id = class_id
+        self.hits = 1
+        self.first_seen_s = media_s
+        self.last_seen_s = media_s
+        self.lost_since_s = math.inf
+        self.state: TrackState = "tentative"
+        self.track_id = 0
+
+
+class Tracker:
+    """ByteTrack-style tracker for one camera; see the module docs for the rules.
+
+    `high_score` and `low_score` split the detections into the two
+    association bands (below `low_score` a detection is ignored);
+    `new_track_score` is the least score that starts a track. `match_iou` is
+    the least IoU for a match in the high band, `low_match_iou` in the low
+    band (stricter, as in ByteTrack). `lost_s` is how long a lost track waits
+    to be found again, `min_hits` how many consecutive detections confirm a
+    track, and with `class_aware` a detection only continues a track of its
+    own class.
+    """
+
+    def __init__(
+        self,
+        *,
+        high_score: float = 0.5,
+        low_score: float = 0.1,
+        new_track_score: float = 0.6,
+        match_iou: float = 0.2,
+        low_match_iou: float = 0.5,
+        lost_s: float = 1.5,
+        min_hits: int = 2,
+        class_aware: bool = True,
+    ) -> None:
+        if not 0.0 <= low_score <= high_score <= 1.0:
+            raise ValueError(
+                f"Tracker: need 0 <= low_score <= high_score <= 1, got low_score={low_score}, "
+                f"high_score={high_score}"
+            )
+        if not high_score <= new_track_score <= 1.0:
+            raise ValueError(
+                f"Tracker: need high_score <= new_track_score <= 1, got new_track_score={new_track_score}, "
+                f"high_score={high_score}"
+            )
+        for name, value in (("match_iou", match_iou), ("low_match_iou", low_match_iou)):
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"Tracker: {name} must be in (0, 1], got {value}")
+        if not (math.isfinite(lost_s) and lost_s >= 0.0):
+            raise ValueError(f"Tracker: lost_s must be a finite number of seconds >= 0, got {lost_s}")
+        if min_hits < 1:
+            raise ValueError(f"Tracker: min_hits must be >= 1, got {min_hits}")
+        self._high_score = high_score
+        self._low_score = low_score
+        self._new_track_score = new_track_score
+        self._match_iou = match_iou
+        self._low_match_iou = low_match_iou
+        self._lost_s = lost_s
+        self._min_hits = min_hits
+        self._class_aware = class_aware
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._now_s: float | None = None
+
+    @property
+    def tracks(self) -> tuple[TrackInfo, ...]:
+        """Confirmed tracks (tracked and lost) as of the last `update`, by id."""
+        now_s = self._now_s if self._now_s is not None else 0.0
+        confirmed = sorted((t for t in self._tracks if t.track_id > 0), key=lambda t: t.track_id)
+        if not confirmed:
+            return ()
+        predicted = kalman.state_to_xyxy(np.stack([t.mean for t in confirmed]))
+        return tuple(
+            TrackInfo(
+                track_id=t.track_id,
+                class_id=t.class_id,
+                state=t.state,
+                xyxy=t.xyxy,
+                predicted_xyxy=_box(predicted[i]),
+                score=t.score,
+                hits=t.hits,
+                first_seen_s=t.first_seen_s,
+                last_seen_s=t.last_seen_s,
+                age_s=now_s - t.first_seen_s,
+            )
+            for i, t in enumerate(confirmed)
+        )
+
+    def reset(self) -> None:
+        """Forget every track and the time (for a source that restarts); ids keep counting up."""
+        self._tracks = []
+        self._now_s = None
+
+    def update(self, dets: Detections, media_s: float) -> Detections:
+        """Associate one detector run; return the detections of confirmed tracks, with `track_id`.
+
+        The result keeps the input's order and boxes (not the filtered ones),
+        minus detections that belong to no confirmed track. `media_s` must not
+        go back in time; call `reset()` first when a source restarts.
+        """
+        media_s = float(media_s)
+        if not math.isfinite(media_s):
+            raise ValueError(f"Tracker.update: media_s must be finite, got {media_s}")
+        if self._now_s is not None and media_s < self._now_s:
+            raise ValueError(
+                f"Tracker.update: media_s went back from {self._now_s:.3f} to {media_s:.3f}; "
+                "call reset() when a source restarts"
+            )
+        self._now_s = media_s
+        self._drop_expired(media_s)
+        predicted = self._predict(media_s)
+
+        # track_of_det[i]: index into self._tracks of the track detection i continues, or -1.
+        track_of_det = np.full(len(dets), -1, dtype=np.intp)
+        high = np.flatnonzero(dets.score >= self._high_score)
+        low = np.flatnonzero((dets.score >= self._low_score) & (dets.score < self._high_score))
+        confirmed = [k for k, t in enumerate(self._tracks) if t.state != "tentative"]
+        tentative = [k for k, t in enumerate(self._tracks) if t.state == "tentative"]
+
+        high = self._associate(dets, high, confirmed, predicted, self._match_iou, track_of_det)
+        matched = set(track_of_det[track_of_det >= 0].tolist())
+        still_tracked = [k for k in confirmed if k not in matched and self._tracks[k].state == "tracked"]
+        self._associate(dets, low, still_tracked, predicted, self._low_match_iou, track_of_det)
+        high = self._associate(dets, high, tentative, predicted, self._match_iou, track_of_det)
+
+        self._apply_matches(dets, track_of_det, media_s)
+        self._start_tracks(dets, high, track_of_det, media_s)
+        ids = np.array(
+            [self._tracks[k].track_id if k >= 0 else 0 for k in track_of_det.tolist()], dtype=np.int64
+        )
+        self._mark_unmatched(track_of_det, media_s)
+
+        reported = ids > 0
+        return dets[reported].with_track_ids(ids[reported])
+
+    def _drop_expired(self, now_s: float) -> None:
+        keep: list[_Track] = []
+        for t in self._tracks:
+            if t.state == "lost" and now_s - t.lost_since_s > self._lost_s:
+                logger.debug(
+                    "track %d ended: lost since %.3f s, last seen %.3f s",
+                    t.track_id,
+                    t.lost_since_s,
+                    t.last_seen_s,
+                )
+            else:
+                keep.append(t)
+        self._tracks = keep
+
+    def _predict(self, now_s: float) -> npt.NDArray[np.float32]:
+        """Carry every track to `now_s`; return the predicted boxes (n, 4)."""
+        if not self._tracks:
+            return np.zeros((0, 4), dtype=np.float32)
+        means = np.stack([t.mean for t in self._tracks])
+        covs = np.stack([t.cov for t in self._tracks])
+        for i, t in enumerate(self._tracks):
+            if t.state == "lost":
+                # As ByteTrack: a lost box keeps its size; a shrinking trend would
+                # otherwise collapse it while nobody looks.
+                means[i, 6:8] = 0.0
+        target_s = np.array([min(now_s, t.last_seen_s + MAX_EXTRAPOLATION_S) for t in self._tracks])
+        filter_s = np.array([t.filter_s for t in self._tracks])
+        dt_s = np.maximum(target_s - filter_s, 0.0)
+        means, covs = kalman.predict(means, covs, dt_s)
+        for i, t in enumerate(self._tracks):
+            t.mean, t.cov = means[i], covs[i]
+            t.filter_s += float(dt_s[i])
+        return kalman.state_to_xyxy(means).astype(np.float32)
+
+    def _associate(
+        self,
+        dets: Detections,
+        det_idx: IntArray,
+        track_idx: list[int],
+        predicted: npt.NDArray[np.float32],
+        min_iou: float,
+        track_of_det: IntArray,
+    ) -> IntArray:
+        """Match `det_idx` to `track_idx`, writing into `track_of_det`; return the unmatched detections."""
+        if len(det_idx) == 0 or not track_idx:
+            return det_idx
+        tracks = np.asarray(track_idx, dtype=np.intp)
+        iou = box_iou(predicted[tracks], dets.xyxy[det_idx])
+        lost = np.array([self._tracks[k].state == "lost" for k in track_idx])
+        if lost.any():
+            # Constant velocity is only a guess while nobody sees the object: one
+            # that stopped behind an occluder comes back where it was last seen.
+            last_seen = np.array([self._tracks[k].xyxy for k in tracks[lost].tolist()], dtype=np.float32)
+            iou[lost] = np.maximum(iou[lost], box_iou(last_seen, dets.xyxy[det_idx]))
+        if self._class_aware:
+            track_class = np.array([self._tracks[k].class_id for k in track_idx])
+            iou[track_class[:, None] != dets.class_id[det_idx][None, :]] = -1.0
+        rows, cols = match_by_iou(iou, min_iou)
+        track_of_det[det_idx[cols]] = tracks[rows]
+        unmatched = np.ones(len(det_idx), dtype=bool)
+        unmatched[cols] = False
+        return det_idx[unmatched]
+
+    def _apply_matches(self, dets: Detections, track_of_det: IntArray, media_s: float) -> None:
+        det_idx = np.flatnonzero(track_of_det >= 0)
+        if len(det_idx) == 0:
+            return
+        tracks = [self._tracks[k] for k in track_of_det[det_idx].tolist()]
+        means, covs = kalman.correct(
+            np.stack([t.mean for t in tracks]), np.stack([t.cov for t in tracks]), dets.xyxy[det_idx]
+        )
+        # Detection order, so that tracks confirmed together get ids in input order.
+        for j, (i, t) in enumerate(zip(det_idx.tolist(), tracks, strict=True)):
+            t.mean, t.cov = means[j], covs[j]
+            t.filter_s = media_s
+            t.xyxy = _box(dets.xyxy[i])
+            t.score = float(dets.score[i])
+            t.class_id = int(dets.class_id[i])
+            t.hits += 1
+            t.last_seen_s = media_s
+            t.lost_since_s = math.inf
+            if t.state == "tentative":
+                if t.hits >= self._min_hits:
+                    self._confirm(t)
+            else:
+                t.state = "tracked"
+
+    def _start_tracks(
+        self, dets: Detections, unmatched_high: IntArray, track_of_det: IntArray, media_s: float
+    ) -> None:
+        new = unmatched_high[dets.score[unmatched_high] >= self._new_track_score]
+        if len(new) == 0:
+            return
+        means, covs = kalman.initiate(dets.xyxy[new])
+        for j, i in enumerate(new.tolist()):
+            t = _Track(
+                means[j], covs[j], _box(dets.xyxy[i]), float(dets.score[i]), int(dets.class_id[i]), media_s
+            )
+            if self._min_hits <= 1:
+                self._confirm(t)
+            track_of_det[i] = len(self._tracks)
+            self._tracks.append(t)
+
+    def _mark_unmatched(self, track_of_det: IntArray, media_s: float) -> None:
+        matched = set(track_of_det[track_of_det >= 0].tolist())
+        keep: list[_Track] = []
+        for k, t in enumerate(self._tracks):
+            if k not in matched:
+                if t.state == "tentative":
+                    # Not seen on consecutive detector runs: too weak to keep.
+                    continue
+                if t.state == "tracked":
+                    t.state = "lost"
+                    t.lost_since_s = media_s
+            keep.append(t)
+        self._tracks = keep
+
+    def _confirm(self, t: _Track) -> None:
+        t.state = "tracked"
+        t.track_id = self._next_id
+        self._next_id += 1
+        logger.debug("track %d confirmed: class %d after %d hits", t.track_id, t.class_id, t.hits)
+
+
+def _box(row: npt.ArrayLike) -> Box:
+    a, b, c, d = (float(v) for v in np.asarray(row).reshape(4))
+    return (a, b, c, d)

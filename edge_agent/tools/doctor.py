@@ -1,0 +1,226 @@
+"""`edge-agent doctor`: what is wrong with this box, one line per check, with the fix in plain words.
+
+Each check says OK, WARN or FAIL. Exit 1 if any FAIL. Passwords never appear:
+every URL is shown through `redact()`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.app.config import load_config
+from edge_agent.app.wiring import check_with_model, topics_of
+from edge_agent.core.config import CameraConfig, Config, ConfigError, redact
+from edge_agent.pipeline.detect.models import ModelError, load_manifest, model_dir, sha256_of
+
+MIN_FREE_MB = 200
+SUBSTREAM_WIDTH = 1280
+CAMERA_SAMPLE_S = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # OK / WARN / FAIL
+    what: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status:<4} {self.what}: {self.detail}"
+        if self.fix and self.status != "OK":
+            text += f" -> {self.fix}"
+        return redact(text)
+
+
+def check_config_file(path: str) -> tuple[Config | None, list[Check]]:
+    try:
+        cfg = load_config(path)
+    except ConfigError as err:
+        return None, [Check("FAIL", "config", str(p), "edit the config file") for p in err.problems]
+    problems, _ = check_with_model(cfg)  # a missing model: the model check reports it
+    if problems:
+        return cfg, [Check("FAIL", "config", str(p), "edit the config file") for p in problems]
+    rules = sum(len(c.rules) for c in cfg.cameras)
+    return cfg, [Check("OK", "config", f"{path} valid ({len(cfg.cameras)} cameras, {rules} rules)")]
+
+
+def check_model(cfg: Config) -> list[Check]:
+    name = cfg.model.name or cfg.model.path or "?"
+    if cfg.model.path is None and cfg.model.name is not None:
+        try:
+            manifest = load_manifest(cfg.model.name)
+        except ModelError as err:
+            return [Check("FAIL", "model", str(err), "fix model.name, or set model.path")]
+        path = model_dir() / manifest.file
+        if not path.is_file():
+            return [Check("FAIL", "model", f"{path} is missing", f"run: edge-agent models fetch {name}")]
+        got = sha256_of(path)
+        if got != manifest.sha256:
+            return [
+                Check(
+                    "FAIL",
+                    "model",
+                    f"{path} sha256 {got[:12]}… does not match the manifest's {manifest.sha256[:12]}…",
+                    f"the file is damaged or replaced: run edge-agent models fetch {name}",
+                )
+            ]
+    try:
+        from edge_agent.pipeline.detect.onnx import load_detector
+
+        detector = load_detector(cfg.model)
+    except ModelError as err:
+        return [Check("FAIL", "model", str(err), "check model.path / model.name")]
+    frame = np.full((576, 768, 3), 114, np.uint8)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        detector.detect(frame)
+        times.append((time.perf_counter() - t0) * 1000)
+    ms = float(np.median(times))
+    fps_total = sum(c.detect.fps for c in cfg.cameras)
+    budget_ms = 1000.0 / fps_total if fps_total else float("inf")
+    detail = f"{name} loads, sha256 ok, {ms:.1f} ms per frame ({', '.join(detector.session.get_providers())})"
+    if ms > budget_ms:
+        return [
+            Check(
+                "WARN",
+                "model",
+                detail + f"; the cameras ask for {fps_total:g} frames/s ({budget_ms:.0f} ms each)",
+                "lower detect.fps, keep the motion gate on, or use an int8 model (models quantize)",
+            )
+        ]
+    return [Check("OK", "model", detail)]
+
+
+def check_camera(cam: CameraConfig) -> Check:
+    from edge_agent.sources import SourceError
+    from edge_agent.sources.capture import file_path, open_capture
+
+    what = f"camera {cam.id}"
+    path = file_path(cam.url)
+    is_rtsp = path is None
+    if path is not None and not path.exists():
+        return Check("FAIL", what, f"{path}: no such file", "fix the camera url")
+    try:
+        cap = open_capture(cam.url, cam.open_timeout_s, cam.open_timeout_s)
+    except SourceError as err:
+        reason = str(err).partition(": ")[2] or str(err)  # the why, without the url again
+        return Check("FAIL", what, f"{redact(cam.url)} unreachable: {reason}", _camera_fix(reason))
+    try:
+        t0 = time.monotonic()
+        frames = 0
+        size = (0, 0)
+        while time.monotonic() - t0 < CAMERA_SAMPLE_S:
+            ok, img = cap.read()
+            if not ok or img is None:
+                break
+            frames += 1
+            size = (int(img.shape[1]), int(img.shape[0]))
+        elapsed = max(time.monotonic() - t0, 1e-3)
+    finally:
+        cap.release()
+    if frames == 0:
+        return Check("FAIL", what, f"{redact(cam.url)} opened but sent no frame", "check the camera's stream")
+    fps = frames / elapsed
+    detail = f"{redact(cam.url)} reachable, {size[0]}x{size[1]}, {fps:.1f} fps"
+    if is_rtsp and fps < cam.detect.fps * 0.9:
+        return Check(
+            "WARN",
+            what,
+            detail + f" (detect.fps is {cam.detect.fps:g})",
+            "raise the camera's frame rate or lower detect.fps",
+        )
+    if size[0] > SUBSTREAM_WIDTH:
+        return Check(
+            "WARN",
+            what,
+            detail,
+            f"the detector looks at 416 px: use the camera's sub-stream (≤ {SUBSTREAM_WIDTH} px wide, "
+            "e.g. Hikvision …/Channels/102) to save CPU and network",
+        )
+    return Check("OK", what, detail)
+
+
+def _camera_fix(reason: str) -> str:
+    low = reason.lower()
+    if "401" in low or "password" in low:
+        return "fix the user or password in the camera url (or its ${VAR})"
+    if "404" in low or "path" in low:
+        return "fix the stream path in the camera url (see the camera's manual)"
+    if "refused" in low:
+        return "check the camera's IP and RTSP port; is RTSP enabled on the camera?"
+    return "check the camera is powered and reachable from this box (ping it), and its url"
+
+
+def check_broker(cfg: Config, timeout_s: float = 10.0) -> Check:
+    from edge_agent.delivery.mqtt import MqttPublisher
+    from edge_agent.delivery.outbox import Outbox
+
+    if cfg.mqtt is None:
+        return Check("FAIL", "broker", "no mqtt section in the config", "add mqtt: {url: mqtts://…}")
+    with tempfile.TemporaryDirectory() as tmp, Outbox(Path(tmp) / "probe.sqlite3", 1) as box:
+        try:
+            publisher = MqttPublisher(cfg.mqtt, box, topics_of(cfg))
+        except ValueError as err:
+            return Check("FAIL", "broker", str(err), "fix mqtt.url / mqtt.tls")
+        ok, detail = publisher.probe(timeout_s)
+    if ok:
+        return Check("OK", "broker", f"{redact(cfg.mqtt.url)} {detail}")
+    fix = "check mqtt.url, the network, and the broker"
+    if "refused the connection" in detail:
+        fix = "fix mqtt.username and the password file"
+    elif "TLS" in detail or "certificate" in detail:
+        fix = "check mqtt.tls.ca (and cert/key if the broker wants a client certificate)"
+    return Check("FAIL", "broker", detail, fix)
+
+
+def check_directory(what: str, directory: Path) -> Check:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        return Check(
+            "FAIL",
+            what,
+            f"{directory} is not writable: {err.strerror or err}",
+            f"create it and give the service user write access (chown edge-agent {directory})",
+        )
+    free_mb = shutil.disk_usage(directory).free / 1e6
+    if free_mb < MIN_FREE_MB:
+        return Check("WARN", what, f"{directory} writable, only {free_mb:.0f} MB free", "free disk space")
+    return Check("OK", what, f"{directory} writable, {free_mb / 1000:.1f} GB free")
+
+
+def check_clock() -> Check:
+    year = time.gmtime().tm_year
+    now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    if year < 2025 or year > 2100:
+        return Check(
+            "FAIL",
+            "clock",
+            f"system time is {now}",
+            "event times would be wrong: enable NTP (timedatectl set-ntp true) or add an RTC",
+        )
+    return Check("OK", "clock", f"system time {now}")
+
+
+def run_checks(config_path: str) -> Iterator[Check]:
+    cfg, checks = check_config_file(config_path)
+    yield from checks
+    if cfg is None:
+        return
+    yield from check_model(cfg)
+    for cam in cfg.cameras:
+        yield check_camera(cam)
+    yield check_broker(cfg)
+    yield check_directory("outbox", Path(cfg.outbox.path).parent)
+    yield check_directory("evidence", Path(cfg.evidence.dir))
+    yield check_clock()
