@@ -1,0 +1,1 @@
+"""Operator and platform tools built on the agent: the town console."""
