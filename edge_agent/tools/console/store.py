@@ -38,7 +38,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (event_id, phase, ts) DO NOTHING
 """
 
-# The newest phase (by ts) sets what the incident looks like now; `end` closes it for good.
+# The newest phase (by ts; at equal ts end > update > start) sets what the incident looks like
+# now; `end` closes it for good.
+_RANK = "CASE {t}.last_phase WHEN 'end' THEN 2 WHEN 'update' THEN 1 ELSE 0 END"
+_NEWER = (
+    "(excluded.last_epoch > incidents.last_epoch OR (excluded.last_epoch = incidents.last_epoch"
+    f" AND {_RANK.format(t='excluded')} >= {_RANK.format(t='incidents')}))"
+)
 _UPSERT_INCIDENT = """
 INSERT INTO incidents (event_id, site, device, camera, rule, kind, severity, zone, label, score,
                        started_at, started_epoch, last_phase, last_ts, last_epoch, ended_at,
@@ -47,21 +53,21 @@ INSERT INTO incidents (event_id, site, device, camera, rule, kind, severity, zon
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
 ON CONFLICT (event_id) DO UPDATE SET
     phases = incidents.phases + 1,
-    severity = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    severity = CASE WHEN @NEWER@
                     THEN excluded.severity ELSE incidents.severity END,
-    label = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    label = CASE WHEN @NEWER@
                  THEN excluded.label ELSE incidents.label END,
-    score = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    score = CASE WHEN @NEWER@
                  THEN excluded.score ELSE incidents.score END,
-    objects = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    objects = CASE WHEN @NEWER@
                    THEN excluded.objects ELSE incidents.objects END,
-    duration_s = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    duration_s = CASE WHEN @NEWER@
                       THEN excluded.duration_s ELSE incidents.duration_s END,
-    last_phase = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    last_phase = CASE WHEN @NEWER@
                       THEN excluded.last_phase ELSE incidents.last_phase END,
-    last_ts = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    last_ts = CASE WHEN @NEWER@
                    THEN excluded.last_ts ELSE incidents.last_ts END,
-    last_epoch = CASE WHEN excluded.last_epoch >= incidents.last_epoch
+    last_epoch = CASE WHEN @NEWER@
                       THEN excluded.last_epoch ELSE incidents.last_epoch END,
     started_at = CASE WHEN excluded.started_epoch < incidents.started_epoch
                       THEN excluded.started_at ELSE incidents.started_at END,
@@ -71,7 +77,7 @@ ON CONFLICT (event_id) DO UPDATE SET
     snapshot_topic = COALESCE(incidents.snapshot_topic, excluded.snapshot_topic),
     snapshot_sha256 = COALESCE(incidents.snapshot_sha256, excluded.snapshot_sha256),
     updated_at = excluded.updated_at
-"""
+""".replace("@NEWER@", _NEWER)
 
 
 @dataclass
