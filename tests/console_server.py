@@ -34,7 +34,9 @@ class ConsoleProcess:
         group: str | None = None,
         web: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
+        authorization: str | None = None,
     ) -> None:
+        self.authorization = authorization  # the Authorization header for api(), when loopback is not trusted
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -80,7 +82,9 @@ class ConsoleProcess:
         raise RuntimeError(f"the console did not come up within {timeout_s} s:\n{self.log()}")
 
     def api(self, path: str, timeout_s: float = 5.0) -> Any:
-        with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=timeout_s) as resp:  # noqa: S310
+        headers = {"Authorization": self.authorization} if self.authorization else {}
+        req = urllib.request.Request(self.url.rstrip("/") + path, headers=headers)  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
             return json.loads(resp.read())
 
     def kill(self) -> None:
