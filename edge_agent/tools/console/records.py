@@ -13,10 +13,27 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from edge_agent.publish.topics import API_VERSION
-from edge_agent.schemas import validate
+from edge_agent.schemas import load_schema, validate
+
+
+@cache
+def _checker(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load_schema(name), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _schema_error(name: str, data: Any) -> str | None:
+    """The first problem of `data` against schema `name`, or None. `is_valid` first: the ingest's
+    hot path, a third faster than collecting errors that are almost never there."""
+    if _checker(name).is_valid(data):
+        return None
+    errors = validate(name, data)
+    return errors[0] if errors else "invalid"
 
 
 @dataclass(frozen=True)
@@ -146,9 +163,9 @@ def _event(topic: str, payload: bytes, site: str, device: str, camera: str, rule
     data = _json_object(topic, payload)
     if isinstance(data, Rejected):
         return data
-    errors = validate("event", data)
-    if errors:
-        return Rejected(topic, f"event schema: {errors[0]}", payload)
+    error = _schema_error("event", data)
+    if error is not None:
+        return Rejected(topic, f"event schema: {error}", payload)
     for key, want in (("site", site), ("device", device), ("camera", camera), ("rule", rule)):
         if data[key] != want:
             return Rejected(topic, f"the payload's {key} {data[key]!r} is not the topic's {want!r}", payload)
@@ -159,9 +176,9 @@ def _device_status(topic: str, payload: bytes, site: str, device: str) -> Record
     data = _json_object(topic, payload)
     if isinstance(data, Rejected):
         return data
-    errors = validate("status", data)
-    if errors:
-        return Rejected(topic, f"status schema: {errors[0]}", payload)
+    error = _schema_error("status", data)
+    if error is not None:
+        return Rejected(topic, f"status schema: {error}", payload)
     return DeviceStatusRecord(site, device, data["state"], data["since"], data.get("reason"))
 
 
@@ -169,9 +186,9 @@ def _camera_status(topic: str, payload: bytes, site: str, device: str, camera: s
     data = _json_object(topic, payload)
     if isinstance(data, Rejected):
         return data
-    errors = validate("camera-status", data)
-    if errors:
-        return Rejected(topic, f"camera status schema: {errors[0]}", payload)
+    error = _schema_error("camera-status", data)
+    if error is not None:
+        return Rejected(topic, f"camera status schema: {error}", payload)
     return CameraStatusRecord(site, device, camera, data["state"], data["since"])
 
 
@@ -179,9 +196,9 @@ def _stats(topic: str, payload: bytes, site: str, device: str) -> Record:
     data = _json_object(topic, payload)
     if isinstance(data, Rejected):
         return data
-    errors = validate("stats", data)
-    if errors:
-        return Rejected(topic, f"stats schema: {errors[0]}", payload)
+    error = _schema_error("stats", data)
+    if error is not None:
+        return Rejected(topic, f"stats schema: {error}", payload)
     outbox = data["outbox"]
     return StatsRecord(
         site, device, data["ts"], outbox.get("depth"), outbox.get("dropped_total"), payload.decode("utf-8")
