@@ -155,9 +155,9 @@ def test_two_instances_on_a_shared_subscription_split_the_load(
         ConsoleProcess(tmp_path / f"c{i}", mosquitto.url, postgres_url, client_id=f"town-{i}", group="town")
         for i in range(2)
     ]
-    for c in consoles:
-        c.start()
     try:
+        for c in consoles:
+            c.start()
         threads = [threading.Thread(target=b.publish, args=(30, 100.0)) for b in boxes[:4]]
         for t in threads:
             t.start()

@@ -28,7 +28,7 @@ function alertRow(inc) {
     el("td", {text: inc.rule}),
     el("td", {className: "severity", text: inc.severity}),
     el("td", {text: what}),
-    el("td", {className: "phase", text: inc.last_phase + (inc.ended_at ? "" : " (open)")}),
+    el("td", {className: "phase", text: inc.last_phase}),
     el("td", {className: "verdict", text: verdict}));
   row.addEventListener("click", () => { window.location.href = "/alert/" + encodeURIComponent(inc.event_id); });
   return row;
