@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         for p in err.problems:
             _err(str(p))
         return 1
+    except OSError as err:  # TLS files (ssl.SSLError is an OSError too)
+        _err(f"MQTT TLS setup failed: {err}")
+        return 1
     finally:
         if ingest is not None:
             ingest.stop()

@@ -151,7 +151,7 @@ class ConsoleConfig(_Model):
     mqtt: MqttConfig
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     web: WebConfig = Field(default_factory=WebConfig)
-    offline_after_s: float = Field(
+    stalled_after_s: float = Field(
         120.0, gt=0, description="a device online but silent this long shows as stalled on the board"
     )
 

@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "/api/incidents":
             self._json(200, api.list_incidents(app.db, query))
         elif route == "/api/health":
-            self._json(200, api.get_health(app.db, app.cfg.offline_after_s))
+            self._json(200, api.get_health(app.db, app.cfg.stalled_after_s))
         elif route == "/api/facets":
             self._json(200, api.get_facets(app.db))
         elif route == "/api/counts":
