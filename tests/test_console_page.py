@@ -5,7 +5,8 @@ off, so the browser logs in as a real user would and the verdict records that
 user. The box is the project's delivery path (`Outbox` + `MqttPublisher`):
 its alert (with a real JPEG) must appear on the open page without a reload, and
 its camera going offline (the retained status the agent publishes) must show on
-the health board.
+the health board, and so must a camera whose RTSP server is killed under a real
+`edge-agent run`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from edge_agent.publish.topics import Topics
 from edge_agent.types import Event, EventObject, SnapshotRef
 from tests.broker import Mosquitto, mosquitto  # noqa: F401
 from tests.console_server import ConsoleProcess
+from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory  # noqa: F401
+from tests.test_agent_live import AgentProcess, agent_factory  # noqa: F401
+from tests.test_agent_live import camera as live_camera
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -184,3 +188,22 @@ def test_api_needs_a_login_checks_origin_and_never_logs_secrets(console: Console
     assert "/api/incidents/{event_id}/verdict" in spec["paths"]
     log = console.log()
     assert PASSWORD not in log and TOKEN not in log and "wrong-token" not in log
+
+
+def test_health_board_shows_a_camera_going_offline_when_its_rtsp_server_is_killed(
+    browser: Any,
+    console: ConsoleProcess,
+    mosquitto: Mosquitto,  # noqa: F811
+    rtsp_server_factory: Callable[..., RtspServer],  # noqa: F811
+    agent_factory: Callable[..., AgentProcess],  # noqa: F811
+) -> None:
+    cam = rtsp_server_factory()
+    agent_factory(mosquitto, [live_camera("gate", cam.url)])  # a real `edge-agent run` on a real stream
+    ctx = browser.new_context(http_credentials={"username": USER, "password": PASSWORD})
+    page = ctx.new_page()
+    page.goto(console.url + "#health")
+    online = '#health tr[data-device="testsite/edge-t"][data-state="online"] [data-camera="gate"]'
+    page.wait_for_selector(online + '[data-state="online"]', timeout=60_000)
+    cam.kill()
+    page.wait_for_selector(online + '[data-state="offline"]', timeout=30_000)
+    ctx.close()
