@@ -47,6 +47,7 @@ BACKLOG_PER_BOX = 1000
 LIVE_RATE_PER_BOX = 20.0  # events/s per box in the latency run (200/s in all)
 LIVE_S = 8.0
 POLL_S = 0.005
+DRAIN_RUNS = 2
 
 
 class TimedOutbox(Outbox):
@@ -119,7 +120,8 @@ def _boxes(work: Path, url: str, tag: str) -> list[Box]:
 
 def drain(work: Path, broker: Mosquitto, database_url: str, instances: int, tag: str) -> tuple[float, float]:
     """Events/s from a backlog of BOXES x BACKLOG_PER_BOX queued at the broker; returns (rate, seconds)."""
-    group = "bench" if instances > 1 else None
+    # A group of its own: the sessions of an earlier run's instances would still take their share.
+    group = f"bench-{tag}" if instances > 1 else None
     consoles = [
         ConsoleProcess(work / f"{tag}-c{i}", broker.url, database_url, client_id=f"{tag}-{i}", group=group)
         for i in range(instances)
@@ -142,8 +144,12 @@ def drain(work: Path, broker: Mosquitto, database_url: str, instances: int, tag:
         for b in boxes:
             b.close()
     total = BOXES * BACKLOG_PER_BOX
-    for c in consoles:
-        c.start(wait_subscribed=False)
+    # Start them together: one instance draining alone while the other boots is not the 2-instance rate.
+    starters = [threading.Thread(target=c.start, kwargs={"wait_subscribed": False}) for c in consoles]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join()
     rows = wait_rows(database_url, total, 300)
     for c in consoles:
         c.stop()
@@ -210,6 +216,31 @@ def latency(work: Path, broker: Mosquitto, database_url: str, tag: str) -> list[
     return [max(0.0, (seen[k] - t) * 1000) for k, t in acked.items()]
 
 
+def cost_per_event(work: Path, count: int = 5000) -> tuple[float, float]:
+    """In-process: ms per event to parse and schema-check, and to write (batches of 500, SQLite)."""
+    from edge_agent.tools.console.migrations import migrate
+    from edge_agent.tools.console.records import parse_message
+    from edge_agent.tools.console.store import write_batch
+
+    topic = "eagleeye/v1/laohu/cost-01/events/cam-a/dumping"
+    payloads = [make_event(i, device="cost-01").to_json().encode() for i in range(count)]
+    t0 = time.perf_counter()
+    records = [parse_message("eagleeye", topic, p) for p in payloads]
+    parse_s = time.perf_counter() - t0
+    db = Database(f"sqlite:///{work}/cost.sqlite3")
+    migrate(db)
+    conn = db.connect()
+    t0 = time.perf_counter()
+    for i in range(0, count, 500):
+        conn.begin()
+        write_batch(conn, records[i : i + 500], time.time())
+        conn.commit()
+    write_s = time.perf_counter() - t0
+    conn.close()
+    db.close()
+    return parse_s / count * 1000, write_s / count * 1000
+
+
 def run() -> str:
     results: dict[str, tuple[float, float]] = {}
     lat: dict[str, list[float]] = {}
@@ -220,13 +251,20 @@ def run() -> str:
         pg = Postgres(durable=True)
         try:
             pg.start()
-            results["SQLite, 1 console"] = drain(work, broker, f"sqlite:///{work}/drain.sqlite3", 1, "sq1")
-            results["PostgreSQL, 1 console"] = drain(work, broker, pg.create_database(), 1, "pg1")
-            results["PostgreSQL, 2 consoles (shared subscription)"] = drain(
-                work, broker, pg.create_database(), 2, "pg2"
-            )
+            # Best of DRAIN_RUNS each, interleaved: the machine is shared and a neighbour's burst
+            # would otherwise decide the comparison.
+            for run_no in range(DRAIN_RUNS):
+                for name, instances, url in (
+                    ("SQLite, 1 console", 1, f"sqlite:///{work}/drain{run_no}.sqlite3"),
+                    ("PostgreSQL, 1 console", 1, pg.create_database()),
+                    ("PostgreSQL, 2 consoles (shared subscription)", 2, pg.create_database()),
+                ):
+                    got = drain(work, broker, url, instances, f"d{run_no}{instances}{url[:2]}")
+                    if name not in results or got[0] > results[name][0]:
+                        results[name] = got
             lat["SQLite"] = latency(work, broker, f"sqlite:///{work}/live.sqlite3", "sql")
             lat["PostgreSQL"] = latency(work, broker, pg.create_database(), "pgl")
+            parse_ms, write_ms = cost_per_event(work)
         finally:
             pg.stop()
             broker.kill()
@@ -241,7 +279,8 @@ def run() -> str:
         " Boxes, broker, database and console share the machine's cores.",
         "",
         f"Backlog drain: {total} events ({BOXES} × {BACKLOG_PER_BOX}) queued at the broker for the console's"
-        " persistent session(s), then the console started; time from its first batch to its last.",
+        " persistent session(s), then the console(s) started; time from the first batch to the last; best"
+        f" of {DRAIN_RUNS} runs.",
         "",
         "| database, consoles | events/s | seconds |",
         "|---|---:|---:|",
@@ -262,7 +301,14 @@ def run() -> str:
             f"| {name} | {len(values)} | {_pct(values, 50):.1f} | {_pct(values, 99):.1f} |"
             f" {max(values):.1f} | {statistics.fmean(values):.1f} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        f"Where a console's time goes, per event, in one process: {parse_ms:.3f} ms to parse it and check it"
+        f" against `mqtt/event.schema.json` (jsonschema), {write_ms:.3f} ms to write it (SQLite, batches of"
+        " 500). The schema check sets the single-instance rate; a second instance on the shared"
+        " subscription adds a core's worth.",
+        "",
+    ]
     return "\n".join(lines)
 
 
