@@ -212,3 +212,32 @@ def test_replays_from_two_boxes_arrive_in_one_console(
         assert [(d["device"], d["state"]) for d in board] == [("edge-01", "offline"), ("edge-02", "offline")]
     finally:
         console.stop()
+
+
+def test_a_retired_instance_takes_its_queue_along_and_no_share_afterwards(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+    boxes: list[Box],
+    postgres_url: str,  # noqa: F811
+) -> None:
+    stays = ConsoleProcess(tmp_path / "a", mosquitto.url, postgres_url, client_id="town-a", group="town")
+    leaves = ConsoleProcess(tmp_path / "b", mosquitto.url, postgres_url, client_id="town-b", group="town")
+    try:
+        stays.start()
+        leaves.start()
+        leaves.stop()  # down for a while: the broker queues its share
+        boxes[0].publish(20, 200.0)
+        retire = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "console", "--config", str(leaves.config), "--retire"],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert retire.returncode == 0, retire.stderr
+        assert "session deleted" in retire.stderr
+        boxes[1].publish(20, 200.0)  # after the retirement: all of it must go to the instance that stays
+        expected = boxes[0].sent + boxes[1].sent
+        rows = wait_rows(postgres_url, len(expected), 20)
+        assert sorted(rows) == sorted(expected)
+        assert stays.api("/api/status")["mqtt"]["events"] >= len(boxes[1].sent)
+    finally:
+        stays.stop()
+        leaves.stop()

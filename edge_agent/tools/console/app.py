@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-mqtt", action="store_true", help="serve the stored alerts without subscribing (read-only)"
     )
+    parser.add_argument(
+        "--retire",
+        action="store_true",
+        help="take this instance out for good: store what the broker holds for it, then delete its session",
+    )
 
 
 def open_database(cfg: ConsoleConfig) -> Database:
@@ -42,6 +47,23 @@ def open_database(cfg: ConsoleConfig) -> Database:
 
 def _err(text: str) -> None:
     print(f"edge-agent console: {redact(text)}", file=sys.stderr, flush=True)
+
+
+def _retire(ingest: Ingest, db: Database) -> int:
+    try:
+        ingest.start()
+        ok = ingest.retire()
+    finally:
+        db.close()
+    if not ok:
+        why = ingest.last_error or "timeout"
+        _err(f"could not drain and delete the session {ingest.cfg.client_id}: {why}")
+        return 1
+    print(
+        f"retired {ingest.cfg.client_id}: {ingest.committed_total} messages stored, session deleted",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         _err(str(err))
         return 1
     ingest = None if args.no_mqtt else Ingest(cfg.mqtt, db, on_commit=server.notify)
+    if args.retire and ingest is not None:
+        return _retire(ingest, db)
     server.ingest = ingest
     try:
         server.start()

@@ -127,6 +127,52 @@ class Ingest:
         if self._writer is not None:
             self._writer.join(timeout_s)
 
+    def retire(self, idle_s: float = 3.0, timeout_s: float = 600.0) -> bool:
+        """Leave for good: stop taking new messages, store what is queued, delete the session.
+
+        A persistent session outlives its console: in a shared group the broker
+        keeps giving it its share until the session expires. So: unsubscribe
+        (nothing new is routed here), store and acknowledge what still arrives
+        until nothing has come for `idle_s`, then connect once more with a clean
+        session, which makes the broker drop it. True when drained in time.
+        """
+        client = self._client
+        if client is None:
+            return False
+        deadline = time.monotonic() + timeout_s
+        while not self.subscribed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.unsubscribe([t for t, _ in subscriptions(self.cfg)])
+        last = (-1, 0.0)
+        while time.monotonic() < deadline:
+            seen = (self.received_total, time.monotonic())
+            if seen[0] != last[0]:
+                last = seen
+            elif (
+                time.monotonic() - last[1] >= idle_s
+                and self._queue.empty()
+                and self.committed_total >= self.received_total
+            ):
+                break
+            time.sleep(0.1)
+        drained = time.monotonic() < deadline
+        self.stop()
+        forget = self._new_client(clean=True)
+        done = threading.Event()
+
+        def on_connect(c: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            c.disconnect()
+            done.set()
+
+        forget.on_connect = on_connect
+        kwargs: dict[str, Any] = {"clean_start": True} if self.cfg.protocol == "5" else {}
+        forget.connect(self.host, self.port, keepalive=self.cfg.keepalive_s, **kwargs)
+        forget.loop_start()
+        done.wait(10)
+        forget.loop_stop()
+        logger.info("session %s deleted at %s", self.cfg.client_id, self.shown)
+        return drained and done.is_set()
+
     def status(self) -> dict[str, Any]:
         return {
             "broker": self.shown,
@@ -147,13 +193,14 @@ class Ingest:
 
     # --- the paho side ----------------------------------------------------------------
 
-    def _new_client(self) -> paho.Client:
+    def _new_client(self, clean: bool = False) -> paho.Client:
+        """The console's client; `clean` only to make the broker drop the session (retire)."""
         v5 = self.cfg.protocol == "5"
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else False,
+            clean_session=None if v5 else clean,
             manual_ack=True,
         )
         username = self.cfg.username or self._url_user
