@@ -195,3 +195,23 @@ def test_a_wrong_password_in_the_database_url_is_never_shown() -> None:
     )
     assert "s3cret" not in repr(cfg)
     assert "s3cret" not in Database(cfg.database.url).shown
+
+
+def test_a_retained_status_replayed_on_subscribe_is_not_news_from_the_box(db: Database) -> None:
+    online = parse_message(
+        "eagleeye", f"{BASE}/status", b'{"state": "online", "since": "2026-11-26T08:00:00.000Z"}'
+    )
+    event = parse_message("eagleeye", *event_msg(8))
+
+    def last_seen() -> float:
+        with db.connection() as conn:
+            return float(conn.scalar("SELECT last_seen FROM devices WHERE device = 'edge-01'"))
+
+    with db.transaction() as conn:
+        write_batch(conn, [online], 1000.0, retained=[True])  # registers the box
+    with db.transaction() as conn:
+        write_batch(conn, [online], 2000.0, retained=[True])  # the console restarted: the same copy again
+    assert last_seen() == 1000.0
+    with db.transaction() as conn:
+        write_batch(conn, [event], 3000.0, retained=[False])
+    assert last_seen() == 3000.0

@@ -113,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if ingest is not None:
             ingest.start()
-        while not done.wait(3600):
-            pass
+        while not done.wait(1.0):
+            if ingest is not None and ingest.failed.is_set():
+                # Nothing unstored was acknowledged; exit so the service manager restarts us.
+                _err(f"ingest stopped: {ingest.last_error}")
+                return 1
     except ConfigError as err:
         for p in err.problems:
             _err(str(p))

@@ -57,6 +57,7 @@ class Received:
     mid: int
     qos: int
     generation: int
+    retain: bool
 
 
 def subscriptions(cfg: MqttConfig) -> list[tuple[str, int]]:
@@ -89,6 +90,7 @@ class Ingest:
         self.shown = redact(cfg.url)
         self._queue: queue.Queue[Received] = queue.Queue(QUEUE_MAX)
         self._stop = threading.Event()
+        self.failed = threading.Event()  # the writer gave up: the process should exit and be restarted
         self._ack_lock = threading.Lock()  # generation changes and PUBACKs never interleave
         self._generation = 0
         self._writer: threading.Thread | None = None
@@ -266,7 +268,7 @@ class Ingest:
             logger.warning("lost the connection to %s (%s); reconnecting", self.shown, rc)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        item = Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        item = Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, bool(msg.retain))
         self.received_total += 1
         while True:
             try:
@@ -308,7 +310,7 @@ class Ingest:
                 records = [parse_message(self.cfg.topic_prefix, m.topic, m.payload) for m in pending]
                 conn.begin()
                 try:
-                    result = write_batch(conn, records, time.time())
+                    result = write_batch(conn, records, time.time(), [m.retain for m in pending])
                     conn.commit()
                 except BaseException:
                     conn.rollback()
@@ -329,6 +331,7 @@ class Ingest:
                 # acknowledge what was never stored.
                 self.last_error = f"cannot store messages: {err}"
                 logger.exception("cannot store a batch of %d messages; ingest stopped", len(pending))
+                self.failed.set()
                 break
             delay = 0.5
             self._ack(pending)

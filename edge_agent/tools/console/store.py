@@ -80,6 +80,16 @@ ON CONFLICT (event_id) DO UPDATE SET
 """.replace("@NEWER@", _NEWER)
 
 
+_HEARD = (
+    "INSERT INTO devices (site, device, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (site, device) DO UPDATE SET last_seen = excluded.last_seen"
+)
+_REGISTERED = (
+    "INSERT INTO devices (site, device, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (site, device) DO NOTHING"
+)
+
+
 @dataclass
 class BatchResult:
     """What one batch added: new rows per kind; duplicates are the rest."""
@@ -104,14 +114,24 @@ def _sort_key(record: Record) -> tuple[int, str]:
     return 2, ""
 
 
-def write_batch(conn: Conn, records: Sequence[Record], received_at: float) -> BatchResult:
-    """Store `records` inside the caller's transaction; the caller commits."""
+def write_batch(
+    conn: Conn, records: Sequence[Record], received_at: float, retained: Sequence[bool] | None = None
+) -> BatchResult:
+    """Store `records` inside the caller's transaction; the caller commits.
+
+    `retained[i]` marks a retained message: the broker's stored copy, replayed on
+    every subscribe, says nothing about when its box was last heard from, so it
+    registers the box but leaves `last_seen` alone.
+    """
     result = BatchResult()
-    seen_devices: set[tuple[str, str]] = set()
-    for record in sorted(records, key=_sort_key):
+    heard: dict[tuple[str, str], bool] = {}  # (site, device) -> heard live in this batch
+    flags = list(retained) if retained is not None else [False] * len(records)
+    order = sorted(range(len(records)), key=lambda i: _sort_key(records[i]))
+    for i in order:
+        record = records[i]
         where = device_of(record)
         if where is not None:
-            seen_devices.add(where)
+            heard[where] = heard.get(where, False) or not flags[i]
         if isinstance(record, EventRecord):
             if _write_event(conn, record, received_at):
                 result.events += 1
@@ -165,12 +185,8 @@ def write_batch(conn: Conn, records: Sequence[Record], received_at: float) -> Ba
             result.rejected += 1
         elif isinstance(record, Ignored):
             result.ignored += 1
-    for site, device in sorted(seen_devices):
-        conn.execute(
-            "INSERT INTO devices (site, device, first_seen, last_seen) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (site, device) DO UPDATE SET last_seen = excluded.last_seen",
-            (site, device, received_at, received_at),
-        )
+    for (site, device), live in sorted(heard.items()):
+        conn.execute(_HEARD if live else _REGISTERED, (site, device, received_at, received_at))
     return result
 
 
