@@ -135,6 +135,11 @@ def test_alert_appears_live_snapshot_loads_false_alarm_persists_and_camera_offli
     assert page.inner_text("#verdict").startswith(f"false alarm by {USER}")
     page.goto(console.url)
     page.wait_for_selector(f'#alerts tr[data-event-id="{ev.event_id}"][data-verdict="false_alarm"]')
+    page.select_option('select[name="verdict"]', "none")  # "not reviewed": the dismissed alert goes
+    page.wait_for_selector('#alerts[data-ready="1"]')
+    row.wait_for(state="detached")
+    page.select_option('select[name="verdict"]', "false_alarm")
+    row.wait_for()
 
     box.publisher.set_camera_status("bridge", "online")
     page.goto(console.url + "#health")

@@ -290,8 +290,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"retry: 2000\n: connected\n\n")
         self.wfile.flush()
         while not self.app._stopping.is_set():
-            with self.app.db.connection() as conn:
-                rows = queries.incidents(conn, flt, updated_since=cursor - OVERLAP_S)
+            try:
+                with self.app.db.connection() as conn:
+                    rows = queries.incidents(conn, flt, updated_since=cursor - OVERLAP_S)
+            except _DB_ERRORS as err:
+                # The headers are sent: end the stream; the browser reconnects (`retry`).
+                logger.warning("live stream: database: %s", redact(str(err)))
+                return
             fresh = [r for r in rows if sent.get(r["event_id"], -1.0) < r["updated_at"]]
             for row in reversed(fresh):  # oldest first, so the page ends with the newest on top
                 data = json.dumps(row, ensure_ascii=False)
