@@ -6,16 +6,16 @@ PY := $(VENV)/bin/python
 # Debian packages the tests and the demo need: a real MQTT broker, openssl for test
 # certificates, ffmpeg to cut fixture clips, GStreamer's RTSP server (run by Debian's python3)
 # for live-camera tests, Chromium for the zone page tests, shellcheck and systemd-analyze for
-# the install script and unit.
+# the install script and unit, PostgreSQL for the town console's tests.
 APT_PACKAGES := mosquitto mosquitto-clients openssl ffmpeg \
 	python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	chromium shellcheck systemd
+	chromium shellcheck systemd postgresql
 SETUP_STAMP := $(VENV)/.setup-done
 # Every Python package comes from a lock file with hashes (requirements/README.md): the same
 # versions on every machine, whatever PyPI has released since. `make lock` makes them again.
-LOCKS := requirements/build.lock requirements/runtime.lock requirements/dev.lock
+LOCKS := requirements/build.lock requirements/runtime.lock requirements/console.lock requirements/dev.lock
 PIP_LOCKED := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps
 UV_COMPILE := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv pip compile --quiet --universal \
 	--python-version 3.10 --generate-hashes --custom-compile-command 'make lock'
@@ -35,6 +35,7 @@ $(SETUP_STAMP): pyproject.toml $(LOCKS)
 # Re-resolve the locks from pyproject.toml and requirements/build.in (newest allowed versions).
 lock: $(SETUP_STAMP)
 	$(UV_COMPILE) pyproject.toml -o requirements/runtime.lock
+	$(UV_COMPILE) pyproject.toml --extra console -o requirements/console.lock
 	$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.lock
 	$(UV_COMPILE) requirements/build.in -o requirements/build.lock
 

@@ -21,6 +21,7 @@ SECTIONS = [
     "bench_mqtt",
     "bench_cameras",
     "bench_quantize",
+    "bench_console",
 ]
 
 

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=out/demo
 BIN=.venv/bin
+. scripts/demo_console.sh
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 PORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -19,6 +20,7 @@ MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 BROKER=$!
 LISTENER=""
 cleanup() {
+  console_stop
   [ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null || true
   kill "$BROKER" 2>/dev/null || true
 }
@@ -33,6 +35,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 echo "broker: mqtt://127.0.0.1:$PORT (Mosquitto)"
+console_start "mqtt://127.0.0.1:$PORT" "$OUT/console"
 echo "platform view (edge-agent listen), one line per event as it arrives:"
 echo
 "$BIN/edge-agent" listen --url "mqtt://127.0.0.1:$PORT" --snapshots "$OUT/received" &
@@ -59,3 +62,5 @@ echo "events (replay):      $OUT/events.jsonl ($(wc -l < "$OUT/events.jsonl") li
 echo "snapshots (received): $OUT/received/ ($(find "$OUT/received" -name '*.jpg' 2>/dev/null | wc -l) files)"
 echo "evidence (local):     $OUT/evidence/"
 echo "annotated video:      $OUT/annotated.mp4"
+console_wait_events "$(wc -l < "$OUT/events.jsonl")"
+console_show

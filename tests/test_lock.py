@@ -68,12 +68,13 @@ def test_every_lock_line_carries_hashes() -> None:
             assert entry.rstrip().endswith("\\"), f"{lock.name}: {entry} has no --hash lines"
 
 
+@pytest.mark.parametrize("lock", ["runtime.lock", "console.lock"])
 @pytest.mark.parametrize(("python", "machine"), SUPPORTED)
-def test_runtime_pins_agree_with_dev_pins(python: str, machine: str) -> None:
+def test_deployment_pins_agree_with_dev_pins(lock: str, python: str, machine: str) -> None:
     env = environment(python, machine)
-    runtime, dev = pins(LOCKS / "runtime.lock", env), pins(LOCKS / "dev.lock", env)
-    assert runtime, "no pins for this Python"
-    assert {name: dev.get(name) for name in runtime} == runtime
+    deployed, dev = pins(LOCKS / lock, env), pins(LOCKS / "dev.lock", env)
+    assert deployed, "no pins for this Python"
+    assert {name: dev.get(name) for name in deployed} == deployed
 
 
 @pytest.mark.parametrize(("python", "machine"), SUPPORTED)

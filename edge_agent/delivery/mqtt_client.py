@@ -92,12 +92,14 @@ def make_client(
     *,
     persistent: bool = False,
     will: tuple[str, dict[str, Any]] | None = None,
+    manual_ack: bool = False,
 ) -> paho.Client:
     """A paho client for `cfg`, not yet connected; raises ClientSetupError.
 
     `persistent` keeps the broker-side session (MQTT 3.1.1 clean_session off) so the broker
     queues QoS 1 messages while the client is away; `will` is (topic, payload) of a retained
-    QoS 1 Last Will.
+    QoS 1 Last Will; `manual_ack` leaves the PUBACK of received messages to the caller
+    (the town console acknowledges only what it has committed).
     """
     v5 = cfg.protocol == "5"
     client = paho.Client(
@@ -105,6 +107,7 @@ def make_client(
         client_id=client_id,
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
         clean_session=None if v5 else not persistent,
+        manual_ack=manual_ack,
     )
     username, password = credentials(cfg)
     if username is not None or password is not None:

@@ -259,6 +259,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return listen.run(args)
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from edge_agent.tools.console import app
+
+    return app.run(args)
+
+
 # --- parser --------------------------------------------------------------------
 
 
@@ -336,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("listen", help="the reference platform subscriber: validate, dedup, print events")
     listen.add_arguments(p)
     p.set_defaults(func=cmd_listen)
+
+    from edge_agent.tools.console import app as console_app
+
+    p = sub.add_parser(
+        "console", help="the town console: every box's alerts in a database, a web page and a JSON API"
+    )
+    console_app.add_arguments(p)
+    p.set_defaults(func=cmd_console, log_level_default="INFO")
 
     from edge_agent.tools import zones_page
 

@@ -1,0 +1,238 @@
+"""The console's config file (YAML, `version: 1`): pydantic models, unknown keys are errors.
+
+Problems come back as `ConfigError` with one `Problem` per mistake and its path
+(`web.auth.users[0].password_file: ...`), the same shape as the agent's config.
+`${VAR}` is read from the environment. Validators do no I/O: password files are
+read when the console starts, not while the file is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge_agent.core.config import ConfigError, Problem, format_loc, redact
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME_RE = re.compile(r"^[^/+#\s]+$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Model):
+    ca: str | None = Field(None, description="CA certificate to check the broker with")
+    cert: str | None = Field(None, description="client certificate, if the broker wants one")
+    key: str | None = Field(None, description="the client certificate's key")
+
+
+class MqttConfig(_Model):
+    url: str = Field(description="mqtt://host[:port] or mqtts://host[:port]")
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    password_file: str | None = None
+    tls: TlsConfig | None = None
+    topic_prefix: str = Field("eagleeye", description="the boxes' mqtt.topic_prefix")
+    client_id: str = Field(
+        "eagleeye-console",
+        description="fixed client id of the persistent session; each instance of a group needs its own",
+    )
+    group: str | None = Field(
+        None, description="MQTT 5 shared subscription group: instances with the same group split the load"
+    )
+    protocol: Literal["3.1.1", "5"] = "5"
+    session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=60, description="MQTT 5: how long the broker keeps the session while away"
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    receive_maximum: int = Field(1000, ge=1, le=65535, description="MQTT 5: messages in flight to us")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^mqtts?://[^/]+", v):
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {redact(v)!r}")
+        return v
+
+    @field_validator("topic_prefix", "group")
+    @classmethod
+    def _topic_name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME_RE.match(v):
+            raise ValueError(f"must be one topic level without / + # or spaces, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _group_needs_v5(self) -> MqttConfig:
+        if self.group is not None and self.protocol != "5":
+            raise ValueError("group (shared subscriptions) needs protocol: '5'")
+        if self.tls is not None and not self.url.startswith("mqtts://"):
+            raise ValueError("tls is set but the url is plain mqtt://; use mqtts:// for TLS")
+        return self
+
+
+class DatabaseConfig(_Model):
+    url: str = Field(
+        "sqlite:///var/lib/edge-agent-console/console.sqlite3",
+        description="sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or postgresql://user@host:port/db",
+        repr=False,
+    )
+    password_file: str | None = Field(None, description="PostgreSQL password, kept out of the URL")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(sqlite:|postgres(ql)?://)", v):
+            raise ValueError(
+                f"expected sqlite:///path/console.sqlite3 or postgresql://user@host/db, got {redact(v)!r}"
+            )
+        return v
+
+    @property
+    def engine(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.url.startswith("sqlite:") else "postgresql"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """`sqlite:///abs/path` -> /abs/path, `sqlite:rel/path` -> rel/path."""
+        rest = self.url.removeprefix("sqlite:")
+        return Path(rest[2:] if rest.startswith("//") else rest)
+
+
+class UserConfig(_Model):
+    name: str = Field(min_length=1, description="shown as who confirmed or dismissed an alert")
+    password: str | None = Field(None, repr=False)
+    password_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> UserConfig:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password and password_file")
+        return self
+
+
+class TokenConfig(_Model):
+    name: str = Field(min_length=1, description="shown as who acted with this token")
+    token: str | None = Field(None, repr=False, min_length=16)
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TokenConfig:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token and token_file")
+        return self
+
+
+class AuthConfig(_Model):
+    users: list[UserConfig] = Field(default_factory=list, description="HTTP basic auth")
+    tokens: list[TokenConfig] = Field(default_factory=list, description="bearer tokens (?token= once)")
+    trust_loopback: bool = Field(
+        True, description="requests from this machine (127.0.0.0/8, ::1) need no login"
+    )
+
+
+class WebConfig(_Model):
+    bind: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8088, ge=0, le=65535, description="0 picks a free port")
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    public_url: str | None = Field(
+        None, description="the URL people open, when behind a proxy; checked against Origin"
+    )
+
+
+class ConsoleConfig(_Model):
+    version: Literal[1]
+    mqtt: MqttConfig
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    stalled_after_s: float = Field(
+        120.0, gt=0, description="a device online but silent this long shows as stalled on the board"
+    )
+
+    @model_validator(mode="after")
+    def _login_off_loopback(self) -> ConsoleConfig:
+        auth = self.web.auth
+        if not (auth.users or auth.tokens) and not auth.trust_loopback:
+            raise ValueError("web.auth: trust_loopback is false and no users or tokens: nobody could log in")
+        return self
+
+
+def _expand_env(data: Any, path: tuple[Any, ...], env: Mapping[str, str], problems: list[Problem]) -> Any:
+    if isinstance(data, dict):
+        return {k: _expand_env(v, (*path, k), env, problems) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand_env(v, (*path, i), env, problems) for i, v in enumerate(data)]
+    if isinstance(data, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                problems.append(Problem(format_loc(path), f"environment variable {m.group(1)} is not set"))
+                return ""
+            return env[m.group(1)]
+
+        return _VAR_RE.sub(sub, data)
+    return data
+
+
+def _problems(err: ValidationError) -> list[Problem]:
+    out = []
+    for e in err.errors(include_url=False):
+        loc = list(e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            secret = any(str(p) in ("password", "token", "url") for p in loc)
+            if not secret and "input" in e and not isinstance(e["input"], (dict, list)):
+                shown = redact(str(e["input"]))
+                if shown not in msg:
+                    msg += f" (got {shown!r})"
+        out.append(Problem(format_loc(loc), msg))
+    return out
+
+
+def parse_console_config(
+    text: str, env: Mapping[str, str] | None = None, source: str = "console config"
+) -> ConsoleConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        raise ConfigError([Problem(source, f"malformed YAML at {where}")]) from err
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, "expected a mapping with version, mqtt, database, web")])
+    problems: list[Problem] = []
+    data = _expand_env(data, (), os.environ if env is None else env, problems)
+    try:
+        cfg = ConsoleConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(problems + _problems(err)) from err
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_console_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ConsoleConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([Problem(str(p), f"cannot read the config file: {err.strerror}")]) from err
+    return parse_console_config(text, env, source=str(p))
+
+
+def read_secret(path: str, what: str) -> str:
+    """A password or token from its file (trailing newline dropped); ConfigError naming `what`."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as err:
+        raise ConfigError([Problem(what, f"cannot read {path}: {err.strerror}")]) from err

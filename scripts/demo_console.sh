@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The town console for `make demo`, as functions for scripts/demo.sh to source:
+#
+#   . scripts/demo_console.sh
+#   console_start "mqtt://127.0.0.1:$PORT" "$OUT"   # before the replay: SQLite in $OUT, a free port
+#   ...replay...
+#   console_wait_events "$(wc -l < "$OUT/events.jsonl")"
+#   console_show                                     # the URL; serves until Enter when interactive
+#   console_stop                                     # (also safe to call from the EXIT trap)
+#
+# Needs BIN (the venv's bin directory) set by the caller. Run alone (`bash scripts/demo_console.sh
+# mqtt://127.0.0.1:1883 out/console`) it starts a console on that broker and serves until Ctrl-C.
+
+CONSOLE_PID=""
+CONSOLE_URL=""
+CONSOLE_DIR=""
+: "${BIN:=.venv/bin}"
+
+_console_get() {  # GET a console API path; prints the JSON, fails when not answering
+  "$BIN/python" - "$CONSOLE_URL" "$1" <<'EOF'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1].rstrip("/") + sys.argv[2], timeout=2) as r:
+    print(r.read().decode())
+EOF
+}
+
+console_start() {
+  local broker_url=$1
+  CONSOLE_DIR=$2
+  mkdir -p "$CONSOLE_DIR"
+  local port
+  port=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat > "$CONSOLE_DIR/console.yaml" <<EOF
+version: 1
+mqtt: {url: "$broker_url", client_id: demo-console}
+database: {url: "sqlite:///$(realpath "$CONSOLE_DIR")/console.sqlite3"}
+web: {bind: 127.0.0.1, port: $port}
+EOF
+  CONSOLE_URL="http://127.0.0.1:$port/"
+  "$BIN/edge-agent" console --config "$CONSOLE_DIR/console.yaml" > "$CONSOLE_DIR/console.log" 2>&1 &
+  CONSOLE_PID=$!
+  for _ in $(seq 100); do
+    if _console_get /api/status 2>/dev/null | grep -q '"subscribed": true'; then
+      echo "town console: $CONSOLE_URL (SQLite: $CONSOLE_DIR/console.sqlite3)"
+      return 0
+    fi
+    kill -0 "$CONSOLE_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the console did not start; its log:" >&2
+  cat "$CONSOLE_DIR/console.log" >&2
+  return 1
+}
+
+console_wait_events() {  # wait (up to 30 s) until the console has stored $1 event phases
+  local want=$1 have=0
+  for _ in $(seq 150); do
+    have=$(_console_get /api/status 2>/dev/null | "$BIN/python" -c \
+      'import json,sys; print(json.load(sys.stdin)["database"]["rows"]["events"])' 2>/dev/null || echo 0)
+    [ "$have" -ge "$want" ] && break
+    sleep 0.2
+  done
+  echo "town console: $have of $want event phases stored"
+}
+
+console_show() {
+  local incidents
+  incidents=$(_console_get /api/status | "$BIN/python" -c \
+    'import json,sys; print(json.load(sys.stdin)["database"]["rows"]["incidents"])')
+  echo
+  echo "town console: $incidents alerts of the demo at $CONSOLE_URL"
+  if [ -t 0 ] && [ -t 1 ]; then
+    echo "  open it in a browser; press Enter to stop"
+    read -r _ || true
+  else
+    echo "  to see them again: $BIN/edge-agent console --config $CONSOLE_DIR/console.yaml --no-mqtt"
+  fi
+}
+
+console_stop() {
+  if [ -n "$CONSOLE_PID" ]; then
+    kill "$CONSOLE_PID" 2>/dev/null || true
+    wait "$CONSOLE_PID" 2>/dev/null || true
+    CONSOLE_PID=""
+  fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  cd "$(dirname "$0")/.."
+  trap console_stop EXIT
+  console_start "${1:-mqtt://127.0.0.1:1883}" "${2:-out/console}"
+  echo "serving until Ctrl-C"
+  wait "$CONSOLE_PID"
+fi
