@@ -106,6 +106,10 @@ def calm(cam: dict[str, Any]) -> dict[str, Any]:
     return cam | {"stall_s": 10, "offline_after_s": 30, "open_timeout_s": 10, "read_timeout_s": 10}
 
 
+def good_events(sub: Subscriber) -> list[dict[str, Any]]:
+    return [e for e in dedup(sub.events()) if e["camera"] == "good" and e["rule"] == "people"]
+
+
 def stats_of(sub: Subscriber) -> dict[str, Any]:
     stats = [m.json() for m in sub.snapshot() if m.topic.endswith("/stats")]
     return stats[-1]["cameras"] if stats else {}
@@ -146,8 +150,8 @@ def test_one_failing_camera_does_not_stop_the_other(
 
         # camera good never stopped: it keeps analysing and publishing its incident
         wait_until(lambda: stats_of(sub)["good"]["analysed_frames"] > analysed_good + 5, 20, "good goes on")
-        good_events = [e for e in dedup(sub.events()) if e["camera"] == "good" and e["rule"] == "people"]
-        assert good_events and good_events[0]["phase"] == "start"
+        wait_until(lambda: good_events(sub), 60, "good publishes its incident")
+        assert good_events(sub)[0]["phase"] == "start"
 
         # camera bad comes back after its backoff and analyses again; its problem incident ends
         wait_until(

@@ -128,14 +128,13 @@ class CameraRuntime:
             return
         error = self.source.last_error
         logger.warning("camera %s: %s%s", self.cam.id, state, _reason(error, state))
-        self.agent.delivery.publisher.set_camera_status(self.cam.id, state, self.health.since)
         if state == "offline":
-            event = self.health_events.outage_start(self.last_index, redact(error) if error else None)
+            self._emit(self.health_events.outage_start(self.last_index, redact(error) if error else None))
         elif state == "online":
-            event = self.health_events.outage_end()
-        else:
-            event = None
-        self._emit(event)
+            self._emit(self.health_events.outage_end())
+        # The incident is in the outbox before the status is asked for, so one publisher pass
+        # sends both: a platform that sees the camera offline finds the incident beside it.
+        self.agent.delivery.publisher.set_camera_status(self.cam.id, state, self.health.since)
 
     def _emit(self, event: Event | None) -> None:
         if event is not None:  # None: the incident was already open (or not open) there
