@@ -107,6 +107,8 @@ def box(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Box]:  # noqa: F811
 def test_alert_appears_live_snapshot_loads_false_alarm_persists_and_camera_offline_shows(
     browser: Any, console: ConsoleProcess, box: Box
 ) -> None:
+    from playwright.sync_api import expect
+
     ctx = browser.new_context(http_credentials={"username": USER, "password": PASSWORD},
                               viewport={"width": 1280, "height": 900})  # fmt: skip
     page = ctx.new_page()
@@ -123,7 +125,8 @@ def test_alert_appears_live_snapshot_loads_false_alarm_persists_and_camera_offli
 
     row.click()
     page.wait_for_selector('main[data-ready="1"]')
-    page.wait_for_function("document.getElementById('snapshot').naturalWidth === 640")
+    # a property read, not a string to evaluate: the page's CSP refuses eval (script-src 'self')
+    expect(page.locator("#snapshot")).to_have_js_property("naturalWidth", 640)
     page.wait_for_selector('#boxes[data-boxes="1"]')
     assert "sha256 is the one the event names" in page.inner_text("#snapshot-note")
     assert page.locator("#timeline li").all_inner_texts()[0].startswith("start")
