@@ -18,7 +18,7 @@ import pytest
 
 from edge_agent.app.health import CameraHealth
 from edge_agent.core.config import CameraConfig
-from edge_agent.sources import Source, SourceError
+from edge_agent.sources import Source
 from edge_agent.sources.capture import merge_capture_options
 from edge_agent.sources.probe import authorization_header, probe_rtsp
 from edge_agent.sources.rtsp import RtspSource
@@ -275,9 +275,22 @@ def test_iterating_and_close(tmp_path: Path) -> None:
     assert indexes == sorted(set(indexes)) and len(indexes) == 12
 
 
-def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="no such video file"):
-        RtspSource(camera(str(tmp_path / "nope.mp4")))
+def test_missing_file_is_offline_and_retried_until_it_appears(tmp_path: Path) -> None:
+    """A camera file that is not there is that camera's fault: offline with the reason, retried."""
+    missing = tmp_path / "later.avi"
+    src = RtspSource(camera(str(missing)), backoff_initial_s=0.1, backoff_max_s=0.3)
+    src.start()
+    try:
+        deadline = time.monotonic() + 10
+        while src.status != "offline" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert src.status == "offline"
+        assert src.last_error is not None and "no such file" in src.last_error
+        short_clip(missing, frames=5, fps=50.0)
+        assert src.wait_latest(-1, timeout_s=20) is not None, src.last_error
+        assert src.status == "online" and src.reconnects >= 1
+    finally:
+        src.stop()
 
 
 # --- pure helpers ----------------------------------------------------------------------

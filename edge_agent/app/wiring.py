@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_agent.core.config import CameraConfig, Config, Problem, check_config
+from edge_agent.core.config import CameraConfig, Config, Problem
+from edge_agent.core.config_load import check_config
 from edge_agent.core.sink import EventSink
 from edge_agent.delivery.service import Delivery
 from edge_agent.delivery.topics import Topics

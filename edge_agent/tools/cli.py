@@ -58,23 +58,15 @@ def _load(path: str) -> Config:
     return load_config(path)
 
 
-def _load_checked(path: str, need_mqtt: bool = False) -> Config | None:
-    """The config with every check of `validate`; None (problems printed) if any fails."""
-    from edge_agent.app.wiring import check_with_model
+def _load_checked(path: str, need_mqtt: bool = False, camera_files: bool = True) -> Config | None:
+    """The config with every check of `validate` (app/checks.py); None (problems printed) if any fails."""
+    from edge_agent.app.checks import check_file
 
-    try:
-        cfg = _load(path)
-    except ConfigError as err:
-        _print_problems(err.problems)
+    checked = check_file(path, need_mqtt=need_mqtt, camera_files=camera_files)
+    if checked.cfg is None:
+        _print_problems(checked.problems)
         return None
-    found, model_error = check_with_model(cfg)
-    problems = ([Problem("model", str(model_error))] if model_error else []) + found
-    if need_mqtt and cfg.mqtt is None:
-        problems.append(Problem("mqtt", "the daemon needs an mqtt section (url, credentials, tls)"))
-    if problems:
-        _print_problems(problems)
-        return None
-    return cfg
+    return checked.cfg
 
 
 # --- commands ------------------------------------------------------------------
@@ -115,7 +107,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         start_ts = _parse_start(args.start_time)
     except ValueError as err:
         return _fail(str(err), EXIT_USAGE)
-    cfg = _load_checked(args.config)
+    cfg = _load_checked(args.config, camera_files=False)  # the videos are given here
     if cfg is None:
         return EXIT_PROBLEM
     camera_id = args.camera or cfg.cameras[0].id
@@ -236,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.app.agent import Agent
     from edge_agent.delivery.outbox import OutboxError
 
-    cfg = _load_checked(args.config, need_mqtt=True)
+    # A camera file that is missing is that camera's fault, not a reason to stop the others.
+    cfg = _load_checked(args.config, need_mqtt=True, camera_files=False)
     if cfg is None:
         return EXIT_PROBLEM
     try:
