@@ -78,15 +78,14 @@ def _timezone(value: str) -> str:
         return value
     except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
         pass
-    hint = closest(value, zoneinfo.available_timezones()) if 0 < len(value) <= 64 else None
-    raise ValueError(
-        "unknown time zone: expected an IANA name such as Asia/Shanghai or UTC"
-        + (
-            f" (did you mean {hint!r}?)"
-            if hint
-            else " (a fixed offset is Etc/GMT-8 for UTC+8: the sign flips)"
-        )
-    )
+    offset = re.fullmatch(r"(?:UTC|GMT)\s*([+-])\s*(\d{1,2})(?::00)?", value.strip(), re.IGNORECASE)
+    if offset:
+        flipped = "-" if offset.group(1) == "+" else "+"
+        hint = f" (for {value.strip()} write Etc/GMT{flipped}{int(offset.group(2))}: the sign flips there)"
+    else:
+        near = closest(value, zoneinfo.available_timezones()) if 0 < len(value) <= 64 else None
+        hint = f" (did you mean {near!r}?)" if near else ""
+    raise ValueError("unknown time zone: expected an IANA name such as Asia/Shanghai or UTC" + hint)
 
 
 def _check_points(points: Sequence[RelPoint], min_points: int, what: str) -> Sequence[RelPoint]:

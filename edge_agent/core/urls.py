@@ -90,6 +90,10 @@ def parse_net_url(url: str, schemes: tuple[str, ...]) -> NetUrl:
             authority_end = min(authority_end, pos)
     authority, rest = after[:authority_end], after[authority_end:]
     userinfo, at, hostport = authority.rpartition("@")
+    # A stream URL has no fragment, and an '@' after the host means the user-info was cut short
+    # by a raw '#', '/' or '?' in the password: refuse rather than dial a wrong host.
+    if "#" in url or (not at and "@" in rest):
+        raise UrlError(ENCODE_HINT)
     username = password = None
     if at:
         user_raw, colon, pass_raw = userinfo.partition(":")

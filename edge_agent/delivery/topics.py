@@ -7,6 +7,7 @@ reaching paho, which would refuse the publish and leave the item at the outbox h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from edge_agent.core.ids import id_problem, topic_level_problem
@@ -18,7 +19,12 @@ class TopicError(ValueError):
     """A topic level that cannot be published on; the message names it."""
 
 
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")  # `{camera}`: the documented topic templates
+
+
 def _level(what: str, value: str) -> str:
+    if _PLACEHOLDER.fullmatch(value):
+        return value
     problem = id_problem(value)
     if problem is not None:
         raise TopicError(f"illegal {what} {value[:80]!r} in an MQTT topic: {problem}")
@@ -53,7 +59,9 @@ class Topics:
         return f"{self.base}/events/{_level('camera id', camera)}/{_level('rule id', rule)}"
 
     def snapshot(self, event_id: str) -> str:
-        problem = topic_level_problem(event_id)  # device id + hash: longer than an id may be
+        problem = (
+            None if _PLACEHOLDER.fullmatch(event_id) else topic_level_problem(event_id)
+        )  # device id + hash: longer than an id may be
         if problem is not None:
             raise TopicError(f"illegal event id {event_id[:80]!r} in an MQTT topic: {problem}")
         return f"{self.base}/snapshots/{event_id}"
