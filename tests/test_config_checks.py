@@ -287,7 +287,7 @@ def test_the_model_hash_is_cached_and_a_changed_file_is_hashed_again(
         calls.append(path)
         return real(path)
 
-    models.sha256_of = counting  # type: ignore[assignment]
+    models.sha256_of = counting
     try:
         assert models.cached_sha256(copy) == first and calls == []
         with copy.open("r+b") as fh:
