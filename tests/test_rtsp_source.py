@@ -335,3 +335,29 @@ def test_digest_answer_matches_rfc_2617() -> None:
 def test_basic_answer() -> None:
     assert authorization_header(['Basic realm="cam"'], "admin", "pw", "rtsp://h/cam") == "Basic YWRtaW46cHc="
     assert authorization_header(['Bearer realm="cam"'], "admin", "pw", "rtsp://h/cam") is None
+
+
+def test_a_reader_exception_is_retried_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception inside the reader (OpenCV raising on a URL, a decoder bug) used to end the
+    thread for good; now the camera is offline with the (redacted) reason and tried again."""
+    from edge_agent.sources import rtsp
+
+    clip = short_clip(tmp_path / "clip.avi", frames=5, fps=50.0)
+    real = rtsp.open_capture
+    failures = []
+
+    def flaky(url: str, open_timeout_s: float, read_timeout_s: float) -> Any:
+        if len(failures) < 2:
+            failures.append(url)
+            raise RuntimeError("cv2.error in rtsp://admin:S3cr#t@10.0.0.9/x")
+        return real(url, open_timeout_s, read_timeout_s)
+
+    monkeypatch.setattr(rtsp, "open_capture", flaky)
+    src = RtspSource(camera(str(clip)), backoff_initial_s=0.1, backoff_max_s=0.3)
+    src.start()
+    try:
+        assert src.wait_latest(-1, timeout_s=20) is not None, src.last_error
+        assert len(failures) == 2 and src.reconnects >= 2 and src.status == "online"
+    finally:
+        src.stop()
+    assert src.last_error is not None and "S3cr" not in src.last_error and "RuntimeError" in src.last_error
