@@ -344,7 +344,7 @@ def test_a_reader_exception_is_retried_with_backoff(tmp_path: Path, monkeypatch:
 
     clip = short_clip(tmp_path / "clip.avi", frames=5, fps=50.0)
     real = rtsp.open_capture
-    failures = []
+    failures: list[str] = []
 
     def flaky(url: str, open_timeout_s: float, read_timeout_s: float) -> Any:
         if len(failures) < 2:
