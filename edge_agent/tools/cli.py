@@ -1,4 +1,5 @@
-"""The `edge-agent` command line. Exit codes: 0 ok, 1 a problem to fix, 2 usage error.
+"""The `edge-agent` command line. Exit codes: 0 ok, 1 a problem to fix, 2 usage error,
+3 (`replay` only) the replay finished but frames of a damaged video could not be decoded.
 
 User mistakes (bad config, missing file, unreachable broker) end in one clear
 line on stderr, never a traceback.
@@ -21,7 +22,7 @@ from edge_agent.pipeline.detect.models import ModelError
 
 logger = logging.getLogger("edge_agent")
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FRAMES_LOST = 0, 1, 2, 3
 
 
 class _RedactingFilter(logging.Filter):
@@ -159,6 +160,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.corrupt_frames} corrupt skipped, {result.events} events",
         file=sys.stderr,
     )
+    for video, first, last, fps in result.lost_spans:
+        print(
+            f"  warning: {video}: frames {first}-{last} ({first / fps:.1f}-{(last + 1) / fps:.1f} s) "
+            "could not be decoded; events there may be missing",
+            file=sys.stderr,
+        )
     for label, path in (
         ("events", args.events),
         ("evidence", args.evidence),
@@ -175,7 +182,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f"they wait in the outbox {cfg.outbox.path} and the next run delivers them"
             )
         print("  published: every event and snapshot acknowledged by the broker", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_FRAMES_LOST if result.corrupt_frames else EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
