@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.core.config import ModelConfig
+from edge_agent.core.files import write_private
 from edge_agent.pipeline.detect.decoders import DecoderName, class_count, infer_decoder
 
 logger = logging.getLogger(__name__)
@@ -187,9 +188,8 @@ def cached_sha256(path: Path) -> str:
         pass
     digest = sha256_of(path)
     try:
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}))
-        tmp.replace(cache)
+        entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+        write_private(cache, json.dumps(entry).encode())
     except OSError:
         pass
     return digest
