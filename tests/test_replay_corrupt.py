@@ -30,8 +30,10 @@ def damaged_copy(tmp: Path) -> Path:
 def test_events_after_a_damaged_region_are_still_found(tmp_path: Path, model_ready: Path) -> None:
     out = tmp_path / "events.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "edge_agent", "replay", str(damaged_copy(tmp_path)), "--quiet"]
-        + ["--config", str(FIXTURES / "walkway.yaml"), "--events", str(out)],
+        [
+            *(sys.executable, "-m", "edge_agent", "replay", str(damaged_copy(tmp_path)), "--quiet"),
+            *("--config", str(FIXTURES / "walkway.yaml"), "--events", str(out)),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -54,9 +54,9 @@ JSON = {"Content-Type": "application/json"}
 )
 def test_a_bad_content_length_is_refused_before_reading(
     server: ZonesServer,
-    cfg_path: Path,
+    cfg_path: Path,  # noqa: F811
     length: str | None,
-    status: int,  # noqa: F811
+    status: int,
 ) -> None:
     before = cfg_path.read_bytes()
     headers = dict(JSON) | ({"Content-Length": length} if length is not None else {})
@@ -94,8 +94,8 @@ def test_a_huge_polygon_is_refused(server: ZonesServer, cfg_path: Path) -> None:
 
 def test_backup_and_private_files_are_owner_only_whatever_the_umask(
     server: ZonesServer,
-    cfg_path: Path,
-    tmp_path: Path,  # noqa: F811
+    cfg_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     old = os.umask(0)
     try:
