@@ -239,13 +239,23 @@ def test_messages_use_the_users_words_and_cut_long_values() -> None:
     assert all(len(p) < 300 for p in found), [len(p) for p in found]
 
 
-def test_doctor_reports_a_refused_config_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "path"),
+    [
+        ("device: {id: edge-fixture}", "device: {id: 'edge/+'}", "device.id"),
+        (f"url: {REPO}/fixtures/walkway-a.mp4", "url: 'rtsp://admin:S3cr#t@127.0.0.1:1/x'", "cameras[0].url"),
+        ("site: {id: campus,", "site: {id: campus, timezone: 'UTC+8',", "site.timezone"),
+    ],
+)
+def test_doctor_reports_a_refused_config_without_a_traceback(
+    tmp_path: Path, old: str, new: str, path: str
+) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(GOOD_TEXT.replace("device: {id: edge-fixture}", "device: {id: 'edge/+'}"))
+    bad.write_text(GOOD_TEXT.replace(old, new))
     proc = cli("doctor", "--config", str(bad))
     assert proc.returncode == 1
-    assert "FAIL config: device.id" in proc.stdout
-    assert "Traceback" not in proc.stderr + proc.stdout
+    assert f"FAIL config: {path}" in proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout and "S3cr" not in proc.stderr + proc.stdout
 
 
 # --- the model's sha256 ----------------------------------------------------------------------
@@ -261,8 +271,12 @@ def test_a_model_that_does_not_match_its_manifest_is_refused(tmp_path: Path, mod
         fh.write(b"\x00\x01\x02\x03")
     env = {"EDGE_AGENT_MODEL_DIR": str(models)}
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(GOOD_TEXT)
-    for args in (("validate", str(cfg)), ("replay", "--config", str(cfg), "fixtures/walkway-a.mp4")):
+    cfg.write_text(GOOD_TEXT + "mqtt: {url: 'mqtt://127.0.0.1:1'}\n")
+    for args in (
+        ("validate", str(cfg)),
+        ("replay", "--config", str(cfg), "fixtures/walkway-a.mp4"),
+        ("run", "--config", str(cfg)),
+    ):
         proc = cli(*args, env=env)
         assert proc.returncode == 1, proc.stderr
         lines = [ln for ln in proc.stderr.splitlines() if "sha256" in ln]
