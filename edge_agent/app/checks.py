@@ -98,13 +98,9 @@ def _environment(data: Any, parsed: Parsed, camera_files: bool) -> None:
     why = _creatable(evidence) if not evidence.is_file() else f"{shown(evidence)} is a file"
     if why:
         parsed.add(("evidence", "dir"), f"cannot create the evidence directory: {why}")
-    mqtt = _section(data, "mqtt")
-    tls = _section(mqtt, "tls")
-    files: list[tuple[tuple[str, ...], Any]] = [(("mqtt", "password_file"), mqtt.get("password_file"))]
-    files += [(("mqtt", "tls", k), tls.get(k)) for k in ("ca", "cert", "key")]
-    for loc, value in files:
-        if _text(value) and not os.access(str(value), os.R_OK):
-            parsed.add(loc, f"cannot read {shown(value)}: no such file, or not readable by this user")
+    # The MQTT password file and TLS files are not checked here: they belong to the service
+    # user on the box (a config is often checked elsewhere first), `run` retries without them
+    # with the reason in the log and stats, and doctor's broker check logs in with them.
     cameras = data.get("cameras") if isinstance(data, dict) else None
     if camera_files and isinstance(cameras, list):
         for ci, cam in enumerate(cameras):
