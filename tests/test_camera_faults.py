@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -122,3 +126,39 @@ def test_a_missing_camera_stays_offline_alone_and_a_bad_reload_keeps_the_old_con
         assert secret not in text
         assert secret not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_run_starts_with_a_missing_camera_and_a_sighup_with_a_bad_config_keeps_running(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+    model_ready: Path,
+) -> None:
+    """The command itself: `edge-agent run` used to die at start with a SourceError traceback."""
+    config = tmp_path / "config.yaml"
+    cameras = [camera("gone", str(tmp_path / "nope.mp4"))]
+    write_config(config, tmp_path, mosquitto, cameras)
+    log = tmp_path / "run.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "camera gone: offline" in log.read_text(), 60, "the camera is offline")
+        assert proc.poll() is None
+        write_config(config, tmp_path, mosquitto, cameras, timezone="Asia/Shang hai")
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in log.read_text(), 30, "the reload is refused")
+        time.sleep(1)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert "site.timezone: unknown time zone" in text and "did you mean 'Asia/Shanghai'" in text
+    assert "Traceback" not in text
