@@ -208,7 +208,7 @@ class Window(_Model):
     @classmethod
     def _hhmm(cls, v: str) -> str:
         if not _TIME_RE.match(v):
-            raise ValueError(f"expected a time as HH:MM (00:00 to 23:59), got {v!r}")
+            raise ValueError(f"expected a time as HH:MM (00:00 to 23:59), got {v[:80]!r}")
         return v
 
 

@@ -26,6 +26,7 @@ from edge_agent.core.yaml_load import Loaded, YamlError, load_yaml
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_SHOWN = 80
+MAX_MESSAGE = 400
 SECRET_KEYS = ("password", "secret", "token", "key")  # `tls.key` is a path, but hiding it costs nothing
 
 ConfigT = TypeVar("ConfigT", bound=Config)
@@ -41,7 +42,14 @@ class Parsed:
     problems: list[Problem] = field(default_factory=list)
 
     def add(self, loc: Sequence[Any], message: str) -> None:
-        self.problems.append(Problem(format_loc(loc), message, self.loaded.line_of(tuple(loc))))
+        if len(message) > MAX_MESSAGE:  # a validator that quoted a whole value: one screen line or so
+            message = message[: MAX_MESSAGE - 1] + "…"
+        path = format_loc(loc)
+        self.problems.append(
+            Problem(
+                shown(path) if len(path) > MAX_SHOWN * 2 else path, message, self.loaded.line_of(tuple(loc))
+            )
+        )
 
     def sorted_problems(self) -> list[Problem]:
         """Problems in file order, each once; ones without a line (the whole file) first."""
@@ -154,7 +162,7 @@ def _message(e: Mapping[str, Any], loc: Sequence[Any]) -> str:
     inp = e.get("input")
     if kind != "missing" and not isinstance(inp, (dict, list)) and not _is_secret(loc):
         text = shown(inp)
-        if text not in msg:
+        if text not in msg and "got " not in msg:
             msg += f" (got {text!r})"
     return msg
 
