@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.app.config import load_config, parse_config
-from edge_agent.core.config import ConfigError, check_config, redact
+from edge_agent.core.config import ConfigError, redact
+from edge_agent.core.config_load import check_config
 from tests.conftest import REPO
 
 GOOD = REPO / "tests" / "data" / "configs" / "good.yaml"
@@ -128,7 +129,12 @@ def test_usage_error_exits_2() -> None:
     ("url", "shown"),
     [
         ("rtsp://admin:pa55@10.0.0.1:554/x", "rtsp://admin:***@10.0.0.1:554/x"),
-        ("mqtts://dev:p@ss@broker:8883", "mqtts://dev:***@ss@broker:8883"),
+        # a raw '@', '#', '/' or '?' in a password: all of it hidden (it leaked in part before)
+        ("mqtts://dev:p@ss@broker:8883", "mqtts://dev:***@broker:8883"),
+        ("rtsp://admin:S3cr#t@host/x", "rtsp://admin:***@host/x"),
+        ("rtsp://admin:a/b@host:554/x", "rtsp://admin:***@host:554/x"),
+        ("rtsp://admin:a?b@host/x", "rtsp://admin:***@host/x"),
+        ("'rtsp://admin:p%23ss@host/x' failed", "'rtsp://admin:***@host/x' failed"),
         ("rtsp://10.0.0.1/x", "rtsp://10.0.0.1/x"),
         ("see rtsp://u:p@h/a and rtsp://v:q@i/b", "see rtsp://u:***@h/a and rtsp://v:***@i/b"),
     ],

@@ -55,4 +55,4 @@ def test_truncated_video_replays_what_it_can(tmp_path: Path, model_ready: Path) 
     # a file cut in half (a camera that lost power mid-recording) is either read up to the cut or refused
     # in one line; never a traceback
     assert "Traceback" not in proc.stderr
-    assert proc.returncode in (0, 1)
+    assert proc.returncode in (0, 1, 3)  # 3: replayed up to the cut, the frames after it lost

@@ -18,7 +18,7 @@ import pytest
 
 from edge_agent.app.health import CameraHealth
 from edge_agent.core.config import CameraConfig
-from edge_agent.sources import Source, SourceError
+from edge_agent.sources import Source
 from edge_agent.sources.capture import merge_capture_options
 from edge_agent.sources.probe import authorization_header, probe_rtsp
 from edge_agent.sources.rtsp import FPS_WINDOW_S, RtspSource
@@ -278,9 +278,22 @@ def test_iterating_and_close(tmp_path: Path) -> None:
     assert indexes == sorted(set(indexes)) and len(indexes) == 12
 
 
-def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="no such video file"):
-        RtspSource(camera(str(tmp_path / "nope.mp4")))
+def test_missing_file_is_offline_and_retried_until_it_appears(tmp_path: Path) -> None:
+    """A camera file that is not there is that camera's fault: offline with the reason, retried."""
+    missing = tmp_path / "later.avi"
+    src = RtspSource(camera(str(missing)), backoff_initial_s=0.1, backoff_max_s=0.3)
+    src.start()
+    try:
+        deadline = time.monotonic() + 10
+        while src.status != "offline" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert src.status == "offline"
+        assert src.last_error is not None and "no such file" in src.last_error
+        short_clip(missing, frames=5, fps=50.0)
+        assert src.wait_latest(-1, timeout_s=20) is not None, src.last_error
+        assert src.status == "online" and src.reconnects >= 1
+    finally:
+        src.stop()
 
 
 # --- pure helpers ----------------------------------------------------------------------
@@ -325,3 +338,29 @@ def test_digest_answer_matches_rfc_2617() -> None:
 def test_basic_answer() -> None:
     assert authorization_header(['Basic realm="cam"'], "admin", "pw", "rtsp://h/cam") == "Basic YWRtaW46cHc="
     assert authorization_header(['Bearer realm="cam"'], "admin", "pw", "rtsp://h/cam") is None
+
+
+def test_a_reader_exception_is_retried_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception inside the reader (OpenCV raising on a URL, a decoder bug) used to end the
+    thread for good; now the camera is offline with the (redacted) reason and tried again."""
+    from edge_agent.sources import rtsp
+
+    clip = short_clip(tmp_path / "clip.avi", frames=5, fps=50.0)
+    real = rtsp.open_capture
+    failures: list[str] = []
+
+    def flaky(url: str, open_timeout_s: float, read_timeout_s: float) -> Any:
+        if len(failures) < 2:
+            failures.append(url)
+            raise RuntimeError("cv2.error in rtsp://admin:S3cr#t@10.0.0.9/x")
+        return real(url, open_timeout_s, read_timeout_s)
+
+    monkeypatch.setattr(rtsp, "open_capture", flaky)
+    src = RtspSource(camera(str(clip)), backoff_initial_s=0.1, backoff_max_s=0.3)
+    src.start()
+    try:
+        assert src.wait_latest(-1, timeout_s=20) is not None, src.last_error
+        assert len(failures) == 2 and src.reconnects >= 2 and src.status == "online"
+    finally:
+        src.stop()
+    assert src.last_error is not None and "S3cr" not in src.last_error and "RuntimeError" in src.last_error

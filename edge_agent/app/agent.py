@@ -23,13 +23,13 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
-from edge_agent.app.config import load_config
+from edge_agent.app.checks import check_file
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.systemd import Watchdog, sd_notify
 from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of
 from edge_agent.core.backoff import Backoff
-from edge_agent.core.config import CameraConfig, Config, ConfigError, check_config, redact
+from edge_agent.core.config import CameraConfig, Config, redact
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Event
 from edge_agent.pipeline.camera import CameraPipeline
@@ -69,6 +69,8 @@ class CameraRuntime:
         pipeline = camera_pipeline(
             self.agent.cfg, self.cam, self.agent.detector, self.sink, self.agent.evidence
         )
+        # The source never raises for a camera problem (a missing file, a bad URL): it goes
+        # offline with the reason and retries, inside its own reader thread.
         return pipeline, RtspSource(self.cam, on_frame=self.agent.frame_ready.set)
 
     @property
@@ -256,23 +258,30 @@ class Agent:
         logger.info("stopped")
 
     def reload(self) -> None:
-        """SIGHUP: a valid new config replaces the cameras; an invalid one is logged and ignored."""
+        """SIGHUP: a new config that passes every check of `run` replaces the cameras; any
+        other is logged and ignored, and the old config keeps running."""
         if self.config_path is None:
             return
-        try:
-            new = load_config(self.config_path)
-            problems = check_config(new, self.detector.labels)
-        except ConfigError as err:
-            problems = err.problems
-        if problems:
-            for p in problems:
+        checked = check_file(
+            self.config_path, need_mqtt=True, camera_files=False, known_labels=list(self.detector.labels)
+        )
+        new = checked.cfg
+        if new is None:
+            for p in checked.problems:
                 logger.error("reload refused, the old config keeps running: %s", redact(str(p)))
+            return
+        try:
+            cameras = self._build_cameras(new)
+        except Exception as err:  # never expected after the checks; the old cameras keep running
+            logger.error(
+                "reload refused, the old config keeps running: %s", redact(f"{type(err).__name__}: {err}")
+            )
             return
         if new.model != self.cfg.model or new.mqtt != self.cfg.mqtt or new.outbox != self.cfg.outbox:
             logger.warning("reload: model, mqtt and outbox changes take effect at the next restart")
         self._stop_cameras(self.cameras)
         self.cfg = new
-        self.cameras = self._build_cameras(new)
+        self.cameras = cameras
         for rt in self.cameras:
             rt.start()
         logger.info("reloaded %s: %d camera(s)", self.config_path, len(self.cameras))

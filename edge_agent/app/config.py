@@ -15,7 +15,8 @@ from typing import Annotated, Any, Union
 from pydantic import Field, create_model
 
 from edge_agent.core import config as core
-from edge_agent.core.config import ConfigError, RuleConfigBase, parse_config_with, read_config_text
+from edge_agent.core.config import ConfigError, RuleConfigBase
+from edge_agent.core.config_load import parse_config_with, read_config_text
 from edge_agent.pipeline.rules import registry
 
 __all__ = ["CameraConfig", "Config", "ConfigError", "load_config", "parse_config", "rule_models"]

@@ -29,6 +29,8 @@ class ReplayResult:
     corrupt_frames: int = 0
     events: int = 0
     outputs: list[str] = field(default_factory=list)
+    # (video, first frame, last frame, fps) of every span that could not be decoded
+    lost_spans: list[tuple[str, int, int, float]] = field(default_factory=list)
 
 
 class Annotator:
@@ -98,8 +100,7 @@ def run_replay(
             result.frames_analysed += pipeline.frames_analysed
             result.events += pipeline.events_emitted
             result.corrupt_frames += source.corrupt_frames
-            if source.corrupt_frames:
-                logger.warning("%s: %d corrupt frames skipped", source.path, source.corrupt_frames)
+            result.lost_spans += [(str(source.path), a, b, source.fps) for a, b in source.lost_spans]
     finally:
         for source in sources:
             source.close()

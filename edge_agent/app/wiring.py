@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_agent.core.config import CameraConfig, Config, Problem, check_config
+from edge_agent.core.config import CameraConfig, Config
 from edge_agent.core.sink import EventSink
 from edge_agent.delivery.service import Delivery
 from edge_agent.delivery.topics import Topics
 from edge_agent.pipeline.camera import CameraPipeline, Identity
 from edge_agent.pipeline.detect import Detector
-from edge_agent.pipeline.detect.models import ModelError, model_labels
 from edge_agent.pipeline.detect.onnx import load_detector
 from edge_agent.pipeline.evidence import EvidenceStore
 
@@ -38,21 +37,6 @@ def identity_of(cfg: Config) -> Identity:
         snapshot_topic=topics_of(cfg).snapshot,
         jpeg_quality=cfg.evidence.jpeg_quality,
     )
-
-
-def check_with_model(cfg: Config) -> tuple[list[Problem], ModelError | None]:
-    """Every cross-reference problem of `cfg`, with label checks against its model's labels.
-
-    The one check behind `validate`, `run`, doctor and the zones page. When the model
-    cannot be found here the label checks are skipped and its error is returned beside
-    the problems, for each caller to report in its own way.
-    """
-    try:
-        labels: list[str] | None = list(model_labels(cfg.model))
-        model_error = None
-    except ModelError as err:
-        labels, model_error = None, err
-    return check_config(cfg, labels), model_error
 
 
 def detector_of(cfg: Config) -> Detector:

@@ -4,27 +4,27 @@ Rule kinds are not listed here: each kind's module under `pipeline/rules/` defin
 config model (a `RuleConfigBase`), and `app/config.py` closes `CameraConfig.rules` over the
 registered kinds. Core stays free of any kind, so a new kind is one file plus one registry line.
 
-Validators are pure: they never touch files, the network or the model. Checks
-that need the model's label list (`check_config`) are a separate step so that
-`edge-agent validate` can report every problem at once, each with its path.
+Validators are pure: they never touch files, the network or the model. Reading a file
+(`core/config_load.py`) and the checks that need the model or the disk
+(`app/checks.py`) are separate steps, all run by `edge-agent validate` in one pass.
+Ids follow `core/ids.py`, URLs `core/urls.py`; no number may be infinite.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from edge_agent.core.ids import id_problem, topic_level_problem
+from edge_agent.core.urls import BROKER_SCHEMES, UrlError, camera_url_problem, parse_net_url, redact
 
 Severity = Literal["info", "warning", "alert"]
 RelPoint = tuple[float, float]
 
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -41,13 +41,51 @@ class ConfigError(Exception):
 class Problem:
     path: str
     message: str
+    line: int = 0  # where in the file (1-based), for listing problems in file order; 0 unknown
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # No inf/nan anywhere: `.inf` is valid YAML but no timeout, size or rate can be infinite.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+
+def _legal_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Site, device, camera and rule ids, zone and line names: MQTT topic levels (core/ids.py).
+Id = Annotated[str, AfterValidator(_legal_id)]
+
+
+def _check_names(names: Iterable[str], what: str) -> None:
+    for name in names:
+        problem = id_problem(name)
+        if problem is not None:
+            raise ValueError(f"{what} name {str(name)[:80]!r}: {problem}")
+
+
+def _timezone(value: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+        return value
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        pass
+    offset = re.fullmatch(r"(?:UTC|GMT)\s*([+-])\s*(\d{1,2})(?::00)?", value.strip(), re.IGNORECASE)
+    if offset:
+        flipped = "-" if offset.group(1) == "+" else "+"
+        hint = f" (for {value.strip()} write Etc/GMT{flipped}{int(offset.group(2))}: the sign flips there)"
+    else:
+        near = closest(value, zoneinfo.available_timezones()) if 0 < len(value) <= 64 else None
+        hint = f" (did you mean {near!r}?)" if near else ""
+    raise ValueError("unknown time zone: expected an IANA name such as Asia/Shanghai or UTC" + hint)
 
 
 def _check_points(points: Sequence[RelPoint], min_points: int, what: str) -> Sequence[RelPoint]:
@@ -62,13 +100,15 @@ def _check_points(points: Sequence[RelPoint], min_points: int, what: str) -> Seq
 
 
 class SiteConfig(_Model):
-    id: str = Field(min_length=1, description="Site id, used in topics and events")
-    name: str = Field("", description="Human name of the site")
-    timezone: str = Field("UTC", description="IANA zone for rule schedules, e.g. Asia/Shanghai")
+    id: Id = Field(description="Site id, used in topics and events")
+    name: str = Field("", max_length=200, description="Human name of the site")
+    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
+        "UTC", description="IANA zone for rule schedules, e.g. Asia/Shanghai"
+    )
 
 
 class DeviceConfig(_Model):
-    id: str = Field(min_length=1, description="This box's id, used in topics and event ids")
+    id: Id = Field(description="This box's id, used in topics and event ids")
 
 
 class ModelConfig(_Model):
@@ -94,27 +134,40 @@ class MqttConfig(_Model):
     password: str | None = Field(None, repr=False)
     password_file: str | None = None
     tls: TlsConfig | None = None
-    topic_prefix: str = "eagleeye"
-    client_id: str | None = None
+    topic_prefix: str = Field("eagleeye", max_length=200)
+    client_id: str | None = Field(None, min_length=1, max_length=128)
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     keepalive_s: int = Field(30, ge=5, le=3600)
-    stats_interval_s: float = Field(30.0, gt=0)
+    stats_interval_s: float = Field(30.0, gt=0, le=86400)
 
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, v: str) -> str:
-        if not re.match(r"^mqtts?://[^/]+", v):
-            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {redact(v)!r}")
+        try:
+            url = parse_net_url(v, BROKER_SCHEMES)
+        except UrlError as err:
+            raise ValueError(f"{err} (mqtt://host[:port] or mqtts://host[:port])") from None
+        if url.rest.strip("/"):
+            raise ValueError("a broker URL has no path: mqtt://host[:port] or mqtts://host[:port]")
+        return v
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        for level in v.split("/"):
+            problem = topic_level_problem(level)
+            if problem is not None:
+                raise ValueError(f"not a usable topic prefix: {problem}")
         return v
 
 
 class OutboxConfig(_Model):
-    path: str = "/var/lib/edge-agent/outbox.sqlite3"
-    max_mb: float = Field(256, gt=0)
+    path: str = Field("/var/lib/edge-agent/outbox.sqlite3", min_length=1)
+    max_mb: float = Field(256, gt=0, le=1_000_000, description="Size cap of the outbox file, in MB")
 
 
 class EvidenceConfig(_Model):
-    dir: str = "/var/lib/edge-agent/evidence"
+    dir: str = Field("/var/lib/edge-agent/evidence", min_length=1)
     jpeg_quality: int = Field(85, ge=30, le=100)
 
 
@@ -123,8 +176,11 @@ class DetectConfig(_Model):
     motion_gate: bool = Field(True, description="Skip the detector on frames where nothing moved")
 
 
+MAX_POINTS = 100  # a zone drawn on a camera image needs a dozen; thousands are a mistake
+
+
 class ZoneConfig(_Model):
-    polygon: list[RelPoint]
+    polygon: list[RelPoint] = Field(max_length=MAX_POINTS)
 
     @field_validator("polygon")
     @classmethod
@@ -152,46 +208,73 @@ class Window(_Model):
     @classmethod
     def _hhmm(cls, v: str) -> str:
         if not _TIME_RE.match(v):
-            raise ValueError(f"expected a time as HH:MM (00:00 to 23:59), got {v!r}")
+            raise ValueError(f"expected a time as HH:MM (00:00 to 23:59), got {v[:80]!r}")
         return v
 
 
 class RuleConfigBase(_Model):
     """What every rule kind's config has; each kind's module (pipeline/rules/) subclasses it."""
 
-    id: str = Field(min_length=1)
+    id: Id
     labels: list[str] | None = None
     min_score: float | None = Field(None, ge=0.0, le=1.0)
-    schedule: Window | list[Window] | None = None
-    cooldown_s: float = Field(0.0, ge=0)
+    # One window or a list of them; one is made a list before validation, so errors name
+    # `schedule[0].from`, never a member of a type union.
+    schedule: list[Window] | None = None
+    cooldown_s: float = Field(0.0, ge=0, le=7 * 86400)
     severity: Severity = "warning"
     kind: str  # last, as each kind's `Literal` keeps this place: `validate` lists keys in this order
 
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _one_window(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
     def windows(self) -> list[Window]:
-        if self.schedule is None:
-            return []
-        return self.schedule if isinstance(self.schedule, list) else [self.schedule]
+        return list(self.schedule or [])
 
 
 class CameraConfig(_Model):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: Id
     url: str = Field(repr=False, description="rtsp://, file:// or a local video path")
     detect: DetectConfig = Field(default_factory=DetectConfig)
-    masks: list[list[RelPoint]] = Field(default_factory=list)
+    masks: list[list[RelPoint]] = Field(default_factory=list, max_length=MAX_POINTS)
     zones: dict[str, ZoneConfig] = Field(default_factory=dict)
     lines: dict[str, LineConfig] = Field(default_factory=dict)
     # Open here: app/config.py closes it with the union of the registered rule kinds.
     rules: Sequence[RuleConfigBase] = Field(default_factory=list)
-    stall_s: float = Field(10.0, gt=0, description="No new frame for this long: stalled, reopen")
-    offline_after_s: float = Field(30.0, gt=0, description="Unreachable for this long: offline")
-    open_timeout_s: float = Field(10.0, gt=0)
-    read_timeout_s: float = Field(30.0, gt=0)
+    stall_s: float = Field(10.0, gt=0, le=3600, description="No new frame for this long: stalled, reopen")
+    offline_after_s: float = Field(30.0, gt=0, le=86400, description="Unreachable for this long: offline")
+    open_timeout_s: float = Field(10.0, ge=0.1, le=600)
+    read_timeout_s: float = Field(30.0, ge=0.1, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        problem = camera_url_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
     @field_validator("masks")
     @classmethod
     def _masks(cls, v: list[list[RelPoint]]) -> list[list[RelPoint]]:
         for m in v:
+            if len(m) > MAX_POINTS:
+                raise ValueError(f"a mask has at most {MAX_POINTS} points, got {len(m)}")
             _check_points(m, 3, "mask")
+        return v
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, v: dict[str, ZoneConfig]) -> dict[str, ZoneConfig]:
+        _check_names(v, "zone")
+        return v
+
+    @field_validator("lines")
+    @classmethod
+    def _line_names(cls, v: dict[str, LineConfig]) -> dict[str, LineConfig]:
+        _check_names(v, "line")
         return v
 
 
@@ -213,17 +296,10 @@ class Config(_Model):
         raise ConfigError([Problem("cameras", f"no camera with id {camera_id!r} (cameras: {known})")])
 
 
-# --- secrets -----------------------------------------------------------------
-
-_CRED_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s:]*)(?::[^/@\s]*)?@")
+__all__ = ["redact"]  # re-exported: every layer hides passwords through core.config.redact
 
 
-def redact(text: str) -> str:
-    """Hide passwords in URLs: rtsp://admin:secret@host -> rtsp://admin:***@host."""
-    return _CRED_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
-
-
-# --- loading -----------------------------------------------------------------
+# --- helpers -----------------------------------------------------------------
 
 
 def format_loc(loc: Iterable[Any]) -> str:
@@ -236,173 +312,7 @@ def format_loc(loc: Iterable[Any]) -> str:
     return out
 
 
-def _expand_env(data: Any, path: tuple[Any, ...], env: Mapping[str, str], problems: list[Problem]) -> Any:
-    if isinstance(data, dict):
-        return {k: _expand_env(v, (*path, k), env, problems) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_expand_env(v, (*path, i), env, problems) for i, v in enumerate(data)]
-    if isinstance(data, str):
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in env:
-                problems.append(Problem(format_loc(path), f"environment variable {name} is not set"))
-                return ""
-            return env[name]
-
-        return _VAR_RE.sub(sub, data)
-    return data
-
-
-def _allowed_keys(
-    loc: list[Any], root: type[BaseModel], rule_models: Mapping[str, type[BaseModel]]
-) -> list[str]:
-    """The keys the model at `loc` (a pydantic error path) accepts, by their YAML names."""
-    model: Any = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if part in rule_models:
-            model = rule_models[part]
-            continue
-        field = (
-            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        )
-        if field is None:
-            continue  # a key of a mapping, such as a zone's name
-        model = _inner_model(field.annotation)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return []
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _inner_model(annotation: Any) -> Any:
-    """The BaseModel inside `X | None`, `list[X]` or `dict[str, X]`, else the annotation."""
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if isinstance(found, type) and issubclass(found, BaseModel):
-            return found
-    return annotation
-
-
-def _pydantic_problems(
-    err: ValidationError, root: type[BaseModel], rule_models: Mapping[str, type[BaseModel]]
-) -> list[Problem]:
-    kinds = tuple(rule_models)
-    problems = []
-    for e in err.errors(include_url=False):
-        loc = list(e["loc"])
-        # A discriminated union puts the tag (the rule kind) into the path; users never wrote it.
-        loc = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in kinds)]
-        if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(list(e["loc"])[:-1], root, rule_models)
-            msg = f"unknown key {loc[-1]!r}" + (
-                f" (expected one of: {', '.join(allowed)})" if allowed else ""
-            )
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        elif e["type"] == "union_tag_invalid":
-            msg = f"unknown rule kind {e['input'].get('kind')!r}; expected one of: {', '.join(kinds)}"
-        elif e["type"] == "union_tag_not_found":
-            msg = f"a rule needs a 'kind', one of: {', '.join(kinds)}"
-        else:
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            if "input" in e and not isinstance(e["input"], (dict, list)):
-                shown = redact(str(e["input"]))
-                if shown not in msg:
-                    msg += f" (got {shown!r})"
-        problems.append(Problem(format_loc(loc), msg))
-    return problems
-
-
-ConfigT = TypeVar("ConfigT", bound=Config)
-
-
-def parse_config_with(
-    model: type[ConfigT],
-    rule_models: Mapping[str, type[RuleConfigBase]],
-    text: str,
-    env: Mapping[str, str] | None = None,
-    source: str = "config",
-) -> ConfigT:
-    """Parse YAML text into `model`; raises ConfigError with every problem.
-
-    `model` is the config closed over the rule kinds (`rule_models`, kind -> config model);
-    `edge_agent.app.config.parse_config` passes the registered ones.
-    """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError([Problem(source, f"malformed YAML at {where}: {problem}")]) from err
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(source, "expected a mapping with version, site, device, cameras")])
-    problems: list[Problem] = []
-    data = _expand_env(data, (), os.environ if env is None else env, problems)
-    try:
-        cfg = model.model_validate(data)
-    except ValidationError as err:
-        problems.extend(_pydantic_problems(err, model, rule_models))
-        raise ConfigError(problems) from err
-    if problems:
-        raise ConfigError(problems)
-    return cfg
-
-
-def read_config_text(path: str | os.PathLike[str]) -> str:
-    p = Path(path)
-    try:
-        return p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([Problem(str(p), f"cannot read the config file: {err.strerror}")]) from err
-
-
-def check_config(cfg: Config, known_labels: Sequence[str] | None) -> list[Problem]:
-    """Cross-reference checks: rules name existing zones/lines and labels the model knows."""
-    problems: list[Problem] = []
-    seen_cams: set[str] = set()
-    known = set(known_labels) if known_labels is not None else None
-    for ci, cam in enumerate(cfg.cameras):
-        if cam.id in seen_cams:
-            problems.append(Problem(f"cameras[{ci}].id", f"camera id {cam.id!r} is used twice"))
-        seen_cams.add(cam.id)
-        zone_names = ", ".join(cam.zones) or "none defined"
-        line_names = ", ".join(cam.lines) or "none defined"
-        seen_rules: set[str] = set()
-        for ri, rule in enumerate(cam.rules):
-            base = f"cameras[{ci}].rules[{ri}]"
-            if rule.id in seen_rules:
-                problems.append(Problem(f"{base}.id", f"rule id {rule.id!r} is used twice in this camera"))
-            seen_rules.add(rule.id)
-            zone = getattr(rule, "zone", None)
-            if zone is not None and zone not in cam.zones:
-                problems.append(Problem(f"{base}.zone", f"no zone named {zone!r} (zones: {zone_names})"))
-            line = getattr(rule, "line", None)
-            if line is not None and line not in cam.lines:
-                problems.append(Problem(f"{base}.line", f"no line named {line!r} (lines: {line_names})"))
-            if known is None:
-                continue
-            for key in ("labels", "items", "owner_labels"):
-                for li, label in enumerate(getattr(rule, key, None) or []):
-                    if label not in known:
-                        hint = _closest(label, known)
-                        problems.append(
-                            Problem(
-                                f"{base}.{key}[{li}]",
-                                f"the model does not know the label {label!r}"
-                                + (f" (did you mean {hint!r}?)" if hint else ""),
-                            )
-                        )
-    return problems
-
-
-def _closest(word: str, candidates: Iterable[str]) -> str | None:
+def closest(word: str, candidates: Iterable[str]) -> str | None:
     import difflib
 
     match = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)

@@ -1,10 +1,43 @@
-"""The MQTT topic tree of PRODUCT.md, built in one place."""
+"""The MQTT topic tree of PRODUCT.md, built in one place.
+
+Every level built from config (site, device, camera, rule) must be a legal id
+(`core/ids.py`); an illegal one raises TopicError here, at build time, instead of
+reaching paho, which would refuse the publish and leave the item at the outbox head.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from edge_agent.core.ids import id_problem, topic_level_problem
+
 API_VERSION = "v1"
+
+
+class TopicError(ValueError):
+    """A topic level that cannot be published on; the message names it."""
+
+
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")  # `{camera}`: the documented topic templates
+
+
+def _level(what: str, value: str) -> str:
+    if _PLACEHOLDER.fullmatch(value):
+        return value
+    problem = id_problem(value)
+    if problem is not None:
+        raise TopicError(f"illegal {what} {value[:80]!r} in an MQTT topic: {problem}")
+    return value
+
+
+def check_prefix(prefix: str) -> str:
+    """The topic prefix (`mqtt.topic_prefix`), which may have several levels: `town/eagleeye`."""
+    for level in prefix.split("/"):
+        problem = topic_level_problem(level)
+        if problem is not None:
+            raise TopicError(f"illegal topic prefix {prefix[:80]!r}: {problem}")
+    return prefix
 
 
 @dataclass(frozen=True)
@@ -13,14 +46,24 @@ class Topics:
     site: str
     device: str
 
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+        _level("site id", self.site)
+        _level("device id", self.device)
+
     @property
     def base(self) -> str:
         return f"{self.prefix}/{API_VERSION}/{self.site}/{self.device}"
 
     def event(self, camera: str, rule: str) -> str:
-        return f"{self.base}/events/{camera}/{rule}"
+        return f"{self.base}/events/{_level('camera id', camera)}/{_level('rule id', rule)}"
 
     def snapshot(self, event_id: str) -> str:
+        problem = (
+            None if _PLACEHOLDER.fullmatch(event_id) else topic_level_problem(event_id)
+        )  # device id + hash: longer than an id may be
+        if problem is not None:
+            raise TopicError(f"illegal event id {event_id[:80]!r} in an MQTT topic: {problem}")
         return f"{self.base}/snapshots/{event_id}"
 
     @property
@@ -28,7 +71,7 @@ class Topics:
         return f"{self.base}/status"
 
     def camera_status(self, camera: str) -> str:
-        return f"{self.base}/cameras/{camera}/status"
+        return f"{self.base}/cameras/{_level('camera id', camera)}/status"
 
     @property
     def stats(self) -> str:

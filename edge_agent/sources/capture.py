@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.core.config import redact
+from edge_agent.core.urls import ffmpeg_url
 from edge_agent.sources import SourceError
 from edge_agent.sources.probe import probe_rtsp
 
@@ -81,7 +82,8 @@ def open_capture(url: str, open_timeout_s: float, read_timeout_s: float) -> cv2.
         int(read_timeout_s * 1000),
     ]
     t0 = time.monotonic()
-    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    # Credentials decoded and encoded again (core/urls.py): `p%23ss` and a raw `@` both work.
+    cap = cv2.VideoCapture(ffmpeg_url(url), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
         if time.monotonic() - t0 >= 0.9 * open_timeout_s:

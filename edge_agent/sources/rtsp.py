@@ -76,9 +76,9 @@ class RtspSource:
         self.read_timeout_s = cam.read_timeout_s
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._clock = clock
+        # A missing file is not raised here: like an unreachable camera, the reader reports
+        # it (offline, with the reason) and tries again with backoff.
         self._path = file_path(cam.url)
-        if self._path is not None and not self._path.is_file():
-            raise SourceError(f"camera {cam.id}: {self._path}: no such video file")
 
         self._lock = threading.Condition()
         self._stop = threading.Event()
@@ -90,7 +90,6 @@ class RtspSource:
         self._next_index = 0
         self._reading_since: float | None = None  # when the current capture last delivered or opened
         self._reopen = False
-        self._fatal: BaseException | None = None
         self._read_times: collections.deque[float] = collections.deque(maxlen=1024)
 
         self.status = "starting"
@@ -147,7 +146,7 @@ class RtspSource:
         with self._lock:
             while True:
                 frame = self._take(after_index)
-                if frame is not None or self._stop.is_set() or self._fatal is not None:
+                if frame is not None or self._stop.is_set():
                     return frame
                 remaining = 1.0 if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
@@ -159,8 +158,6 @@ class RtspSource:
         last = -1
         while not self._stop.is_set():
             frame = self.wait_latest(last)
-            if self._fatal is not None:
-                raise SourceError(f"camera {self.camera_id}: reader failed: {self.last_error}")
             if frame is not None:
                 last = frame.index
                 yield frame
@@ -233,31 +230,30 @@ class RtspSource:
             logger.warning("camera %s: stalled, %s; reopening %s", self.camera_id, error, self.url_redacted)
 
     def _run(self) -> None:
-        try:
-            first = True
-            while not self._stop.is_set():
-                if not first:
-                    with self._lock:
-                        self.reconnects += 1
-                first = False
+        first = True
+        while not self._stop.is_set():
+            if not first:
+                with self._lock:
+                    self.reconnects += 1
+            first = False
+            try:
                 cap = self._open()
                 if cap is not None:
                     try:
                         self._read_until_broken(cap)
                     finally:
                         cap.release()
-                if not self._stop.is_set():
-                    self._stop.wait(self._backoff.next_delay())
-        except Exception as err:
-            # A bug, not a camera problem: retrying would only repeat it. The daemon
-            # sees the status and the error; iteration raises SourceError.
-            logger.exception("camera %s: reader thread failed", self.camera_id)
-            with self._lock:
-                self._fatal = err
-                self.status = "offline"
-                self.last_error = redact(f"reader failed: {type(err).__name__}: {err}")
-                self._reading_since = None
-                self._lock.notify_all()
+            except Exception as err:
+                # Whatever broke (OpenCV raising on a URL it cannot parse, a decoder bug), it
+                # stays in this camera: offline with the reason, retried with backoff like any
+                # other failure. The traceback goes to the log once, at debug level after that.
+                repeated = self.last_error is not None and type(err).__name__ in self.last_error
+                (logger.debug if repeated else logger.warning)(
+                    "camera %s: reader failed", self.camera_id, exc_info=True
+                )
+                self._fail("offline", f"reader failed: {type(err).__name__}: {err}")
+            if not self._stop.is_set():
+                self._stop.wait(self._backoff.next_delay())
 
     def _open(self) -> cv2.VideoCapture | None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""The `edge-agent` command line. Exit codes: 0 ok, 1 a problem to fix, 2 usage error.
+"""The `edge-agent` command line. Exit codes: 0 ok, 1 a problem to fix, 2 usage error,
+3 (`replay` only) the replay finished but frames of a damaged video could not be decoded.
 
 User mistakes (bad config, missing file, unreachable broker) end in one clear
 line on stderr, never a traceback.
@@ -21,7 +22,7 @@ from edge_agent.pipeline.detect.models import ModelError
 
 logger = logging.getLogger("edge_agent")
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FRAMES_LOST = 0, 1, 2, 3
 
 
 class _RedactingFilter(logging.Filter):
@@ -58,23 +59,15 @@ def _load(path: str) -> Config:
     return load_config(path)
 
 
-def _load_checked(path: str, need_mqtt: bool = False) -> Config | None:
-    """The config with every check of `validate`; None (problems printed) if any fails."""
-    from edge_agent.app.wiring import check_with_model
+def _load_checked(path: str, need_mqtt: bool = False, camera_files: bool = True) -> Config | None:
+    """The config with every check of `validate` (app/checks.py); None (problems printed) if any fails."""
+    from edge_agent.app.checks import check_file
 
-    try:
-        cfg = _load(path)
-    except ConfigError as err:
-        _print_problems(err.problems)
+    checked = check_file(path, need_mqtt=need_mqtt, camera_files=camera_files)
+    if checked.cfg is None:
+        _print_problems(checked.problems)
         return None
-    found, model_error = check_with_model(cfg)
-    problems = ([Problem("model", str(model_error))] if model_error else []) + found
-    if need_mqtt and cfg.mqtt is None:
-        problems.append(Problem("mqtt", "the daemon needs an mqtt section (url, credentials, tls)"))
-    if problems:
-        _print_problems(problems)
-        return None
-    return cfg
+    return checked.cfg
 
 
 # --- commands ------------------------------------------------------------------
@@ -115,7 +108,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         start_ts = _parse_start(args.start_time)
     except ValueError as err:
         return _fail(str(err), EXIT_USAGE)
-    cfg = _load_checked(args.config)
+    cfg = _load_checked(args.config, camera_files=False)  # the videos are given here
     if cfg is None:
         return EXIT_PROBLEM
     camera_id = args.camera or cfg.cameras[0].id
@@ -167,6 +160,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.corrupt_frames} corrupt skipped, {result.events} events",
         file=sys.stderr,
     )
+    for video, first, last, fps in result.lost_spans:
+        print(
+            f"  warning: {video}: frames {first}-{last} ({first / fps:.1f}-{(last + 1) / fps:.1f} s) "
+            "could not be decoded; events there may be missing",
+            file=sys.stderr,
+        )
     for label, path in (
         ("events", args.events),
         ("evidence", args.evidence),
@@ -183,7 +182,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f"they wait in the outbox {cfg.outbox.path} and the next run delivers them"
             )
         print("  published: every event and snapshot acknowledged by the broker", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_FRAMES_LOST if result.corrupt_frames else EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -236,7 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.app.agent import Agent
     from edge_agent.delivery.outbox import OutboxError
 
-    cfg = _load_checked(args.config, need_mqtt=True)
+    # A camera file that is missing is that camera's fault, not a reason to stop the others.
+    cfg = _load_checked(args.config, need_mqtt=True, camera_files=False)
     if cfg is None:
         return EXIT_PROBLEM
     try:

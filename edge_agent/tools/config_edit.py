@@ -24,8 +24,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from edge_agent.app.config import parse_config
-from edge_agent.core.config import Config, ConfigError, Problem
+from edge_agent.core.config import Config, Problem
+from edge_agent.core.files import FILE_MODE
 
 logger = logging.getLogger(__name__)
 
@@ -243,27 +243,27 @@ def validation_env(text: str, env: Mapping[str, str] | None = None) -> dict[str,
 
 
 def validate_text(text: str, source: str = "config") -> Config:
-    try:
-        cfg = parse_config(text, validation_env(text), source=source)
-    except ConfigError as err:
-        raise SaveError(HTTPStatus.BAD_REQUEST, err.problems) from err
-    from edge_agent.app.wiring import check_with_model
+    """The checks of `validate` (app/checks.py) on the text to be saved. The model's file and the
+    box's paths are the service's business, not the page's: only the labels are checked."""
+    from edge_agent.app.checks import check_text
 
-    problems, model_error = check_with_model(cfg)
-    if model_error is not None:
-        logger.warning("label checks skipped: %s", model_error)
-    if problems:
-        raise SaveError(HTTPStatus.BAD_REQUEST, problems)
-    return cfg
+    checked = check_text(text, validation_env(text), source, verify_model=False, environment=False)
+    if checked.cfg is None:
+        raise SaveError(HTTPStatus.BAD_REQUEST, checked.problems)
+    return checked.cfg
 
 
 def write_atomically(path: Path, text: str, backup: Path | None) -> None:
-    """Write `text` to `path` through a temp file and a rename, keeping the old file's mode and owner."""
+    """Write `text` to `path` through a temp file and a rename, keeping the old file's mode and owner.
+
+    A new config is 0600; the backup is 0600 whatever the config's mode (only the owner needs
+    it, and it holds what the config holds); neither depends on the umask.
+    """
     st = path.stat() if path.exists() else None
-    mode = st.st_mode & 0o7777 if st else 0o600
+    mode = st.st_mode & 0o7777 if st else FILE_MODE
     owner = (st.st_uid, st.st_gid) if st else None
     if backup is not None and path.exists():
-        _write_replace(backup, path.read_bytes(), mode, owner)
+        _write_replace(backup, path.read_bytes(), FILE_MODE, owner)
     _write_replace(path, text.encode("utf-8"), mode, owner)
 
 

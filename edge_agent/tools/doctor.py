@@ -9,16 +9,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_agent.app.config import load_config
-from edge_agent.app.wiring import check_with_model, topics_of
-from edge_agent.core.config import CameraConfig, Config, ConfigError, redact
-from edge_agent.pipeline.detect.models import ModelError, load_manifest, model_dir, sha256_of
+from edge_agent.app.checks import check_file
+from edge_agent.app.wiring import topics_of
+from edge_agent.core.config import CameraConfig, Config, redact
+from edge_agent.pipeline.detect.models import ModelError, cached_sha256, load_manifest, model_dir
 
 MIN_FREE_MB = 200
 SUBSTREAM_WIDTH = 1280
@@ -40,13 +40,11 @@ class Check:
 
 
 def check_config_file(path: str) -> tuple[Config | None, list[Check]]:
-    try:
-        cfg = load_config(path)
-    except ConfigError as err:
-        return None, [Check("FAIL", "config", str(p), "edit the config file") for p in err.problems]
-    problems, _ = check_with_model(cfg)  # a missing model: the model check reports it
-    if problems:
-        return cfg, [Check("FAIL", "config", str(p), "edit the config file") for p in problems]
+    """Every check of `validate` (app/checks.py); the model's own problems are the model check's."""
+    checked = check_file(path, verify_model=False, environment=False)
+    cfg = checked.cfg
+    if cfg is None:
+        return None, [Check("FAIL", "config", str(p), "edit the config file") for p in checked.problems]
     rules = sum(len(c.rules) for c in cfg.cameras)
     return cfg, [Check("OK", "config", f"{path} valid ({len(cfg.cameras)} cameras, {rules} rules)")]
 
@@ -61,7 +59,7 @@ def check_model(cfg: Config) -> list[Check]:
         path = model_dir() / manifest.file
         if not path.is_file():
             return [Check("FAIL", "model", f"{path} is missing", f"run: edge-agent models fetch {name}")]
-        got = sha256_of(path)
+        got = cached_sha256(path)
         if got != manifest.sha256:
             return [
                 Check(
@@ -212,15 +210,24 @@ def check_clock() -> Check:
     return Check("OK", "clock", f"system time {now}")
 
 
+def _guarded(what: str, check: Callable[[], list[Check]]) -> list[Check]:
+    """A check that raises is a FAIL line with the reason, never a traceback: doctor is what a
+    person runs when something is already wrong."""
+    try:
+        return check()
+    except Exception as err:
+        return [Check("FAIL", what, f"the check itself failed: {type(err).__name__}: {err}", "report this")]
+
+
 def run_checks(config_path: str) -> Iterator[Check]:
     cfg, checks = check_config_file(config_path)
     yield from checks
     if cfg is None:
         return
-    yield from check_model(cfg)
+    yield from _guarded("model", lambda: check_model(cfg))
     for cam in cfg.cameras:
-        yield check_camera(cam)
-    yield check_broker(cfg)
-    yield check_directory("outbox", Path(cfg.outbox.path).parent)
-    yield check_directory("evidence", Path(cfg.evidence.dir))
+        yield from _guarded(f"camera {cam.id}", lambda cam=cam: [check_camera(cam)])  # type: ignore[misc]
+    yield from _guarded("broker", lambda: [check_broker(cfg)])
+    yield from _guarded("outbox", lambda: [check_directory("outbox", Path(cfg.outbox.path).parent)])
+    yield from _guarded("evidence", lambda: [check_directory("evidence", Path(cfg.evidence.dir))])
     yield check_clock()

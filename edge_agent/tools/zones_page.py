@@ -58,11 +58,34 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 SNAPSHOT_TTL_S = 3.0  # one camera frame serves the image and the detections drawn over it
 MAX_BODY_BYTES = 1_000_000
+MAX_JSON_DEPTH = 16  # the save payload nests 5 deep (zones -> name -> polygon -> point -> x)
 TOKEN_HEADER = "X-Edge-Agent-Token"  # noqa: S105 (a header name, not a secret)
 TOKEN_COOKIE = "edge_agent_token"  # noqa: S105 (a cookie name)
 _STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css)$")
 _CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript", "css": "text/css"}
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def json_depth(body: bytes) -> int:
+    """How deep `[` and `{` nest in a JSON text (outside strings), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def is_loopback(host: str) -> bool:
@@ -294,6 +317,40 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _same_origin(self) -> bool:
+        """A state-changing request must come from the page itself: a browser sends `Origin`
+        (and `Sec-Fetch-Site`) with every POST, and both must name this very page. A client
+        that sends neither (curl, a script) is not a browser page and passed the token or
+        loopback check above."""
+        host = self.headers.get("Host", "")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{host}":
+            self._problems(HTTPStatus.FORBIDDEN, [Problem("", f"cross-origin request from {origin[:80]!r}")])
+            return False
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            self._problems(HTTPStatus.FORBIDDEN, [Problem("", f"cross-site request ({site[:40]})")])
+            return False
+        return True
+
+    def _body(self) -> bytes | None:
+        """The request body, its length checked before a byte is read; None (answered) if refused."""
+        if self.headers.get("Transfer-Encoding"):
+            self._problems(HTTPStatus.LENGTH_REQUIRED, [Problem("", "send a Content-Length, not chunks")])
+            return None
+        text = self.headers.get("Content-Length")
+        if text is None:
+            self._problems(HTTPStatus.LENGTH_REQUIRED, [Problem("", "a Content-Length is needed")])
+            return None
+        if not text.strip().isdigit():
+            self._problems(HTTPStatus.BAD_REQUEST, [Problem("", "Content-Length must be a byte count")])
+            return None
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            self._problems(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, [Problem("", "request too large")])
+            return None
+        return self.rfile.read(length)
+
     def _camera(self) -> str:
         query = parse_qs(urlsplit(self.path).query)
         return query.get("camera", [self.app.camera_id])[0]
@@ -337,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
-        if not self._allowed():
+        if not self._allowed() or not self._same_origin():
             return
         route = urlsplit(self.path).path
         if route != "/api/zones":
@@ -347,15 +404,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             self._problems(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, [Problem("", "send application/json")])
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._problems(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, [Problem("", "request too large")])
+        body = self._body()
+        if body is None:
+            return
+        if json_depth(body) > MAX_JSON_DEPTH:
+            self._problems(HTTPStatus.BAD_REQUEST, [Problem("", f"JSON nested deeper than {MAX_JSON_DEPTH}")])
             return
         try:
-            payload = json.loads(self.rfile.read(length) or b"null")
+            payload = json.loads(body or b"null")
             self._json(200, self.app.save(payload))
-        except json.JSONDecodeError as err:
-            self._problems(HTTPStatus.BAD_REQUEST, [Problem("", f"malformed JSON: {err}")])
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            self._problems(HTTPStatus.BAD_REQUEST, [Problem("", f"malformed JSON: {str(err)[:120]}")])
         except SaveError as err:
             self._problems(err.status, err.problems)
         except ConfigError as err:
@@ -363,6 +422,13 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as err:
             logger.error("cannot save %s: %s", self.app.config_path, err)
             self._problems(HTTPStatus.INTERNAL_SERVER_ERROR, [Problem("", f"cannot write the config: {err}")])
+        except (
+            Exception
+        ) as err:  # a payload no check foresaw: a 400 with the reason, never a dropped connection
+            logger.warning("zone save refused: %s: %s", type(err).__name__, err)
+            self._problems(
+                HTTPStatus.BAD_REQUEST, [Problem("", f"cannot use this request: {type(err).__name__}")]
+            )
 
     def _static(self, name: str) -> None:
         path = STATIC_DIR / name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.core.config import ModelConfig
+from edge_agent.core.files import write_private
 from edge_agent.pipeline.detect.decoders import DecoderName, class_count, infer_decoder
 
 logger = logging.getLogger(__name__)
@@ -166,6 +168,43 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _hash_cache_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sha256.json")
+
+
+def cached_sha256(path: Path) -> str:
+    """The file's sha256, remembered beside it by size and mtime, so a restart does not hash again.
+
+    The cache is a small JSON file (`.<model>.sha256.json`); where the directory is read-only
+    the hash is simply computed every time. A file changed in place changes its mtime or size.
+    """
+    st = path.stat()
+    cache = _hash_cache_path(path)
+    try:
+        entry = json.loads(cache.read_text(encoding="utf-8"))
+        if entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+            return str(entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    digest = sha256_of(path)
+    try:
+        entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+        write_private(cache, json.dumps(entry).encode())
+    except OSError:
+        pass
+    return digest
+
+
+def verify_sha256(path: Path, expected: str, name: str) -> None:
+    """ModelError in one line naming both hashes when the file is not the manifest's."""
+    got = cached_sha256(path)
+    if got != expected:
+        raise ModelError(
+            f"model file {path} has sha256 {got} but the manifest {name} says {expected}: "
+            f"the file is damaged or replaced; run `edge-agent models fetch {name}`"
+        )
+
+
 def parse_names(text: str) -> tuple[str, ...] | None:
     """Class names from ONNX metadata `names`, or None if they cannot be read.
 
@@ -285,6 +324,7 @@ def resolve_model(cfg: ModelConfig, *, model_dir: Path | None = None) -> Resolve
         raise ModelError(
             f"model file {path} is missing: run `edge-agent models fetch {manifest.name}` to get it"
         )
+    verify_sha256(path, manifest.sha256, manifest.name)
     return ResolvedModel(
         name=manifest.name,
         path=path,
