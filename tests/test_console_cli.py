@@ -22,7 +22,7 @@ def test_a_bad_config_names_each_problem_with_its_path(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "mqtt.url: expected mqtt://host[:port]" in proc.stderr
     assert "mqtt.clientid: unknown key 'clientid'" in proc.stderr
-    assert "web.port: Input should be less than or equal to 65535" in proc.stderr
+    assert "web.port: must be less than or equal to 65535" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -29,7 +29,7 @@ MAX_SHOWN = 80
 MAX_MESSAGE = 400
 SECRET_KEYS = ("password", "secret", "token", "key")  # `tls.key` is a path, but hiding it costs nothing
 
-ConfigT = TypeVar("ConfigT", bound=Config)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)  # the agent's Config, or another tool's (the console)
 
 
 @dataclass
@@ -209,7 +209,8 @@ def parse_text(
     for loc, first, line in loaded.duplicates:
         parsed.add(loc, f"key {shown(loc[-1])!r} appears twice (lines {first} and {line}); keep one")
     if not isinstance(loaded.data, dict):
-        raise ConfigError([Problem(source, "expected a mapping with version, site, device, cameras")])
+        required = ", ".join(name for name, f in model.model_fields.items() if f.is_required())
+        raise ConfigError([Problem(source, f"expected a mapping with {required}")])
     parsed.data = _expand_env(loaded.data, (), os.environ if env is None else env, parsed)
     try:
         parsed.cfg = model.model_validate(parsed.data)

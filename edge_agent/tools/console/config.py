@@ -12,14 +12,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge_agent.core.config import ConfigError, Problem, format_loc, redact
+from edge_agent.core.config import ConfigError, Problem, redact
+from edge_agent.core.config_load import parse_config_with
 
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME_RE = re.compile(r"^[^/+#\s]+$")
 
 
@@ -163,62 +162,11 @@ class ConsoleConfig(_Model):
         return self
 
 
-def _expand_env(data: Any, path: tuple[Any, ...], env: Mapping[str, str], problems: list[Problem]) -> Any:
-    if isinstance(data, dict):
-        return {k: _expand_env(v, (*path, k), env, problems) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_expand_env(v, (*path, i), env, problems) for i, v in enumerate(data)]
-    if isinstance(data, str):
-
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1) not in env:
-                problems.append(Problem(format_loc(path), f"environment variable {m.group(1)} is not set"))
-                return ""
-            return env[m.group(1)]
-
-        return _VAR_RE.sub(sub, data)
-    return data
-
-
-def _problems(err: ValidationError) -> list[Problem]:
-    out = []
-    for e in err.errors(include_url=False):
-        loc = list(e["loc"])
-        if e["type"] == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            secret = any(str(p) in ("password", "token", "url") for p in loc)
-            if not secret and "input" in e and not isinstance(e["input"], (dict, list)):
-                shown = redact(str(e["input"]))
-                if shown not in msg:
-                    msg += f" (got {shown!r})"
-        out.append(Problem(format_loc(loc), msg))
-    return out
-
-
 def parse_console_config(
     text: str, env: Mapping[str, str] | None = None, source: str = "console config"
 ) -> ConsoleConfig:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
-        raise ConfigError([Problem(source, f"malformed YAML at {where}")]) from err
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(source, "expected a mapping with version, mqtt, database, web")])
-    problems: list[Problem] = []
-    data = _expand_env(data, (), os.environ if env is None else env, problems)
-    try:
-        cfg = ConsoleConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(problems + _problems(err)) from err
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+    """The agent's loader: bounded YAML, no duplicate keys, `${VAR}`s, every problem with its path."""
+    return parse_config_with(ConsoleConfig, {}, text, env, source)
 
 
 def load_console_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ConsoleConfig:
