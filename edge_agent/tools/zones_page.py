@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ from edge_agent.tools.config_edit import (
     validation_env,
     write_atomically,
 )
+from edge_agent.tools.local_http import base_url, is_loopback, serve_in_background
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ TOKEN_HEADER = "X-Edge-Agent-Token"  # noqa: S105 (a header name, not a secret)
 TOKEN_COOKIE = "edge_agent_token"  # noqa: S105 (a cookie name)
 _STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css)$")
 _CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript", "css": "text/css"}
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 def json_depth(body: bytes) -> int:
@@ -86,15 +85,6 @@ def json_depth(body: bytes) -> int:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     return deepest
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ZonesServer:
@@ -218,19 +208,13 @@ class ZonesServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):  # noqa: S104 (a wildcard bind is shown as this machine's name)
-            host = "localhost"
-        base = f"http://{host}:{self.port}/"
+        base = base_url(self.host, self.port)
         return f"{base}?token={self.token}" if self.token else base
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd, self._thread = serve_in_background(self.host, self.port, handler, "zones-page")
         self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="zones-page", daemon=True)
-        self._thread.start()
         logger.info("zone page on %s:%d for %s", self.host, self.port, self.config_path)
 
     def stop(self) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -23,21 +22,12 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 from edge_agent.tools.console.config import AuthConfig, read_secret
+from edge_agent.tools.local_http import is_loopback
 
 TOKEN_COOKIE = "edge_console_token"  # noqa: S105 (a cookie name)
 TOKEN_HEADER = "X-Console-Token"  # noqa: S105 (a header name)
 LOOPBACK_USER = "loopback"
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 Headers = Message | Mapping[str, str]  # http.server's headers, or a plain dict in tests
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from edge_agent.core.config import redact
 from edge_agent.tools.console import api, queries
-from edge_agent.tools.console.auth import TOKEN_COOKIE, Authenticator, Principal, is_loopback, same_origin
+from edge_agent.tools.console.auth import TOKEN_COOKIE, Authenticator, Principal, same_origin
 from edge_agent.tools.console.config import ConsoleConfig
 from edge_agent.tools.console.db import Database, DatabaseError, transient_errors
 from edge_agent.tools.console.store import BatchResult
+from edge_agent.tools.local_http import base_url, is_loopback, serve_in_background
 
 if TYPE_CHECKING:
     from edge_agent.tools.console.ingest import Ingest
@@ -70,20 +71,12 @@ class ConsoleServer:
 
     @property
     def url(self) -> str:
-        if self.cfg.web.public_url:
-            return self.cfg.web.public_url
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):  # noqa: S104 (a wildcard bind is shown as this machine's name)
-            host = "localhost"
-        return f"http://{host}:{self.port}/"
+        return base_url(self.host, self.port)
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd, self._thread = serve_in_background(self.host, self.port, handler, "console-web")
         self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="console-web", daemon=True)
-        self._thread.start()
         logger.info("console page on %s:%d", self.host, self.port)
 
     def stop(self) -> None:
