@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import sqlite3
@@ -216,3 +217,29 @@ def test_evidence_quota_prunes_the_oldest_first(tmp_path: Path) -> None:
     assert not (tmp_path / "ev" / "e99.jpg.tmp").exists()
     assert again.counters()["bytes"] == 50_000
     assert shutil.disk_usage(tmp_path).free > 0
+
+
+def test_the_memory_queue_is_bounded_drops_the_oldest_and_keeps_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import edge_agent.delivery.outbox_sink as outbox_sink
+
+    monkeypatch.setattr(outbox_sink, "HOLD_MAX_ITEMS", 10)
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 16, reserve_mb=1e9)  # a disk that never has room
+    sink = OutboxSink(outbox, TOPICS)
+    for seq in range(15):
+        sink.emit(make_event(seq), None)  # never raises
+    counters = sink.counters()
+    assert counters["held_in_memory"] == 10 and counters["lost_unstored"] == 5
+    assert outbox.depth() == 0
+    outbox.reserve_bytes = 0  # space returns
+    assert sink.retry() in (0, 10)  # at most once a second
+    deadline = time.monotonic() + 3
+    while sink.retry() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sink.counters()["held_in_memory"] == 0 and sink.counters()["last_write_error"] is None
+    stored = [json.loads(it.payload)["details"]["seq"] for it in outbox.peek(100)]
+    assert stored == list(range(5, 15))  # the newest kept, in order
+    errors = [r for r in caplog.records if "wait in memory" in r.getMessage()]
+    assert len(errors) == 1  # said once when it started, not per event
+    outbox.close()
