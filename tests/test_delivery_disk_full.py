@@ -243,3 +243,35 @@ def test_the_memory_queue_is_bounded_drops_the_oldest_and_keeps_order(
     errors = [r for r in caplog.records if "wait in memory" in r.getMessage()]
     assert len(errors) == 1  # said once when it started, not per event
     outbox.close()
+
+
+def test_a_backlog_on_a_disk_already_full_at_start_is_delivered(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with small_disk(tmp_path / "disk", "3m") as disk:
+        path = disk / "outbox.sqlite3"
+        with Outbox(path, 64, reserve_mb=0.25) as outbox:
+            sink = OutboxSink(outbox, TOPICS)
+            for seq in range(100):
+                sink.emit(make_event(seq, camera=("cam-a", "cam-b")[seq % 2]), None)
+        filler = fill(disk)  # the box restarts on a disk another program has filled
+        outbox = Outbox(path, 64, reserve_mb=0.25)  # opens: the backlog is not locked in
+        assert outbox.opened_exclusive and outbox.depth() == 100
+        assert any("exclusive mode" in r.getMessage() for r in caplog.records)
+        sink = OutboxSink(outbox, TOPICS)
+        sink.emit(make_event(100), None)  # waits in memory
+        with Subscriber(mosquitto.port, [EVENTS]) as sub:
+            pub = _publisher(mosquitto.url, outbox, sink)
+            pub.start()
+            try:
+                sub.wait_events(100, 20)
+                filler.unlink()
+                _drain(pub, sink, 20)
+                events = sub.wait_events(101, 10)
+            finally:
+                pub.stop(5)
+        outbox.close()
+    assert sorted(e["details"]["seq"] for e in dedup(events)) == list(range(101))
+    assert len(events) == 101

@@ -165,6 +165,7 @@ class Outbox:
         self.recovered_corrupt = False
         self.corrupt_moved_to: Path | None = None
         self.salvage: Salvage | None = None
+        self.opened_exclusive = False
         self.dead_lettered = 0
         self._acked_since_checkpoint = 0
         self._lock = threading.Lock()
@@ -183,7 +184,7 @@ class Outbox:
 
     # --- opening -----------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, exclusive: bool = False) -> sqlite3.Connection:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not self.path.exists():
             # SQLite makes its WAL and shm files with the mode of the database file.
@@ -191,6 +192,9 @@ class Outbox:
         os.chmod(self.path, FILE_MODE)
         conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
         try:
+            if exclusive:
+                # No shared-memory file to create: the WAL index lives in this process.
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             if new:
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only before the first table
             conn.execute("PRAGMA journal_mode=WAL")
@@ -203,8 +207,11 @@ class Outbox:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, 1, _SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(f"unknown outbox schema version {version}")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            if not _has_tables(conn):
+                conn.executescript(_SCHEMA)
+            if version != _SCHEMA_VERSION:  # written only when it changes: a full disk can still open
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(items)"))
             if columns != _COLUMNS:
                 raise sqlite3.DatabaseError(f"unexpected outbox table layout {columns}")
@@ -220,7 +227,9 @@ class Outbox:
             raise OutboxError(f"cannot open the outbox {self.path}: {err.strerror or err}") from err
         except sqlite3.OperationalError as err:
             # Locked, unreadable, no space, no such directory: the file may be fine.
-            raise OutboxError(f"cannot open the outbox {self.path}: {err}") from err
+            if not _disk_full(self.path.parent):
+                raise OutboxError(f"cannot open the outbox {self.path}: {err}") from err
+            return self._open_exclusive(err)
         except sqlite3.DatabaseError as err:
             # Not a database, malformed image, failed integrity check.
             first_error = err
@@ -259,6 +268,25 @@ class Outbox:
             salvage.lost_text(),
             moved,
         )
+        return conn
+
+    def _open_exclusive(self, first: sqlite3.OperationalError) -> sqlite3.Connection:
+        """The disk is full: no room for the shared-memory file, so keep the WAL index in memory.
+
+        The backlog can then still be sent (its acks wait in the publisher's memory and
+        new events in the sink's) until space returns; other programs cannot read the
+        file until the next start.
+        """
+        try:
+            conn = self._connect(exclusive=True)
+        except (OSError, sqlite3.Error) as err:
+            raise OutboxError(f"cannot open the outbox {self.path}: {first}; the disk is full") from err
+        logger.error(
+            "the disk under the outbox %s is full: opened it in exclusive mode (other programs cannot read it"
+            " until the next start); what it holds is sent, new events wait in memory until space returns",
+            self.path,
+        )
+        self.opened_exclusive = True
         return conn
 
     # --- writing -----------------------------------------------------------------
@@ -582,6 +610,19 @@ class Outbox:
             self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as err:
             raise OutboxError(f"outbox {self.path}: cannot restore synchronous=FULL: {err}") from err
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {"items", "dead_letters"} <= names
+
+
+def _disk_full(directory: Path) -> bool:
+    """Too little space left to make SQLite's side files (the WAL and its 32 KB index)."""
+    try:
+        return shutil.disk_usage(directory).free < 256 * 1024
+    except OSError:
+        return False
 
 
 def _round(value: float | None) -> float | None:
