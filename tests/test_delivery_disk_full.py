@@ -179,12 +179,15 @@ def test_acks_the_full_disk_refuses_are_not_turned_into_re_sends(
                 filler.unlink()  # space returns
                 assert pub.wait_drained(20) == 0
                 events = sub.wait_events(total, 10)
+                published = pub.counters()["published"]
             finally:
                 pub.stop(5)
         outbox.close()
     unique = dedup(events)
     assert sorted(e["details"]["seq"] for e in unique) == list(range(total))
-    assert len(events) == total, f"{len(events) - total} re-sent after a failed ack"
+    assert published == total, f"{published - total} re-sent after a failed ack"
+    # The broker may itself deliver again what it had in flight to the subscriber when it restarted.
+    assert len(events) - total <= 10
 
 
 def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ import pytest
 
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig
-from edge_agent.delivery.mqtt import POISON_STRIKES, MqttPublisher
+from edge_agent.delivery.ledger import POISON_STRIKES
+from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from edge_agent.delivery.schemas import validate

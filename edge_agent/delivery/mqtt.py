@@ -12,21 +12,11 @@ a reconnect, sending starts again from the oldest item not acknowledged, so
 items in flight when the connection broke are sent again (duplicates, which
 the platform removes by `event_id`) and the order per camera holds.
 
-Poison messages never block the queue. An item paho refuses (a `+` or `#` in
-its topic, an unencodable topic) or an MQTT 5 broker refuses with a reason code
-(not authorised, too large, topic invalid) is moved at once to the outbox's
-dead letters: the verdict is about its content and would be the same next time.
-A broker that says nothing but drops the connection (Mosquitto with
-`max_packet_size`, in MQTT 3.1.1 and 5) is caught by its repeated effect: when
-the connection is lost soon after the oldest item in flight was sent, that item
-gets a strike and is sent alone after the reconnect; after `POISON_STRIKES`
-strikes it is moved aside. (An MQTT 3.1.1 Mosquitto acknowledges a message its
-ACL or `message_size_limit` refuses and drops it: the protocol gives the box no
-way to know; use MQTT 5 to have such refusals counted.)
-
-Acks that cannot be written (a full disk) are kept in memory and written again
-once a second; the items they name are not sent again in the meantime, across
-reconnects too, so a full disk does not turn into a storm of duplicates.
+Poison messages never block the queue, and acks a full disk refuses do not
+turn into re-sends: `ledger.py` keeps what is known about items beyond the
+outbox. (An MQTT 3.1.1 Mosquitto acknowledges a message its ACL or
+`message_size_limit` refuses and drops it: the protocol gives the box no way to
+know; use MQTT 5 to have such refusals counted.)
 """
 
 from __future__ import annotations
@@ -49,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, redact
 from edge_agent.core.types import iso_utc
+from edge_agent.delivery.ledger import Ledger
 from edge_agent.delivery.mqtt_client import (
     ClientSetupError,
     make_client,
@@ -56,7 +47,7 @@ from edge_agent.delivery.mqtt_client import (
     parse_broker_url,
     ssl_reason,
 )
-from edge_agent.delivery.outbox import Outbox, OutboxError, OutboxItem
+from edge_agent.delivery.outbox import Outbox, OutboxItem
 from edge_agent.delivery.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -66,9 +57,6 @@ CAMERA_STATES = ("online", "offline", "stalled")
 DEFAULT_WINDOW = 32
 _STABLE_S = 10.0  # a connection that held this long resets the backoff
 _MAX_SELECT_S = 1.0  # keepalive pings and the stop flag are checked at least this often
-POISON_STRIKES = 3  # connections lost right after sending the same oldest item: then it is moved aside
-_POISON_LINGER_S = 5.0  # a connection lost this soon after the oldest item was sent counts a strike
-_SETTLE_RETRY_S = 1.0  # acks the disk refused are written again this often
 
 
 class MqttPublisher:
@@ -116,14 +104,7 @@ class MqttPublisher:
         self._connect_count = 0
         self._inflight: dict[int, int] = {}  # mid -> outbox id
         self._acks: list[int] = []
-        # Outcomes known but not yet written to the outbox (the disk refused them):
-        # outbox id -> None (acked) or the dead-letter reason. Never sent again.
-        self._settled: dict[int, tuple[str, int] | None] = {}
-        self._settle_retry_at = 0.0
-        self._settle_failing = False
-        self._sent_at: dict[int, float] = {}  # outbox id -> monotonic send time, items in flight
-        self._strikes: dict[int, int] = {}  # outbox id -> connections lost right after sending it
-        self._isolate: int | None = None  # a suspect sent alone until it is acknowledged
+        self._ledger = Ledger(outbox)
         self._cursor = 0
         self._outbox_dirty = True
         self._refusal: str | None = None
@@ -140,8 +121,6 @@ class MqttPublisher:
         self.published_total = 0
         self.acked_total = 0
         self.rejected_total = 0
-        self.dead_lettered_total = 0
-        self.ack_errors = 0
         self.connect_failures = 0
         self.stats_errors = 0
 
@@ -263,9 +242,9 @@ class MqttPublisher:
             "published": self.published_total,
             "acked": self.acked_total,
             "rejected": self.rejected_total,
-            "dead_lettered": self.dead_lettered_total,
-            "ack_errors": self.ack_errors,
-            "acks_unwritten": len(self._settled),
+            "dead_lettered": self._ledger.dead_lettered,
+            "ack_errors": self._ledger.write_errors,
+            "acks_unwritten": self._ledger.unwritten,
             "reconnects": max(0, self._connect_count - 1),
             "connect_failures": self.connect_failures,
             "inflight": len(self._inflight),
@@ -382,13 +361,13 @@ class MqttPublisher:
     def _end_session(self) -> None:
         client, self._client = self._client, None
         self._connected = False
-        self._strike_head()
+        if self._connect_ok_at is not None:
+            self._ledger.connection_lost(list(self._inflight.values()), self._disconnect_reason)
         self._inflight.clear()
-        self._sent_at.clear()
         # PUBACKs already received stay known: written now or later, never sent again.
-        self._settle(self._acks, None)
+        self._ledger.acked(self._acks)
         self._acks.clear()
-        self._write_settled(force=True)
+        self._ledger.write(force=True)
         if client is not None and client.socket() is not None:
             with contextlib.suppress(Exception):
                 client.disconnect()
@@ -452,17 +431,13 @@ class MqttPublisher:
         item_id = self._inflight.pop(mid, None)
         if item_id is None:
             return
-        self._sent_at.pop(item_id, None)
         if reason_code.is_failure:
             # MQTT 5 brokers say why they refuse a message (e.g. not authorised by the ACL).
             # Sending it again would be refused again and block the queue behind it.
             self.rejected_total += 1
-            self._settle([item_id], (f"refused by the MQTT broker: {reason_code}", 1))
+            self._ledger.refused(item_id, f"refused by the MQTT broker: {reason_code}")
             return
         self.acked_total += 1
-        self._strikes.pop(item_id, None)
-        if self._isolate == item_id:
-            self._isolate = None
         self._acks.append(item_id)
 
     # --- work done on the network thread while connected -----------------------------
@@ -479,85 +454,15 @@ class MqttPublisher:
 
     def _flush_acks(self) -> None:
         if self._acks:
-            self._settle(self._acks, None)
+            self._ledger.acked(self._acks)
             self._acks = []
-        self._write_settled()
-
-    def _settle(self, item_ids: list[int], dead: tuple[str, int] | None) -> None:
-        for item_id in item_ids:
-            self._settled[item_id] = dead
-
-    def _write_settled(self, *, force: bool = False) -> None:
-        """Write the known outcomes to the outbox; on failure keep them and try again later."""
-        if not self._settled:
-            return
-        now = time.monotonic()
-        if self._settle_failing and not force and now < self._settle_retry_at:
-            return
-        acks = [i for i, dead in self._settled.items() if dead is None]
-        try:
-            if acks:
-                self._outbox.ack_many(acks)
-                for item_id in acks:
-                    del self._settled[item_id]
-            for item_id, dead in list(self._settled.items()):
-                if dead is not None:
-                    self._move_aside(item_id, *dead)
-                    del self._settled[item_id]
-        except OutboxError as err:
-            self.ack_errors += 1
-            self._settle_retry_at = now + _SETTLE_RETRY_S
-            if not self._settle_failing:
-                logger.error(
-                    "%s; %d delivered item(s) are kept in memory and not sent again; retrying every %.0f s",
-                    err,
-                    len(self._settled),
-                    _SETTLE_RETRY_S,
-                )
-            self._settle_failing = True
-            return
-        if self._settle_failing:
-            logger.warning("the outbox takes acks again; every delivered item is removed")
-        self._settle_failing = False
-        with self._drained:
-            self._drained.notify_all()
-
-    def _move_aside(self, item_id: int, reason: str, tries: int) -> None:
-        if self._outbox.dead_letter(item_id, reason, tries):
-            self.dead_lettered_total += 1
-            # Once per item: the stats count them, the table keeps them for inspection.
-            logger.error(
-                "outbox item %d moved to the dead letters after %d tr%s: %s; the items behind it go on",
-                item_id,
-                tries,
-                "y" if tries == 1 else "ies",
-                reason,
-            )
-        self._strikes.pop(item_id, None)
-        if self._isolate == item_id:
-            self._isolate = None
-
-    def _strike_head(self) -> None:
-        """The connection is gone: blame the oldest item in flight if it was sent just before."""
-        if not self._inflight or self._connect_ok_at is None:
-            return
-        head = min(self._inflight.values())
-        sent = self._sent_at.get(head)
-        if sent is None or time.monotonic() - sent > _POISON_LINGER_S:
-            return
-        strikes = self._strikes.get(head, 0) + 1
-        self._strikes[head] = strikes
-        if strikes >= POISON_STRIKES:
-            reason = (
-                f"the MQTT broker closed the connection each time it was sent ({self._disconnect_reason})"
-            )
-            self._settle([head], (reason, strikes))
-        else:
-            self._isolate = head  # sent alone next time, so the blame is certain
+        if self._ledger.write():
+            with self._drained:
+                self._drained.notify_all()
 
     def _pump(self, client: paho.Client) -> None:
         while True:
-            window = 1 if self._isolate is not None else self._window
+            window = self._ledger.window(self._window)
             room = window - len(self._inflight)
             if room <= 0 or not self._outbox_dirty:
                 return
@@ -567,7 +472,7 @@ class MqttPublisher:
                 self._outbox_dirty = True  # there may be more behind them
             sent = 0
             for item in items:
-                if item.id in self._settled:  # delivered or refused, only not yet written
+                if self._ledger.settled(item.id):  # delivered or refused, only not yet written
                     self._cursor = item.id
                     continue
                 if not self._send_item(client, item):
@@ -584,8 +489,8 @@ class MqttPublisher:
             # same every time, so the item goes aside now and the next one is sent.
             self.rejected_total += 1
             self._cursor = item.id
-            self._settle([item.id], (f"refused by the MQTT client: {err}", 1))
-            self._write_settled(force=True)
+            self._ledger.refused(item.id, f"refused by the MQTT client: {err}")
+            self._ledger.write(force=True)
             return True
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
@@ -596,7 +501,7 @@ class MqttPublisher:
             self._acks.append(item.id)  # no PUBACK at QoS 0: handed to the socket is all there is
         else:
             self._inflight[info.mid] = item.id
-            self._sent_at[item.id] = time.monotonic()
+            self._ledger.sent(item.id)
         return True
 
     def _send_camera_status(self, client: paho.Client) -> None:
