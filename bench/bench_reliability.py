@@ -209,7 +209,7 @@ def poison(work: Path) -> Row:
         broker.kill()
     note = (
         f"{dead} poison items (a `+` topic, one over max_packet_size) moved to the dead letters;"
-        " the duplicates are the window in flight re-sent at each connection the big item broke"
+        " the duplicates are what was in flight when the big item first broke the connection"
     )
     return ("2 poison items among 200 events", total, received, lost, dup, note)
 

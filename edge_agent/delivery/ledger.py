@@ -8,9 +8,10 @@ Owned by the publisher's network thread (no lock). Two jobs:
   sent again meanwhile, across reconnects too, so a full disk does not become a
   storm of duplicates.
 - **Poison suspects.** A connection lost soon after the oldest item in flight
-  was sent gives that item a strike; the next connection sends it alone (so the
-  blame is certain) and after `POISON_STRIKES` strikes it is moved to the
-  outbox's dead letters. Refusals that name the item (paho's ValueError, an
+  was sent gives that item a strike, and the next connection sends the items
+  that were in flight one at a time (so the next strike falls on the item that
+  broke it, and few are sent twice); after `POISON_STRIKES` strikes an item is
+  moved to the outbox's dead letters. Refusals that name the item (paho's ValueError, an
   MQTT 5 reason code) move it at once: the verdict is about its content.
 """
 
@@ -39,7 +40,8 @@ class Ledger:
         self._failing = False
         self._sent_at: dict[int, float] = {}  # outbox id -> monotonic send time, items in flight
         self._strikes: dict[int, int] = {}
-        self.isolate: int | None = None  # a suspect sent alone until it is acknowledged
+        # Items up to this id are sent one at a time: they were in flight when a connection broke.
+        self.careful_until: int | None = None
         self.dead_lettered = 0
         self.write_errors = 0
 
@@ -51,8 +53,14 @@ class Ledger:
         """True when the item's outcome is known (only not yet written): do not send it."""
         return item_id in self._settled
 
-    def window(self, normal: int) -> int:
-        return 1 if self.isolate is not None else normal
+    def window(self, normal: int, cursor: int) -> int:
+        if self.careful_until is not None and cursor > self.careful_until:
+            self.careful_until = None  # passed it (the item itself was dropped or moved aside)
+        return 1 if self.careful_until is not None else normal
+
+    def _passed(self, item_id: int) -> None:
+        if self.careful_until is not None and item_id >= self.careful_until:
+            self.careful_until = None
 
     def sent(self, item_id: int) -> None:
         self._sent_at[item_id] = time.monotonic()
@@ -61,12 +69,12 @@ class Ledger:
         for item_id in item_ids:
             self._sent_at.pop(item_id, None)
             self._strikes.pop(item_id, None)
-            if self.isolate == item_id:
-                self.isolate = None
+            self._passed(item_id)
             self._settled[item_id] = None
 
     def refused(self, item_id: int, reason: str, tries: int = 1) -> None:
         self._sent_at.pop(item_id, None)
+        self._passed(item_id)
         self._settled[item_id] = (reason, tries)
 
     def connection_lost(self, inflight: list[int], reason: str | None) -> None:
@@ -80,11 +88,11 @@ class Ledger:
             return
         strikes = self._strikes.get(head, 0) + 1
         self._strikes[head] = strikes
+        last = max(inflight)
+        self.careful_until = last if self.careful_until is None else max(self.careful_until, last)
         if strikes >= POISON_STRIKES:
             why = f"the MQTT broker closed the connection each time it was sent ({reason})"
             self.refused(head, why, strikes)
-        else:
-            self.isolate = head
 
     def write(self, *, force: bool = False) -> bool:
         """Write the known outcomes; False when there was nothing to write or the disk refused."""
@@ -132,5 +140,3 @@ class Ledger:
                 reason,
             )
         self._strikes.pop(item_id, None)
-        if self.isolate == item_id:
-            self.isolate = None

@@ -462,7 +462,7 @@ class MqttPublisher:
 
     def _pump(self, client: paho.Client) -> None:
         while True:
-            window = self._ledger.window(self._window)
+            window = self._ledger.window(self._window, self._cursor)
             room = window - len(self._inflight)
             if room <= 0 or not self._outbox_dirty:
                 return
