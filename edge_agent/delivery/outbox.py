@@ -46,57 +46,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.core.files import FILE_MODE, make_private_dir
-from edge_agent.delivery.outbox_salvage import Salvage, salvage_rows
+from edge_agent.core.files import make_private_dir
+from edge_agent.delivery.outbox_file import OutboxError, open_outbox
+from edge_agent.delivery.outbox_salvage import Salvage
 
 logger = logging.getLogger(__name__)
 
 SEVERITIES = ("info", "warning", "alert")
-_SCHEMA_VERSION = 2  # 2: the dead_letters table (a version 1 file gains it on open)
-# The WAL is folded into the file every 1 MB and truncated to 1 MB after a checkpoint: on a
-# filling disk the space it takes (and the file's growth when it is folded in) stays small.
-_WAL_LIMIT_BYTES = 1024 * 1024
-_WAL_AUTOCHECKPOINT_PAGES = 256
 # Free disk space a put may not take: room to write acks (a delete writes to the WAL), so a
 # backlog stored on a filling disk can always drain. The evidence store's reserve is larger.
 DEFAULT_RESERVE_MB = 4.0
 _CHECKPOINT_EVERY = 256  # acked items between passive checkpoints during a long drain
 _DROP_BATCH = 256
 _DROP_LOG_INTERVAL_S = 60.0
-_COLUMNS = ("id", "topic", "payload", "qos", "retain", "camera", "severity", "created_at", "size")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    camera TEXT,
-    severity TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_severity ON items (severity, id);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    camera TEXT,
-    severity TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    size INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    tries INTEGER NOT NULL,
-    dead_at REAL NOT NULL
-);
-"""
-
-
-class OutboxError(Exception):
-    """The outbox database cannot be used (disk full, read-only, damaged while running)."""
 
 
 @dataclass(frozen=True)
@@ -174,120 +136,18 @@ class Outbox:
         self._drops_unlogged: dict[str, int] = {}
         self._last_drop_log: float | None = None
         make_private_dir(self.path.parent)
-        self._conn = self._open_or_recover()
+        opened = open_outbox(self.path)
+        self._conn = opened.conn
+        self.salvage = opened.salvage
+        self.recovered_corrupt = opened.salvage is not None
+        self.corrupt_moved_to = opened.moved_to
+        self.opened_exclusive = opened.exclusive
         row = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
         self._depth = int(row[0])
         self._size = int(row[1])
         self.dead_lettered = int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
         if self._depth:
             logger.info("outbox %s holds %d items (%d bytes) from before; they go first", self.path, *row)
-
-    # --- opening -----------------------------------------------------------------
-
-    def _connect(self, *, exclusive: bool = False) -> sqlite3.Connection:
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        if not self.path.exists():
-            # SQLite makes its WAL and shm files with the mode of the database file.
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
-        os.chmod(self.path, FILE_MODE)
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        try:
-            if exclusive:
-                # No shared-memory file to create: the WAL index lives in this process.
-                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            if new:
-                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only before the first table
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
-            conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
-            result = conn.execute("PRAGMA quick_check").fetchone()
-            if result is None or result[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, _SCHEMA_VERSION):
-                raise sqlite3.DatabaseError(f"unknown outbox schema version {version}")
-            if not _has_tables(conn):
-                conn.executescript(_SCHEMA)
-            if version != _SCHEMA_VERSION:  # written only when it changes: a full disk can still open
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(items)"))
-            if columns != _COLUMNS:
-                raise sqlite3.DatabaseError(f"unexpected outbox table layout {columns}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_or_recover(self) -> sqlite3.Connection:
-        try:
-            return self._connect()
-        except OSError as err:
-            raise OutboxError(f"cannot open the outbox {self.path}: {err.strerror or err}") from err
-        except sqlite3.OperationalError as err:
-            # Locked, unreadable, no space, no such directory: the file may be fine.
-            if not _disk_full(self.path.parent):
-                raise OutboxError(f"cannot open the outbox {self.path}: {err}") from err
-            return self._open_exclusive(err)
-        except sqlite3.DatabaseError as err:
-            # Not a database, malformed image, failed integrity check.
-            first_error = err
-        reason = str(first_error).splitlines()[0][:200] if str(first_error) else type(first_error).__name__
-        # A damaged file must not stop the agent for good (a crash loop would lose
-        # every new event too): read what can be read, keep the file for inspection
-        # and start a fresh outbox with the rows saved.
-        salvage = salvage_rows(self.path)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while moved.exists():
-            moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                try:
-                    src.replace(Path(f"{moved}{suffix}"))
-                except OSError as err:
-                    raise OutboxError(f"cannot move the damaged outbox {src} aside: {err}") from err
-        self.recovered_corrupt = True
-        self.corrupt_moved_to = moved
-        self.salvage = salvage
-        try:
-            conn = self._connect()
-            salvage.restore(conn)
-        except (OSError, sqlite3.DatabaseError) as err:
-            raise OutboxError(f"cannot create a new outbox at {self.path}: {err}") from err
-        logger.error(
-            "outbox %s is damaged (%s); saved %d readable item(s) into a fresh outbox, lost %s; "
-            "the damaged file is kept as %s",
-            self.path,
-            reason,
-            len(salvage.rows),
-            salvage.lost_text(),
-            moved,
-        )
-        return conn
-
-    def _open_exclusive(self, first: sqlite3.OperationalError) -> sqlite3.Connection:
-        """The disk is full: no room for the shared-memory file, so keep the WAL index in memory.
-
-        The backlog can then still be sent (its acks wait in the publisher's memory and
-        new events in the sink's) until space returns; other programs cannot read the
-        file until the next start.
-        """
-        try:
-            conn = self._connect(exclusive=True)
-        except (OSError, sqlite3.Error) as err:
-            raise OutboxError(f"cannot open the outbox {self.path}: {first}; the disk is full") from err
-        logger.error(
-            "the disk under the outbox %s is full: opened it in exclusive mode (other programs cannot read it"
-            " until the next start); what it holds is sent, new events wait in memory until space returns",
-            self.path,
-        )
-        self.opened_exclusive = True
-        return conn
 
     # --- writing -----------------------------------------------------------------
 
@@ -610,19 +470,6 @@ class Outbox:
             self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as err:
             raise OutboxError(f"outbox {self.path}: cannot restore synchronous=FULL: {err}") from err
-
-
-def _has_tables(conn: sqlite3.Connection) -> bool:
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return {"items", "dead_letters"} <= names
-
-
-def _disk_full(directory: Path) -> bool:
-    """Too little space left to make SQLite's side files (the WAL and its 32 KB index)."""
-    try:
-        return shutil.disk_usage(directory).free < 256 * 1024
-    except OSError:
-        return False
 
 
 def _round(value: float | None) -> float | None:
