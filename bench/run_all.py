@@ -22,6 +22,7 @@ SECTIONS = [
     "bench_cameras",
     "bench_quantize",
     "bench_console",
+    "bench_reliability",
 ]
 
 

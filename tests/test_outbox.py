@@ -139,22 +139,59 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert ob.recovered_corrupt is False and ob.depth() == 1
 
 
-def test_damaged_pages_are_detected(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    with Outbox(path, 4) as ob:
-        for i in range(200):
-            ob.put(f"t/{i}", os.urandom(1000))
-    # Checkpoint the WAL into the main file, then overwrite pages in its middle.
+def _damage(path: Path, *spans: tuple[int, int]) -> None:
+    """Fold the WAL into the file, then overwrite byte spans (offset, length) with noise."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     data = bytearray(path.read_bytes())
-    mid = len(data) // 2
-    data[mid : mid + 8192] = os.urandom(8192)
-    data[4096 + 16 : 4096 + 64] = os.urandom(48)
+    for offset, length in spans:
+        data[offset : offset + length] = os.urandom(length)
     path.write_bytes(bytes(data))
+
+
+def test_damaged_pages_are_detected_and_readable_rows_saved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    payloads = {}
     with Outbox(path, 4) as ob:
-        assert ob.recovered_corrupt is True and ob.depth() == 0
+        for i in range(200):
+            payloads[ob.put(f"t/{i}", os.urandom(1000))] = i
+    size = path.stat().st_size
+    _damage(path, (size // 2, 8192), (4096 + 16, 48))
+    with Outbox(path, 4) as ob:
+        assert ob.recovered_corrupt is True
+        counters = ob.counters()
+        saved, lost = counters["salvaged"], counters["salvage_lost"]
+        assert saved == ob.depth() and saved >= 150
+        assert lost is not None and saved + lost == 200
+        items = ob.peek(500)
+    assert [it.id for it in items] == sorted(it.id for it in items)  # order kept, ids kept
+    assert all(it.topic == f"t/{payloads[it.id]}" for it in items)
+    assert any(f"saved {saved} readable item(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_eighty_kilobytes_of_damage_in_a_large_outbox_keep_most_items(tmp_path: Path) -> None:
+    """The field case: 80 KB of damage in the middle of a ~20 MB outbox of snapshots."""
+    path = tmp_path / "outbox.sqlite3"
+    sent: dict[int, bytes] = {}
+    with Outbox(path, 64) as ob:
+        for i in range(350):
+            payload = os.urandom(60_000)
+            sent[ob.put(f"eagleeye/v1/s/d/snapshots/{i}", payload, severity="alert")] = payload
+    size = path.stat().st_size
+    assert size > 20 * 1024 * 1024
+    _damage(path, (size // 2, 80 * 1024))
+    with Outbox(path, 64) as ob:
+        assert ob.recovered_corrupt is True
+        items = ob.peek(1000)
+        counters = ob.counters()
+    assert counters["salvaged"] == len(items) >= 330
+    assert counters["salvage_lost"] == 350 - len(items)
+    for it in items:  # what is kept is intact, not merely present
+        assert it.payload == sent[it.id]
+    assert ob.corrupt_moved_to is not None and ob.corrupt_moved_to.exists()
 
 
 def test_closed_outbox_raises(tmp_path: Path) -> None:

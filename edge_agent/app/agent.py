@@ -163,7 +163,7 @@ class Agent:
         self.config_path = config_path
         self.detector: Detector = detector_of(cfg)
         self.delivery = delivery_of(cfg, stats_provider=self.stats)
-        self.evidence = EvidenceStore(cfg.evidence.dir)
+        self.evidence = EvidenceStore(cfg.evidence.dir, cfg.evidence.max_mb, cfg.evidence.reserve_mb)
         self.cameras: list[CameraRuntime] = []
         self.frame_ready = threading.Event()  # set by any reader thread on a new frame
         self._stop = threading.Event()
@@ -230,6 +230,7 @@ class Agent:
                 for rt in self.cameras:
                     rt.restart_if_due(now)
                     rt.check_health(now)
+                self.delivery.sink.retry()  # events held in memory while the disk refused them
                 self.watchdog.kick()
             if not worked:
                 self.frame_ready.wait(max(0.0, next_health - time.monotonic()))
@@ -290,7 +291,10 @@ class Agent:
 
     def stats(self) -> Mapping[str, Any]:
         cameras = list(self.cameras)
-        out: dict[str, Any] = {"cameras": {rt.cam.id: rt.stats() for rt in cameras}}
+        out: dict[str, Any] = {
+            "cameras": {rt.cam.id: rt.stats() for rt in cameras},
+            "evidence": self.evidence.counters(),
+        }
         ms = [rt.pipeline.detector_ms for rt in cameras if rt.pipeline.frames_analysed]
         if ms:
             out["detector_ms"] = round(sum(ms) / len(ms), 2)

@@ -169,6 +169,10 @@ class OutboxConfig(_Model):
 class EvidenceConfig(_Model):
     dir: str = Field("/var/lib/edge-agent/evidence", min_length=1)
     jpeg_quality: int = Field(85, ge=30, le=100)
+    max_mb: float = Field(1024, gt=0, allow_inf_nan=False, description="Quota; oldest pictures go first")
+    reserve_mb: float = Field(
+        64, ge=0, allow_inf_nan=False, description="Disk space no picture may take: room for the outbox"
+    )
 
 
 class DetectConfig(_Model):

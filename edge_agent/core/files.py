@@ -1,9 +1,10 @@
 """Files and folders only the service user may read: 0600 and 0700 whatever the umask.
 
-A config backup holds what the config holds (camera addresses, `${VAR}` names, sometimes a
-password), so the agent creates what it writes private; a umask of 022 under a shell or
-`sudo` must not make it world-readable. Modes are set explicitly after creation because
-`mkdir(mode=…)` and `open(…, mode)` are both filtered through the umask.
+What the agent stores names places and people (outbox items, evidence pictures) or holds
+what the config holds (a backup: camera addresses, `${VAR}` names, sometimes a password).
+Outside systemd's `UMask=0077` a shell's or `sudo`'s umask of 022 would make them 0644/0755,
+so modes are set explicitly after creation: `mkdir(mode=…)` and `open(…, mode)` are both
+filtered through the umask.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
     for created in missing:
         os.chmod(created, DIR_MODE)
     return p
+
+
+def create_private_file(path: Path) -> int:
+    """Open `path` for writing, created or truncated, mode 0600 whatever the umask; returns the fd."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def write_private(path: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> None:

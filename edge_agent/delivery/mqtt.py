@@ -11,6 +11,12 @@ for their PUBACK; an item is removed from the outbox only on its PUBACK. After
 a reconnect, sending starts again from the oldest item not acknowledged, so
 items in flight when the connection broke are sent again (duplicates, which
 the platform removes by `event_id`) and the order per camera holds.
+
+Poison messages never block the queue, and acks a full disk refuses do not
+turn into re-sends: `ledger.py` keeps what is known about items beyond the
+outbox. (An MQTT 3.1.1 Mosquitto acknowledges a message its ACL or
+`message_size_limit` refuses and drops it: the protocol gives the box no way to
+know; use MQTT 5 to have such refusals counted.)
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, redact
 from edge_agent.core.types import iso_utc
+from edge_agent.delivery.ledger import Ledger
 from edge_agent.delivery.mqtt_client import (
     ClientSetupError,
     make_client,
@@ -64,6 +71,7 @@ class MqttPublisher:
         stats_provider: Callable[[], Mapping[str, Any]] | None = None,
         backoff: Backoff | None = None,
         window: int = DEFAULT_WINDOW,
+        outbox_extra: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"publisher window must be >= 1, got {window}")
@@ -71,6 +79,7 @@ class MqttPublisher:
         self._outbox = outbox
         self._topics = topics
         self._stats_provider = stats_provider
+        self._outbox_extra = outbox_extra  # the sink's memory queue, shown under `outbox`
         self._backoff = backoff or Backoff(1.0, 60.0)
         self._window = window
         self._host, self._port, self._tls, _, _ = parse_broker_url(cfg.url)
@@ -95,6 +104,7 @@ class MqttPublisher:
         self._connect_count = 0
         self._inflight: dict[int, int] = {}  # mid -> outbox id
         self._acks: list[int] = []
+        self._ledger = Ledger(outbox)
         self._cursor = 0
         self._outbox_dirty = True
         self._refusal: str | None = None
@@ -232,6 +242,9 @@ class MqttPublisher:
             "published": self.published_total,
             "acked": self.acked_total,
             "rejected": self.rejected_total,
+            "dead_lettered": self._ledger.dead_lettered,
+            "ack_errors": self._ledger.write_errors,
+            "acks_unwritten": self._ledger.unwritten,
             "reconnects": max(0, self._connect_count - 1),
             "connect_failures": self.connect_failures,
             "inflight": len(self._inflight),
@@ -251,7 +264,7 @@ class MqttPublisher:
             "schema": STATS_SCHEMA,
             "ts": iso_utc(),
             "uptime_s": round(time.monotonic() - self._started_mono, 3),
-            "outbox": self._outbox.counters(),
+            "outbox": {**self._outbox.counters(), **(self._outbox_extra() if self._outbox_extra else {})},
             "mqtt": self.counters(),
         }
 
@@ -348,8 +361,13 @@ class MqttPublisher:
     def _end_session(self) -> None:
         client, self._client = self._client, None
         self._connected = False
+        if self._connect_ok_at is not None:
+            self._ledger.connection_lost(list(self._inflight.values()), self._disconnect_reason)
         self._inflight.clear()
+        # PUBACKs already received stay known: written now or later, never sent again.
+        self._ledger.acked(self._acks)
         self._acks.clear()
+        self._ledger.write(force=True)
         if client is not None and client.socket() is not None:
             with contextlib.suppress(Exception):
                 client.disconnect()
@@ -417,9 +435,9 @@ class MqttPublisher:
             # MQTT 5 brokers say why they refuse a message (e.g. not authorised by the ACL).
             # Sending it again would be refused again and block the queue behind it.
             self.rejected_total += 1
-            logger.error("the MQTT broker refused outbox item %d: %s; removing it", item_id, reason_code)
-        else:
-            self.acked_total += 1
+            self._ledger.refused(item_id, f"refused by the MQTT broker: {reason_code}")
+            return
+        self.acked_total += 1
         self._acks.append(item_id)
 
     # --- work done on the network thread while connected -----------------------------
@@ -435,27 +453,45 @@ class MqttPublisher:
         self._next_stats = time.monotonic()
 
     def _flush_acks(self) -> None:
-        if not self._acks:
-            return
-        acks, self._acks = self._acks, []
-        self._outbox.ack_many(acks)
-        with self._drained:
-            self._drained.notify_all()
+        if self._acks:
+            self._ledger.acked(self._acks)
+            self._acks = []
+        if self._ledger.write():
+            with self._drained:
+                self._drained.notify_all()
 
     def _pump(self, client: paho.Client) -> None:
-        room = self._window - len(self._inflight)
-        if room <= 0 or not self._outbox_dirty:
-            return
-        self._outbox_dirty = False
-        items = self._outbox.peek(room, after_id=self._cursor)
-        if len(items) == room:
-            self._outbox_dirty = True  # there may be more behind them
-        for item in items:
-            if not self._send_item(client, item):
+        while True:
+            window = self._ledger.window(self._window, self._cursor)
+            room = window - len(self._inflight)
+            if room <= 0 or not self._outbox_dirty:
+                return
+            self._outbox_dirty = False
+            items = self._outbox.peek(room, after_id=self._cursor)
+            if len(items) == room:
+                self._outbox_dirty = True  # there may be more behind them
+            sent = 0
+            for item in items:
+                if self._ledger.settled(item.id):  # delivered or refused, only not yet written
+                    self._cursor = item.id
+                    continue
+                if not self._send_item(client, item):
+                    return
+                sent += 1
+            if sent or not self._outbox_dirty:
                 return
 
     def _send_item(self, client: paho.Client, item: OutboxItem) -> bool:
-        info = client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+        try:
+            info = client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+        except ValueError as err:
+            # paho checks the topic and the size before anything is sent; it will say the
+            # same every time, so the item goes aside now and the next one is sent.
+            self.rejected_total += 1
+            self._cursor = item.id
+            self._ledger.refused(item.id, f"refused by the MQTT client: {err}")
+            self._ledger.write(force=True)
+            return True
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
         self._cursor = item.id
@@ -465,6 +501,7 @@ class MqttPublisher:
             self._acks.append(item.id)  # no PUBACK at QoS 0: handed to the socket is all there is
         else:
             self._inflight[info.mid] = item.id
+            self._ledger.sent(item.id)
         return True
 
     def _send_camera_status(self, client: paho.Client) -> None:

@@ -16,12 +16,29 @@ keeps the backlog drain free of one fsync per message.
 The size cap counts the bytes of topics and payloads. When a put takes the
 total over `max_mb`, the oldest `info` items are dropped first, then the oldest
 of the rest; each drop is counted per severity and logged.
+
+Poison messages: an item the client or the broker refuses for its own content
+(an illegal topic, too large, not authorised) is moved by the publisher into
+the `dead_letters` table of the same file (`dead_letter()`), with the reason and
+the number of tries, so it never blocks the items behind it and stays there for
+inspection (`sqlite3 outbox.sqlite3 'SELECT id, topic, reason FROM dead_letters'`).
+
+Disk space: the WAL is bounded (`journal_size_limit`) and truncated after the
+outbox drains (`wal_checkpoint(TRUNCATE)`), and new files are made with
+`auto_vacuum=INCREMENTAL` so the free pages of a drained backlog go back to the
+file system. The file, its WAL and the directory the outbox makes are private
+(0600, 0700) whatever the umask: events name places and people.
+
+A damaged file is salvaged (`outbox_salvage.py`) before it is moved aside: every
+readable row goes into the fresh outbox with its id, so order is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -29,32 +46,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.core.files import private_dir
+from edge_agent.delivery.outbox_file import OutboxError, open_outbox
+from edge_agent.delivery.outbox_salvage import Salvage
+
 logger = logging.getLogger(__name__)
 
 SEVERITIES = ("info", "warning", "alert")
-_SCHEMA_VERSION = 1
+# Free disk space a put may not take: room to write acks (a delete writes to the WAL), so a
+# backlog stored on a filling disk can always drain. The evidence store's reserve is larger.
+DEFAULT_RESERVE_MB = 4.0
+_CHECKPOINT_EVERY = 256  # acked items between passive checkpoints during a long drain
 _DROP_BATCH = 256
 _DROP_LOG_INTERVAL_S = 60.0
-_COLUMNS = ("id", "topic", "payload", "qos", "retain", "camera", "severity", "created_at", "size")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    camera TEXT,
-    severity TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_severity ON items (severity, id);
-"""
-
-
-class OutboxError(Exception):
-    """The outbox database cannot be used (disk full, read-only, damaged while running)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,20 @@ class OutboxMessage:
     severity: str = "warning"
     qos: int = 1
     retain: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An item moved out of the queue because it was refused for its content."""
+
+    id: int
+    topic: str
+    size: int
+    camera: str | None
+    severity: str
+    reason: str
+    tries: int
+    dead_at: float
 
 
 @dataclass(frozen=True)
@@ -96,88 +114,40 @@ def _check(msg: OutboxMessage) -> None:
 class Outbox:
     """A durable FIFO of MQTT messages; thread-safe (one connection behind one lock)."""
 
-    def __init__(self, path: str | os.PathLike[str], max_mb: float = 256.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], max_mb: float = 256.0, reserve_mb: float = DEFAULT_RESERVE_MB
+    ) -> None:
         if max_mb <= 0:
             raise ValueError(f"outbox: max_mb must be > 0, got {max_mb}")
         self.path = Path(path)
         self.max_bytes = int(max_mb * 1024 * 1024)
+        self.reserve_bytes = int(reserve_mb * 1024 * 1024)
         self.dropped_total = 0
         self.dropped_by_severity: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
         self.recovered_corrupt = False
         self.corrupt_moved_to: Path | None = None
+        self.salvage: Salvage | None = None
+        self.opened_exclusive = False
+        self.dead_lettered = 0
+        self._acked_since_checkpoint = 0
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._closed = False
         self._drops_unlogged: dict[str, int] = {}
         self._last_drop_log: float | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = self._open_or_recover()
+        private_dir(self.path.parent)
+        opened = open_outbox(self.path)
+        self._conn = opened.conn
+        self.salvage = opened.salvage
+        self.recovered_corrupt = opened.salvage is not None
+        self.corrupt_moved_to = opened.moved_to
+        self.opened_exclusive = opened.exclusive
         row = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
         self._depth = int(row[0])
         self._size = int(row[1])
+        self.dead_lettered = int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
         if self._depth:
             logger.info("outbox %s holds %d items (%d bytes) from before; they go first", self.path, *row)
-
-    # --- opening -----------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            result = conn.execute("PRAGMA quick_check").fetchone()
-            if result is None or result[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
-                raise sqlite3.DatabaseError(f"unknown outbox schema version {version}")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(items)"))
-            if columns != _COLUMNS:
-                raise sqlite3.DatabaseError(f"unexpected outbox table layout {columns}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_or_recover(self) -> sqlite3.Connection:
-        try:
-            return self._connect()
-        except sqlite3.OperationalError as err:
-            # Locked, unreadable, no space, no such directory: the file may be fine.
-            raise OutboxError(f"cannot open the outbox {self.path}: {err}") from err
-        except sqlite3.DatabaseError as err:
-            # Not a database, malformed image, failed integrity check.
-            first_error = err
-        # A damaged file must not stop the agent for good (a crash loop would lose
-        # every new event too): keep it for inspection and start an empty outbox.
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while moved.exists():
-            moved = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                try:
-                    src.replace(Path(f"{moved}{suffix}"))
-                except OSError as err:
-                    raise OutboxError(f"cannot move the damaged outbox {src} aside: {err}") from err
-        logger.error(
-            "outbox %s is damaged (%s); moved it to %s and started an empty outbox: "
-            "the messages it held are lost unless recovered by hand",
-            self.path,
-            first_error,
-            moved,
-        )
-        self.recovered_corrupt = True
-        self.corrupt_moved_to = moved
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as err:
-            raise OutboxError(f"cannot create a new outbox at {self.path}: {err}") from err
 
     # --- writing -----------------------------------------------------------------
 
@@ -204,6 +174,7 @@ class Outbox:
         ids: list[int] = []
         with self._lock:
             self._ensure_open()
+            self._check_room(messages)
             added = 0
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -239,6 +210,23 @@ class Outbox:
         for listener in listeners:
             listener()
         return ids
+
+    def _check_room(self, messages: Sequence[OutboxMessage]) -> None:
+        if self.reserve_bytes <= 0:
+            return
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return  # cannot tell: let SQLite say
+        # The put goes into the WAL, and the WAL's pages into the file when it is folded in.
+        needed = sum(len(m.payload) + len(m.topic) for m in messages) * 2
+        with contextlib.suppress(OSError):
+            needed += os.path.getsize(f"{self.path}-wal")
+        if free - needed < self.reserve_bytes:
+            raise OutboxError(
+                f"outbox {self.path}: cannot store {len(messages)} message(s): {free // 1024} KB free on the"
+                f" disk, {self.reserve_bytes // 1024} KB are kept to deliver what is stored"
+            )
 
     def _enforce_cap(self, total: int) -> list[tuple[int, str, int]]:
         """Delete the oldest info items, then the oldest of the rest, until under the cap."""
@@ -318,7 +306,63 @@ class Outbox:
                 self._set_full_sync()
             self._depth -= removed
             self._size -= freed
+            self._acked_since_checkpoint += removed
+            if self._depth == 0 or self._acked_since_checkpoint >= _CHECKPOINT_EVERY:
+                self._checkpoint(truncate=self._depth == 0)
             return removed
+
+    def _checkpoint(self, *, truncate: bool) -> None:
+        """Give the space of delivered items back: fold the WAL in, release free pages.
+
+        Without this a drained backlog leaves its WAL (and free pages) on a disk
+        that may be full. A failure is logged, never raised: the acks are
+        committed and the next checkpoint tries again.
+        """
+        self._acked_since_checkpoint = 0
+        try:
+            if truncate:
+                self._conn.executescript("PRAGMA incremental_vacuum;")  # execute() frees one page
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            else:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as err:
+            logger.warning("outbox %s: checkpoint failed (%s); retried after the next acks", self.path, err)
+
+    def dead_letter(self, item_id: int, reason: str, tries: int) -> bool:
+        """Move an item refused for its content into `dead_letters`; False if it was gone."""
+        with self._lock:
+            self._ensure_open()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                row = self._conn.execute("DELETE FROM items WHERE id = ? RETURNING *", (item_id,)).fetchone()
+                if row is not None:
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*row, reason, tries, time.time()),
+                    )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._rollback()
+                raise OutboxError(f"outbox {self.path}: cannot move item {item_id} aside: {err}") from err
+            if row is None:
+                return False
+            self._depth -= 1
+            self._size -= int(row[8])
+            self.dead_lettered += 1
+            return True
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The items moved aside, oldest first (their payloads stay in the file)."""
+        with self._lock:
+            self._ensure_open()
+            rows = self._conn.execute(
+                "SELECT id, topic, size, camera, severity, reason, tries, dead_at"
+                " FROM dead_letters ORDER BY id"
+            ).fetchall()
+        return [
+            DeadLetter(int(r[0]), str(r[1]), int(r[2]), r[3], str(r[4]), str(r[5]), int(r[6]), float(r[7]))
+            for r in rows
+        ]
 
     # --- reading -----------------------------------------------------------------
 
@@ -379,6 +423,9 @@ class Outbox:
             "dropped_total": total,
             "dropped_by_severity": dropped,
             "recovered_corrupt": self.recovered_corrupt,
+            "salvaged": None if self.salvage is None else len(self.salvage.rows),
+            "salvage_lost": None if self.salvage is None else self.salvage.lost,
+            "dead_lettered": self.dead_lettered,
             "oldest_age_s": None if depth == 0 else _round(self.oldest_age_s()),
         }
 

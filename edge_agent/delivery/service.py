@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.core.config import Config, ConfigError, Problem
+from edge_agent.core.files import private_dir
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
@@ -27,11 +28,13 @@ class Delivery:
     ) -> None:
         if cfg.mqtt is None:
             raise ConfigError([Problem("mqtt", "publishing needs an mqtt section (url, credentials, tls)")])
-        Path(cfg.outbox.path).parent.mkdir(parents=True, exist_ok=True)
+        private_dir(Path(cfg.outbox.path).parent)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_mb)
         self.topics = topics
         self.sink = OutboxSink(self.outbox, self.topics)
-        self.publisher = MqttPublisher(cfg.mqtt, self.outbox, topics, stats_provider=stats_provider)
+        self.publisher = MqttPublisher(
+            cfg.mqtt, self.outbox, topics, stats_provider=stats_provider, outbox_extra=self.sink.counters
+        )
 
     def start(self) -> None:
         self.publisher.start()
@@ -41,6 +44,7 @@ class Delivery:
 
     def close(self, timeout_s: float = 5.0) -> None:
         try:
+            self.sink.close()
             self.publisher.stop(timeout_s)
         finally:
             self.outbox.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +18,7 @@ import numpy.typing as npt
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.geometry import to_pixels
 from edge_agent.core.types import Detections, EventObject, SnapshotRef
+from edge_agent.pipeline.evidence_store import EvidenceStore  # noqa: F401  (imported from here too)
 
 logger = logging.getLogger(__name__)
 
@@ -128,26 +128,3 @@ def encode_jpeg(img: Image, quality: int) -> bytes:
 
 def snapshot_ref(jpeg: bytes, topic: str, width: int, height: int) -> SnapshotRef:
     return SnapshotRef(topic=topic, sha256=hashlib.sha256(jpeg).hexdigest(), width=width, height=height)
-
-
-class EvidenceStore:
-    """Writes `<event_id>.jpg` files into a directory."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.written = 0
-        self.failed = 0
-
-    def save(self, event_id: str, jpeg: bytes) -> Path | None:
-        path = self.dir / f"{event_id}.jpg"
-        tmp = path.with_suffix(".jpg.tmp")
-        try:
-            tmp.write_bytes(jpeg)
-            tmp.replace(path)
-        except OSError as err:
-            self.failed += 1
-            logger.error("cannot write evidence %s: %s", path, err.strerror)
-            return None
-        self.written += 1
-        return path
