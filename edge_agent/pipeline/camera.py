@@ -29,6 +29,7 @@ from edge_agent.pipeline.evidence import (
 from edge_agent.pipeline.gate import FramePacer, MotionGate
 from edge_agent.pipeline.rules.base import Scene
 from edge_agent.pipeline.rules.engine import RuleEngine
+from edge_agent.pipeline.thumbnail import work_grey
 from edge_agent.pipeline.track.tracker import Tracker
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class CameraPipeline:
         if not self.pacer.due(frame.media_s):
             return []
         masked = self.masks.apply(frame)
-        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s):
+        small = work_grey(masked.image)  # one thumbnail for the gate and the background model
+        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small):
             t0 = time.perf_counter()
             dets = self._last_dets = self.detector.detect(masked.image)
             ms = (time.perf_counter() - t0) * 1000.0
@@ -91,7 +93,7 @@ class CameraPipeline:
         else:
             dets = self._last_dets
         tracked = self.tracker.update(dets, frame.media_s)
-        scene = Scene(masked, tracked, self.detector.labels)
+        scene = Scene(masked, tracked, self.detector.labels, small)
         self.frames_analysed += 1
         self.last_frame = masked
         self.last_scene = scene

@@ -26,6 +26,7 @@ class Scene:
     frame: Frame
     dets: Detections  # tracked: track_id is set
     labels: Sequence[str]  # class_id -> label name
+    grey: npt.NDArray[np.uint8] | None = None  # the frame's shared thumbnail (pipeline/thumbnail.py)
 
     @property
     def media_s(self) -> float:
@@ -42,7 +43,9 @@ class Observation:
 
     `key` tells incidents of one rule apart (a track, or the whole zone);
     `since_s` is when the condition began (the event's `started_at`);
-    `instant` incidents (a line crossing) give one `start` and no `end`.
+    `instant` incidents (a line crossing) give one `start` and no `end`;
+    `end` says the incident ends in this frame, with these `details` (why it ended),
+    and never starts one that is not open.
     """
 
     key: str
@@ -50,6 +53,7 @@ class Observation:
     objects: tuple[EventObject, ...]
     instant: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+    end: bool = False
 
 
 class RuleKind(Protocol):

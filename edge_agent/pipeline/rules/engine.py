@@ -76,6 +76,13 @@ class RuleRunner:
         out: list[EventDraft] = []
         seen: set[str] = set()
         for obs in observations:
+            if obs.end:
+                ended = self.active.pop(obs.key, None)
+                if ended is not None:
+                    ended.details = {**ended.details, **obs.details}
+                    out.append(self._draft("end", obs.key, ended, now))
+                    self._quiet_until_s = now + self.rule.cooldown_s
+                continue
             seen.add(obs.key)
             inc = self.active.get(obs.key)
             if inc is None:
