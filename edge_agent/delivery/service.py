@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.core.config import Config, ConfigError, Problem
+from edge_agent.delivery.count_store import CountStore
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
@@ -30,7 +31,10 @@ class Delivery:
         Path(cfg.outbox.path).parent.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_mb)
         self.topics = topics
-        self.sink = OutboxSink(self.outbox, self.topics)
+        # count-rule state beside the outbox: outbox.sqlite -> outbox.counts.sqlite
+        out = Path(cfg.outbox.path)
+        self.counts = CountStore(out.with_name(out.stem + ".counts" + (out.suffix or ".sqlite")))
+        self.sink = OutboxSink(self.outbox, self.topics, self.counts)
         self.publisher = MqttPublisher(cfg.mqtt, self.outbox, topics, stats_provider=stats_provider)
 
     def start(self) -> None:
@@ -44,3 +48,4 @@ class Delivery:
             self.publisher.stop(timeout_s)
         finally:
             self.outbox.close()
+            self.counts.close()

@@ -20,6 +20,10 @@ class Topics:
     def event(self, camera: str, rule: str) -> str:
         return f"{self.base}/events/{camera}/{rule}"
 
+    def counts(self, camera: str, rule: str) -> str:
+        """Where a `count` rule's aggregate per interval is published (retained)."""
+        return f"{self.base}/counts/{camera}/{rule}"
+
     def snapshot(self, event_id: str) -> str:
         return f"{self.base}/snapshots/{event_id}"
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Detections, EventObject, Frame
 
 
@@ -60,6 +61,19 @@ class RuleKind(Protocol):
     """The state machine of one rule on one camera."""
 
     def update(self, scene: Scene) -> list[Observation]: ...
+
+
+@runtime_checkable
+class Aggregating(Protocol):
+    """A kind that reports aggregates per interval (`count`) instead of incidents."""
+
+    resume: Callable[[float], Mapping[str, Any] | None] | None
+
+    def take_reports(self) -> list[CountReport]: ...
+
+    def take_checkpoint(self) -> CountReport | None: ...
+
+    def flush(self, media_s: float) -> list[CountReport]: ...
 
 
 @dataclass(frozen=True)
