@@ -347,3 +347,33 @@ def test_paths_and_background_that_disagree_are_a_clear_error() -> None:
         camera(paths=["detector", "background"], background=False)
     with pytest.raises(ValidationError, match="paths must name"):
         camera(paths=[], background=None)
+
+
+def test_vectorised_owner_lookup_picks_what_the_per_box_loop_picked() -> None:
+    from edge_agent.core.geometry import box_overlap_of_first
+    from edge_agent.pipeline.rules.left_object import OWNER_LOOKBACK_S, LeftObject
+
+    rng = np.random.default_rng(5)
+    rule = camera().rules[0]
+    lo = LeftObject(rule, [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)], 0.3)  # type: ignore[arg-type]
+    for k in range(60):  # 60 frames of up to 4 owner boxes
+        n = int(rng.integers(0, 5))
+        xy = rng.uniform(0, 300, (n, 2))
+        boxes_ = np.hstack([xy, xy + rng.uniform(10, 80, (n, 2))]).astype(np.float32)
+        lo._owners.append((k * 0.2, rng.integers(1, 9, n).astype(np.int64), boxes_))
+    lo._owner_cat = None
+    now = 59 * 0.2
+    for _ in range(50):
+        x, y = rng.uniform(0, 300, 2)
+        box = (float(x), float(y), float(x) + 20.0, float(y) + 20.0)
+        w, h = 20.0, 20.0
+        wide = np.array([[box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2]])
+        best: tuple[float, float, int] | None = None
+        for ts, ids, obs in lo._owners:  # the old loop, one box at a time
+            for tid, obox in zip(ids.tolist(), obs, strict=True):
+                cover = float(box_overlap_of_first(wide, np.array([obox]))[0, 0])
+                if now - ts > OWNER_LOOKBACK_S or cover <= 0.0:
+                    continue
+                if best is None or (cover, ts) > best[:2]:
+                    best = (cover, ts, tid)
+        assert lo._owner_for(box, now) == (best[2] if best else None)

@@ -37,6 +37,15 @@ background is `removed`: it is reported once with that flag and healed at once
 (the slow background takes the current look there), so it never becomes a
 "new static" thing.
 
+**Light.** Before comparing, each frame is brought to the slow background's
+lighting (`_relight`): the ratio frame/background, median-smoothed over a
+41-pixel window, is divided out. Exposure drift, soft cloud shadows and an
+infrared switch's gain step are smooth in space and vanish; a bag is small in
+the window and stays. Limits: an object covering more than half of the window
+(about 115x115 px of a 640-px-wide picture) is partly taken for light, and a
+hard-edged shadow (a wall's) is not smooth: both are documented in
+docs/rules.md.
+
 **Score.** Each region's `score` is its foreground confidence: the mean of
 |fast − slow| / 255 over its pixels (0..1; a dark bag on a pale road is about
 0.3-0.6, a faint change about 0.12, the least that counts is DIFF_LEVEL/255).
@@ -59,6 +68,7 @@ log = logging.getLogger(__name__)
 GHOST_MARGIN = 1.25  # boundary gradient this much stronger in the slow background: removed
 MATCH_BACKGROUND = 0.85  # share of a box's pixels back at the slow background's look: it is gone
 MERGE_PX = 2  # fragments this close (working pixels) are one object
+RELIGHT_PX = 41  # window of the smooth light field (working pixels, odd): a quarter of the width
 FAST_TAU_S = 1.0  # time constant of the fast background
 SLOW_TAU_S = 120.0  # time constant of the slow background where nothing new stands
 DIFF_LEVEL = 28.0  # grey levels (0..255) that count as "different"
@@ -124,6 +134,7 @@ class DualBackground:
             return []
         dt = max(0.0, media_s - self._last_s)
         self._last_s = media_s
+        grey = self._grey = self._relight(grey, self._slow)
         moving = np.abs(grey - self._fast) > self.diff_level
         if float(moving.mean()) > self.global_change:
             self.resets += 1
@@ -148,6 +159,21 @@ class DualBackground:
         mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
         self.static_mask = mask
         return self._regions(mask, grey)
+
+    @staticmethod
+    def _relight(grey: npt.NDArray[np.float32], slow: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The frame brought to the slow background's lighting: exposure drift, soft cloud
+        shadows and a camera's gain step are smooth in space, an object is not.
+
+        The light ratio frame/background is smoothed with a median over RELIGHT_PX working
+        pixels (an object smaller than half the window does not move the median) and divided
+        out, as illumination compensation by a smooth gain field does (homomorphic /
+        retinex-style normalisation).
+        """
+        ratio = (grey + 8.0) / (slow + 8.0)
+        r8 = np.clip(ratio * 128.0, 1, 255).astype(np.uint8)
+        light = cv2.medianBlur(r8, RELIGHT_PX).astype(np.float32) / 128.0
+        return np.asarray(np.clip((grey + 8.0) / light - 8.0, 0, 255), dtype=np.float32)
 
     def _regions(self, mask: npt.NDArray[np.uint8], grey: npt.NDArray[np.float32]) -> list[Region]:
         assert self._fast is not None and self._slow is not None
