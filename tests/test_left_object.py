@@ -356,12 +356,13 @@ def test_vectorised_owner_lookup_picks_what_the_per_box_loop_picked() -> None:
     rng = np.random.default_rng(5)
     rule = camera().rules[0]
     lo = LeftObject(rule, [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)], 0.3)  # type: ignore[arg-type]
+    history: list[tuple[float, np.ndarray, np.ndarray]] = []
     for k in range(60):  # 60 frames of up to 4 owner boxes
         n = int(rng.integers(0, 5))
         xy = rng.uniform(0, 300, (n, 2))
         boxes_ = np.hstack([xy, xy + rng.uniform(10, 80, (n, 2))]).astype(np.float32)
-        lo._owners.append((k * 0.2, rng.integers(1, 9, n).astype(np.int64), boxes_))
-    lo._owner_cat = None
+        history.append((k * 0.2, rng.integers(1, 9, n).astype(np.int64), boxes_))
+        lo._remember_owners(k * 0.2, history[-1][1], boxes_)
     now = 59 * 0.2
     for _ in range(50):
         x, y = rng.uniform(0, 300, 2)
@@ -369,7 +370,7 @@ def test_vectorised_owner_lookup_picks_what_the_per_box_loop_picked() -> None:
         w, h = 20.0, 20.0
         wide = np.array([[box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2]])
         best: tuple[float, float, int] | None = None
-        for ts, ids, obs in lo._owners:  # the old loop, one box at a time
+        for ts, ids, obs in history:  # the old loop, one box at a time
             for tid, obox in zip(ids.tolist(), obs, strict=True):
                 cover = float(box_overlap_of_first(wide, np.array([obox]))[0, 0])
                 if now - ts > OWNER_LOOKBACK_S or cover <= 0.0:

@@ -42,7 +42,6 @@ for `LOST_S`, or seen moving away). All durations are seconds of media time.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -166,9 +165,11 @@ class LeftObject:
         self.background = DualBackground() if "background" in paths else None
         self._cands: list[_Candidate] = []
         self._regions: list[_Region] = []
-        # owner-label boxes of the last OWNER_LOOKBACK_S, one (time, ids, boxes) per frame
-        self._owners: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
-        self._owner_cat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # owner-label boxes of the last OWNER_LOOKBACK_S as flat arrays, oldest first:
+        # appended and trimmed per frame without a loop over the history
+        self._own_ts = np.zeros(0, np.float64)
+        self._own_ids = np.zeros(0, np.int64)
+        self._own_boxes = np.zeros((0, 4), np.float32)
         self._next = 0
         self._holding: set[str] = set()
         self._bg_holding: set[str] = set()
@@ -178,21 +179,15 @@ class LeftObject:
     def _in_zone(self, box: Box, scene: Scene) -> bool:
         return self.zone.holds_anchor(box, scene.frame.width, scene.frame.height, ZONE_TOLERANCE)
 
-    def _owner_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Times, track ids and boxes of every stored owner box, concatenated once per frame."""
-        if self._owner_cat is None:
-            if self._owners:
-                ts = np.concatenate([np.full(len(ids), t) for t, ids, _ in self._owners])
-                ids = np.concatenate([ids for _, ids, _ in self._owners])
-                boxes = np.concatenate([b for _, _, b in self._owners]).reshape(-1, 4)
-            else:
-                ts, ids, boxes = np.zeros(0), np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-            self._owner_cat = (ts, ids, boxes)
-        return self._owner_cat
+    def _remember_owners(self, now: float, ids: np.ndarray, boxes: np.ndarray) -> None:
+        keep = int(np.searchsorted(self._own_ts, now - OWNER_LOOKBACK_S, side="left"))
+        self._own_ts = np.concatenate([self._own_ts[keep:], np.full(len(ids), now)])
+        self._own_ids = np.concatenate([self._own_ids[keep:], ids.astype(np.int64)])
+        self._own_boxes = np.concatenate([self._own_boxes[keep:], boxes.reshape(-1, 4).astype(np.float32)])
 
     def _owner_for(self, box: Box, now: float) -> int | None:
         """The owner-label track that covered `box` (widened) most in the recent past (latest on ties)."""
-        ts, ids, boxes = self._owner_arrays()
+        ts, ids, boxes = self._own_ts, self._own_ids, self._own_boxes
         if len(ids) == 0:
             return None
         w, h = box[2] - box[0], box[3] - box[1]
@@ -227,11 +222,7 @@ class LeftObject:
         assert dets.track_id is not None
         oidx = select(scene, self.owner_labels, self.min_score)
         owner_boxes = dets.xyxy[oidx].astype(np.float32).reshape(-1, 4)
-        if len(oidx):
-            self._owners.append((now, dets.track_id[oidx].astype(np.int64), owner_boxes.copy()))
-        while self._owners and now - self._owners[0][0] > OWNER_LOOKBACK_S:
-            self._owners.popleft()
-        self._owner_cat = None
+        self._remember_owners(now, dets.track_id[oidx], owner_boxes)
 
         ghosts: list[Region] = []
         found: list[Region] = []
