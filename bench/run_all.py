@@ -18,6 +18,7 @@ SECTIONS = [
     "bench_detector",
     "bench_replay",
     "bench_scenarios",
+    "bench_accuracy",
     "bench_mqtt",
     "bench_cameras",
     "bench_quantize",

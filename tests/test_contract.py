@@ -168,6 +168,7 @@ SCHEMA_FOR = [
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/status$"), "status"),
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/cameras/[^/]+/status$"), "camera-status"),
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/stats$"), "stats"),
+    (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/counts/[^/]+/[^/]+$"), "count"),
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/snapshots/[^/]+$"), "jpeg"),
 ]
 
@@ -232,6 +233,7 @@ EXPECTED_CHANNELS = {
     TOPICS.status: (1, True, "status"),
     TOPICS.camera_status("{camera}"): (1, True, "cameraStatus"),
     TOPICS.stats: (0, False, "stats"),
+    TOPICS.counts("{camera}", "{rule}"): (1, True, "count"),
 }
 
 

@@ -276,3 +276,105 @@ def test_dual_background_is_deterministic() -> None:
         rb = b.update(image(i), i / FPS)
         assert ra == rb
     assert ra and ra[0].area > 0
+
+
+# --- removed, not left; honest scores; which paths fire -------------------------
+
+
+def blob_until(t1: float) -> Callable[[int], np.ndarray]:
+    """The dark blob lies there from the first frame (the backgrounds learn it) until `t1`."""
+    return with_blob(0.0, t1)
+
+
+def test_object_that_vanishes_with_nobody_seen_is_no_incident() -> None:
+    # the slow background knew the blob; its going leaves a "hole" that must not read as dumping
+    assert run(bg_camera(), lambda t: [], 60, blob_until(20.0)) == []
+
+
+def test_ghost_ends_the_open_incident_at_once_and_starts_none() -> None:
+    def script(t: float) -> list[Row]:
+        return [(60.0, 200.0, 120.0, 250.0, 0.8, SUITCASE)] if t < 30 else []
+
+    events = run(camera(background=True), script, 60, blob_until(30.0))
+    assert [e.phase for e in events] == ["start", "end"]
+    start, end = events
+    assert start.details["path"] == "detector"
+    assert end.details["ended_by"] == "removed"
+    # the ghost (once the fast background settled, ~1.5 s), not the detector's LOST_S (6 s), ends it
+    assert 30.0 <= end.media_s <= 32.0
+
+
+def test_background_incident_ends_as_removed_when_the_spot_looks_as_before() -> None:
+    events = run(bg_camera(), lambda t: [], 60, with_blob(5.0, 40.0))
+    assert [e.phase for e in events] == ["start", "end"]
+    assert events[1].details["ended_by"] == "removed"
+    assert 40.0 <= events[1].media_s <= 41.0
+
+
+def test_background_score_is_the_regions_foreground_confidence() -> None:
+    (start,) = starts(run(bg_camera(), lambda t: [], 30, with_blob(5.0)))
+    score = start.objects[0].score
+    # the blob is 20 grey levels on a ~130 texture: |fast - slow| / 255 is about 0.43
+    assert 0.3 <= score <= 0.5, score
+
+
+def test_background_event_names_the_detector_class_that_covers_it() -> None:
+    def script(t: float) -> list[Row]:
+        return [(58.0, 198.0, 122.0, 252.0, 0.65, 4)] if t >= 5 else []  # a "chair"
+
+    (start,) = starts(run(bg_camera(), script, 30, with_blob(5.0)))
+    assert start.details["path"] == "background"
+    assert start.objects[0].label == "object"
+    assert start.details["detector"] == {"label": "chair", "score": 0.65}
+
+
+def test_paths_background_alone_ignores_detected_bags() -> None:
+    cam = camera(paths=["background"], background=None)
+    assert run(cam, dumping, 80) == []  # blank frames: nothing for the background path
+
+
+def test_paths_detector_alone_equals_background_false() -> None:
+    a = run(camera(paths=["detector"], background=None), dumping, 40)
+    b = run(camera(), dumping, 40)
+    assert [(e.phase, e.media_s) for e in a] == [(e.phase, e.media_s) for e in b] != []
+
+
+def test_paths_and_background_that_disagree_are_a_clear_error() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="contradicts paths"):
+        camera(paths=["detector", "background"], background=False)
+    with pytest.raises(ValidationError, match="paths must name"):
+        camera(paths=[], background=None)
+
+
+def test_vectorised_owner_lookup_picks_what_the_per_box_loop_picked() -> None:
+    from edge_agent.core.geometry import box_overlap_of_first
+    from edge_agent.pipeline.rules.left_object import OWNER_LOOKBACK_S, LeftObject
+
+    rng = np.random.default_rng(5)
+    rule = camera().rules[0]
+    lo = LeftObject(rule, [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)], 0.3)  # type: ignore[arg-type]
+    history: list[tuple[float, np.ndarray, np.ndarray]] = []
+    for k in range(60):  # 60 frames of up to 4 owner boxes
+        n = int(rng.integers(0, 5))
+        xy = rng.uniform(0, 300, (n, 2))
+        boxes_ = np.hstack([xy, xy + rng.uniform(10, 80, (n, 2))]).astype(np.float32)
+        history.append((k * 0.2, rng.integers(1, 9, n).astype(np.int64), boxes_))
+        lo._remember_owners(k * 0.2, history[-1][1], boxes_)
+    now = 59 * 0.2
+    for _ in range(50):
+        x, y = rng.uniform(0, 300, 2)
+        box = (float(x), float(y), float(x) + 20.0, float(y) + 20.0)
+        w, h = 20.0, 20.0
+        wide = np.array([[box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2]])
+        best: tuple[float, float, int] | None = None
+        for ts, ids, obs in history:  # the old loop, one box at a time
+            for tid, obox in zip(ids.tolist(), obs, strict=True):
+                cover = float(box_overlap_of_first(wide, np.array([obox]))[0, 0])
+                if now - ts > OWNER_LOOKBACK_S or cover <= 0.0:
+                    continue
+                if best is None or (cover, ts) > best[:2]:
+                    best = (cover, ts, tid)
+        assert lo._owner_for(box, now) == (best[2] if best else None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
+from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Event
 
 
@@ -13,3 +15,19 @@ class EventSink(Protocol):
     def emit(self, event: Event, snapshot_jpeg: bytes | None) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class CountSink(Protocol):
+    """Takes `count` rule aggregates (a sink may also be an `EventSink`).
+
+    `emit_count` gets every closed interval (`complete`) and the cut-short one at the end;
+    `checkpoint_count` the running interval whenever it changes (never published), so that
+    `resume_count` can give a restarted agent the counts of the interval it was in.
+    """
+
+    def emit_count(self, report: CountReport) -> None: ...
+
+    def checkpoint_count(self, report: CountReport) -> None: ...
+
+    def resume_count(self, camera: str, rule: str, interval_start_ts: float) -> Mapping[str, Any] | None: ...

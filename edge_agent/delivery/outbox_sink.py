@@ -6,9 +6,12 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Event
+from edge_agent.delivery.count_store import CountStore
 from edge_agent.delivery.outbox import Outbox, OutboxError, OutboxMessage
 from edge_agent.delivery.topics import Topics
 
@@ -38,9 +41,10 @@ class OutboxSink:
     counted (`outbox.lost_unstored`). Held items do not survive a restart.
     """
 
-    def __init__(self, outbox: Outbox, topics: Topics) -> None:
+    def __init__(self, outbox: Outbox, topics: Topics, counts: CountStore | None = None) -> None:
         self._outbox = outbox
         self._topics = topics
+        self._counts = counts
         self.emitted_total = 0
         self._lock = threading.Lock()
         self._held: collections.deque[list[OutboxMessage]] = collections.deque()
@@ -50,6 +54,7 @@ class OutboxSink:
         self.write_errors = 0
         self.lost_unstored = 0
         self.last_write_error: str | None = None
+        self.counts_total = 0
 
     def emit(self, event: Event, snapshot_jpeg: bytes | None) -> None:
         messages = []
@@ -71,13 +76,17 @@ class OutboxSink:
                 qos=1,
             )
         )
+        self._store(messages)
+        self.emitted_total += 1
+
+    def _store(self, messages: list[OutboxMessage]) -> None:
+        """Into the outbox, in order behind whatever waits in memory; held when the disk refuses."""
         with self._lock:
             self._held.append(messages)
             self._held_items += len(messages)
             self._held_bytes += sum(len(m.payload) for m in messages)
             self._flush(time.monotonic(), force=len(self._held) == 1)
             self._bound()
-        self.emitted_total += 1
 
     def retry(self) -> int:
         """Try to store what waits in memory; returns how many messages still wait."""
@@ -141,6 +150,24 @@ class OutboxSink:
                 "lost_unstored": self.lost_unstored,
                 "last_write_error": self.last_write_error,
             }
+
+    def emit_count(self, report: CountReport) -> None:
+        """A count aggregate, retained (QoS 1): a complete interval once only, a cut-short one as is."""
+        if report.complete and self._counts is not None:
+            if not self._counts.claim(report.camera, report.rule, report.interval_start_ts):
+                return  # published before a restart: never twice
+        payload = report.to_json(self._topics.site, self._topics.device).encode("utf-8")
+        topic = self._topics.counts(report.camera, report.rule)
+        self._store([OutboxMessage(topic, payload, report.camera, "info", qos=1, retain=True)])
+        self.counts_total += 1
+
+    def checkpoint_count(self, report: CountReport) -> None:
+        if self._counts is not None:
+            state = report.to_dict(self._topics.site, self._topics.device)
+            self._counts.checkpoint(report.camera, report.rule, report.interval_start_ts, state)
+
+    def resume_count(self, camera: str, rule: str, interval_start_ts: float) -> Mapping[str, Any] | None:
+        return self._counts.resume(camera, rule, interval_start_ts) if self._counts is not None else None
 
     def close(self) -> None:
         """Try once more to store what waits in memory; the outbox belongs to whoever opened it."""

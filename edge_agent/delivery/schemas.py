@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-SCHEMA_NAMES = ("event", "status", "camera-status", "stats")
+SCHEMA_NAMES = ("event", "status", "camera-status", "stats", "count")
 _ENV_DIR = "EDGE_AGENT_MQTT_DIR"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from edge_agent.core.config import Config, ConfigError, Problem
 from edge_agent.core.files import private_dir
+from edge_agent.delivery.count_store import CountStore
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
@@ -31,7 +32,10 @@ class Delivery:
         private_dir(Path(cfg.outbox.path).parent)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_mb)
         self.topics = topics
-        self.sink = OutboxSink(self.outbox, self.topics)
+        # count-rule state beside the outbox: outbox.sqlite -> outbox.counts.sqlite
+        out = Path(cfg.outbox.path)
+        self.counts = CountStore(out.with_name(out.stem + ".counts" + (out.suffix or ".sqlite")))
+        self.sink = OutboxSink(self.outbox, self.topics, self.counts)
         self.publisher = MqttPublisher(
             cfg.mqtt, self.outbox, topics, stats_provider=stats_provider, outbox_extra=self.sink.counters
         )
@@ -48,3 +52,4 @@ class Delivery:
             self.publisher.stop(timeout_s)
         finally:
             self.outbox.close()
+            self.counts.close()

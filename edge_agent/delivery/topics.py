@@ -58,6 +58,10 @@ class Topics:
     def event(self, camera: str, rule: str) -> str:
         return f"{self.base}/events/{_level('camera id', camera)}/{_level('rule id', rule)}"
 
+    def counts(self, camera: str, rule: str) -> str:
+        """Where a `count` rule's aggregate per interval is published (retained)."""
+        return f"{self.base}/counts/{camera}/{rule}"
+
     def snapshot(self, event_id: str) -> str:
         problem = (
             None if _PLACEHOLDER.fullmatch(event_id) else topic_level_problem(event_id)

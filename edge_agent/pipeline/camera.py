@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.masks import PrivacyMasks
-from edge_agent.core.sink import EventSink
+from edge_agent.core.sink import CountSink, EventSink
 from edge_agent.core.types import Detections, Event, Frame
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.events import EventBuilder, EventDraft
@@ -27,8 +28,9 @@ from edge_agent.pipeline.evidence import (
     snapshot_ref,
 )
 from edge_agent.pipeline.gate import FramePacer, MotionGate
-from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.base import Aggregating, Scene
 from edge_agent.pipeline.rules.engine import RuleEngine
+from edge_agent.pipeline.thumbnail import work_grey
 from edge_agent.pipeline.track.tracker import Tracker
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,12 @@ class CameraPipeline:
         self.detector_ms = 0.0  # moving average of the detector's time per frame
         self.tracker = Tracker()
         self.engine = RuleEngine(cam, model_min_score, identity.timezone)
+        # `count` aggregates go to the sink when it takes them (replay --counts, the outbox)
+        self.counts: CountSink | None = sink if isinstance(sink, CountSink) else None
+        counts = self.counts
+        if counts is not None:
+            for kind, runner in zip(self.engine.aggregating(), self._count_rules(), strict=True):
+                kind.resume = _resumer(counts, cam.id, runner)
         self.builder = EventBuilder(identity.site, identity.device, cam.id)
         self.frames_analysed = 0
         self.events_emitted = 0
@@ -83,7 +91,8 @@ class CameraPipeline:
         if not self.pacer.due(frame.media_s):
             return []
         masked = self.masks.apply(frame)
-        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s):
+        small = work_grey(masked.image)  # one thumbnail for the gate and the background model
+        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small):
             t0 = time.perf_counter()
             dets = self._last_dets = self.detector.detect(masked.image)
             ms = (time.perf_counter() - t0) * 1000.0
@@ -91,17 +100,32 @@ class CameraPipeline:
         else:
             dets = self._last_dets
         tracked = self.tracker.update(dets, frame.media_s)
-        scene = Scene(masked, tracked, self.detector.labels)
+        scene = Scene(masked, tracked, self.detector.labels, small)
         self.frames_analysed += 1
         self.last_frame = masked
         self.last_scene = scene
-        return self._emit(self.engine.step(scene), masked)
+        events = self._emit(self.engine.step(scene), masked)
+        closed, running = self.engine.take_counts()
+        if self.counts is not None:
+            for report in closed:
+                self.counts.emit_count(report)
+            for report in running:
+                self.counts.checkpoint_count(report)
+        return events
 
     def close(self) -> list[Event]:
         """End every open incident at the last analysed frame (the source ended)."""
         if self.last_frame is None:
             return []
+        for report in self.engine.close_counts(self.last_frame.media_s):
+            if self.counts is not None:
+                self.counts.emit_count(report)
+                if not report.complete:
+                    self.counts.checkpoint_count(report)
         return self._emit(self.engine.close(self.last_frame.media_s), self.last_frame)
+
+    def _count_rules(self) -> list[str]:
+        return [r.rule.id for r in self.engine.runners if isinstance(r.kind, Aggregating)]
 
     @property
     def gated_frames(self) -> int:
@@ -136,3 +160,10 @@ class CameraPipeline:
             events.append(event)
         self.events_emitted += len(events)
         return events
+
+
+def _resumer(counts: CountSink, camera: str, rule: str) -> Callable[[float], Mapping[str, Any] | None]:
+    def resume(interval_start_ts: float) -> Mapping[str, Any] | None:
+        return counts.resume_count(camera, rule, interval_start_ts)
+
+    return resume

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_agent.pipeline.thumbnail import work_grey
+
 
 class FramePacer:
     """Picks frames at `fps` by media time; the rest are dropped (and counted).
@@ -54,14 +56,10 @@ class MotionGate:
         self._ref_s = float("-inf")
         self.skipped = 0
 
-    def _small(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        size = (self.width, max(1, round(h * self.width / w)))
-        grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        return cv2.GaussianBlur(grey, (5, 5), 0)
-
-    def needs_detection(self, image: np.ndarray, media_s: float) -> bool:
-        small = self._small(image)
+    def needs_detection(self, image: np.ndarray, media_s: float, small: np.ndarray | None = None) -> bool:
+        """Whether to run the detector; `small` is the frame's shared thumbnail (`work_grey`), if made."""
+        if small is None or small.shape[1] != min(self.width, image.shape[1]):
+            small = work_grey(image, self.width)
         ref = self._ref
         run = (
             ref is None

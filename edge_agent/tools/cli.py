@@ -99,7 +99,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edge_agent.app.wiring import delivery_of, detector_of
     from edge_agent.core.sink import EventSink
     from edge_agent.core.types import Event
-    from edge_agent.delivery.jsonl import FanoutSink, JsonlSink, MemorySink
+    from edge_agent.delivery.jsonl import CountsJsonlSink, FanoutSink, JsonlSink, MemorySink
     from edge_agent.delivery.outbox import OutboxError
     from edge_agent.sources import SourceError
     from edge_agent.tools.event_line import event_line
@@ -124,6 +124,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         detector = detector_of(cfg)
         if args.events:
             sinks.append(JsonlSink(args.events))
+        if args.counts:
+            sinks.append(CountsJsonlSink(args.counts, cfg.site.id, cfg.device.id))
         if args.publish:
             delivery = delivery_of(cfg)
             delivery.start()
@@ -168,6 +170,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     for label, path in (
         ("events", args.events),
+        ("counts", args.counts),
         ("evidence", args.evidence),
         ("annotated video", args.annotate),
     ):
@@ -310,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--camera", help="camera id whose zones and rules apply (default: the first)")
     p.add_argument("--events", help="write events as JSON lines to this file")
+    p.add_argument(
+        "--counts", help="write the count rules' aggregates (eagleeye.count/1) as JSON lines to this file"
+    )
     p.add_argument("--evidence", help="write a JPEG per event into this directory")
     p.add_argument("--annotate", help="write an annotated MP4 to watch")
     p.add_argument("--publish", action="store_true", help="also send events through the outbox to MQTT")

@@ -20,6 +20,35 @@ A global change (more than `GLOBAL_CHANGE` of the frame differs at once:
 street lights switching on, a cloud, the camera's exposure or IR switch)
 resets both backgrounds to the current frame instead of reporting the whole
 picture as one huge object.
+
+**Removed, not left (ghosts).** A region also appears where something that
+was part of the slow background goes away: the "ghost" of background
+subtraction (Cucchiara, Grana, Piccardi, Prati, "Detecting moving objects,
+ghosts, and shadows in video streams", IEEE PAMI 25(10), 2003). Each region is
+classed by the contour test of abandoned/removed-object detection (Connell et
+al., "Detection and tracking in the IBM PeopleVision system", ICME 2004; Tian,
+Feris, Liu, Hampapur, Sun, "Robust detection of abandoned and removed objects
+in complex surveillance videos", IEEE SMC-C 41(5), 2011): an object put down
+brings its outline, so the gradient along the region's boundary is stronger in
+the current frame than in the slow background; where one was taken away the
+outline is in the slow background and the current frame shows plain ground. A
+region whose boundary is at least `GHOST_MARGIN` times stronger in the slow
+background is `removed`: it is reported once with that flag and healed at once
+(the slow background takes the current look there), so it never becomes a
+"new static" thing.
+
+**Light.** Before comparing, each frame is brought to the slow background's
+lighting (`_relight`): the ratio frame/background, median-smoothed over a
+41-pixel window, is divided out. Exposure drift, soft cloud shadows and an
+infrared switch's gain step are smooth in space and vanish; a bag is small in
+the window and stays. Limits: an object covering more than half of the window
+(about 115x115 px of a 640-px-wide picture) is partly taken for light, and a
+hard-edged shadow (a wall's) is not smooth: both are documented in
+docs/rules.md.
+
+**Score.** Each region's `score` is its foreground confidence: the mean of
+|fast − slow| / 255 over its pixels (0..1; a dark bag on a pale road is about
+0.3-0.6, a faint change about 0.12, the least that counts is DIFF_LEVEL/255).
 """
 
 from __future__ import annotations
@@ -32,9 +61,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.pipeline.thumbnail import WORK_WIDTH, work_grey
+
 log = logging.getLogger(__name__)
 
-WORK_WIDTH = 160  # the model runs on frames this wide (aspect kept)
+GHOST_MARGIN = 1.25  # boundary gradient this much stronger in the slow background: removed
+MATCH_BACKGROUND = 0.85  # share of a box's pixels back at the slow background's look: it is gone
+MERGE_PX = 2  # fragments this close (working pixels) are one object
+RELIGHT_PX = 41  # window of the smooth light field (working pixels, odd): a quarter of the width
 FAST_TAU_S = 1.0  # time constant of the fast background
 SLOW_TAU_S = 120.0  # time constant of the slow background where nothing new stands
 DIFF_LEVEL = 28.0  # grey levels (0..255) that count as "different"
@@ -48,6 +82,8 @@ class Region:
 
     xyxy: tuple[float, float, float, float]
     area: float  # share of the frame area
+    score: float = 0.0  # foreground confidence: mean |fast - slow| / 255 over its pixels
+    removed: bool = False  # a ghost: something that was there went away
 
 
 class DualBackground:
@@ -66,17 +102,18 @@ class DualBackground:
         self._slow: npt.NDArray[np.float32] | None = None
         self._last_s = 0.0
         self._scale = 1.0
+        self._grey: npt.NDArray[np.float32] | None = None
         self.resets = 0
         self.static_mask: npt.NDArray[np.uint8] = np.zeros((0, 0), np.uint8)
 
-    def _prepare(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        h, w = grey.shape[:2]
-        self._scale = WORK_WIDTH / float(w) if w > WORK_WIDTH else 1.0
-        if self._scale != 1.0:
-            size = (WORK_WIDTH, max(1, round(h * self._scale)))
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        return np.asarray(cv2.GaussianBlur(grey.astype(np.float32), (5, 5), 0), dtype=np.float32)
+    def _prepare(
+        self, image: npt.NDArray[np.uint8], grey: npt.NDArray[np.uint8] | None
+    ) -> npt.NDArray[np.float32]:
+        w = image.shape[1]
+        if grey is None or grey.shape[1] != min(WORK_WIDTH, w):
+            grey = work_grey(image)
+        self._scale = grey.shape[1] / float(w)
+        return grey.astype(np.float32)
 
     def reset(self, grey: npt.NDArray[np.float32], media_s: float) -> None:
         self._fast = grey.copy()
@@ -84,14 +121,20 @@ class DualBackground:
         self._last_s = media_s
         self.static_mask = np.zeros(grey.shape, np.uint8)
 
-    def update(self, image: npt.NDArray[np.uint8], media_s: float) -> list[Region]:
-        """Feed one frame; returns the regions of new static foreground."""
-        grey = self._prepare(image)
+    def update(
+        self, image: npt.NDArray[np.uint8], media_s: float, thumb: npt.NDArray[np.uint8] | None = None
+    ) -> list[Region]:
+        """Feed one frame; returns the regions of new static foreground (and ghosts, `removed`).
+
+        `thumb` is the frame's shared thumbnail (`thumbnail.work_grey`) when the caller made one.
+        """
+        grey = self._grey = self._prepare(image, thumb)
         if self._fast is None or self._slow is None or self._fast.shape != grey.shape:
             self.reset(grey, media_s)
             return []
         dt = max(0.0, media_s - self._last_s)
         self._last_s = media_s
+        grey = self._grey = self._relight(grey, self._slow)
         moving = np.abs(grey - self._fast) > self.diff_level
         if float(moving.mean()) > self.global_change:
             self.resets += 1
@@ -115,17 +158,88 @@ class DualBackground:
         mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)), np.uint8)
         mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
         self.static_mask = mask
-        return self._regions(mask)
+        return self._regions(mask, grey)
 
-    def _regions(self, mask: npt.NDArray[np.uint8]) -> list[Region]:
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    @staticmethod
+    def _relight(grey: npt.NDArray[np.float32], slow: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The frame brought to the slow background's lighting: exposure drift, soft cloud
+        shadows and a camera's gain step are smooth in space, an object is not.
+
+        The light ratio frame/background is smoothed with a median over RELIGHT_PX working
+        pixels (an object smaller than half the window does not move the median) and divided
+        out, as illumination compensation by a smooth gain field does (homomorphic /
+        retinex-style normalisation).
+        """
+        ratio = (grey + 8.0) / (slow + 8.0)
+        r8 = np.clip(ratio * 128.0, 1, 255).astype(np.uint8)
+        light = cv2.medianBlur(r8, RELIGHT_PX).astype(np.float32) / 128.0
+        return np.asarray(np.clip((grey + 8.0) / light - 8.0, 0, 255), dtype=np.float32)
+
+    def _regions(self, mask: npt.NDArray[np.uint8], grey: npt.NDArray[np.float32]) -> list[Region]:
+        assert self._fast is not None and self._slow is not None
+        # fragments of one object (a bag's creases, a gap the blur left) are labelled together
+        near = cv2.dilate(mask, np.ones((2 * MERGE_PX + 1, 2 * MERGE_PX + 1), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
+        if n <= 1:
+            return []
         total = float(mask.shape[0] * mask.shape[1])
         inv = 1.0 / self._scale
+        diff = np.abs(self._fast - self._slow)
+        g_cur = _gradient(grey)
+        g_bg = _gradient(self._slow)
         out: list[Region] = []
+        kernel = np.ones((3, 3), np.uint8)
         for i in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[i])
-            share = area / total
+            x, y, w, h, _ = (int(v) for v in stats[i])
+            # the box hugs the changed pixels, not the merge dilation
+            sub = (labels[y : y + h, x : x + w] == i) & (mask[y : y + h, x : x + w] > 0)
+            ys, xs = np.nonzero(sub)
+            if len(xs) == 0:
+                continue
+            share = len(xs) / total
             if share > MAX_REGION:
                 continue
-            out.append(Region((x * inv, y * inv, (x + w) * inv, (y + h) * inv), share))
+            x1, y1, x2, y2 = (
+                x + int(xs.min()),
+                y + int(ys.min()),
+                x + int(xs.max()) + 1,
+                y + int(ys.max()) + 1,
+            )
+            # the boundary band of the region, one working pixel either side, inside a padded window
+            px1, py1 = max(x1 - 2, 0), max(y1 - 2, 0)
+            px2, py2 = min(x2 + 2, mask.shape[1]), min(y2 + 2, mask.shape[0])
+            comp = np.zeros((py2 - py1, px2 - px1), np.uint8)
+            comp[y + ys - py1, x + xs - px1] = 1
+            band = (cv2.dilate(comp, kernel) - cv2.erode(comp, kernel)) > 0
+            e_cur = float(g_cur[py1:py2, px1:px2][band].mean()) if band.any() else 0.0
+            e_bg = float(g_bg[py1:py2, px1:px2][band].mean()) if band.any() else 0.0
+            removed = e_bg >= GHOST_MARGIN * e_cur and e_bg > 0.0
+            score = float(diff[y + ys, x + xs].mean()) / 255.0
+            if removed:
+                # heal the hole: the place looks as it does now, the object is not coming back as "new"
+                self._slow[py1:py2, px1:px2][comp > 0] = grey[py1:py2, px1:px2][comp > 0]
+                log.debug("background: ghost at %s (edges now %.1f, before %.1f)", (x1, y1), e_cur, e_bg)
+            out.append(
+                Region((x1 * inv, y1 * inv, x2 * inv, y2 * inv), share, round(min(score, 1.0), 3), removed)
+            )
         return out
+
+    def matches_background(self, xyxy: tuple[float, float, float, float]) -> bool:
+        """Whether the frame's box looks again as the slow background does (what stood there went)."""
+        if self._grey is None or self._slow is None:
+            return False
+        x1, y1 = int(xyxy[0] * self._scale), int(xyxy[1] * self._scale)
+        x2, y2 = (
+            max(math.ceil(xyxy[2] * self._scale), x1 + 1),
+            max(math.ceil(xyxy[3] * self._scale), y1 + 1),
+        )
+        cur, slow = self._grey[y1:y2, x1:x2], self._slow[y1:y2, x1:x2]
+        if cur.size == 0:
+            return False
+        return float(np.mean(np.abs(cur - slow) <= self.diff_level)) >= MATCH_BACKGROUND
+
+
+def _gradient(img: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
+    return np.asarray(cv2.magnitude(gx, gy), dtype=np.float32)

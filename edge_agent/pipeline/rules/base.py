@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Detections, EventObject, Frame
 
 
@@ -26,6 +27,7 @@ class Scene:
     frame: Frame
     dets: Detections  # tracked: track_id is set
     labels: Sequence[str]  # class_id -> label name
+    grey: npt.NDArray[np.uint8] | None = None  # the frame's shared thumbnail (pipeline/thumbnail.py)
 
     @property
     def media_s(self) -> float:
@@ -42,7 +44,9 @@ class Observation:
 
     `key` tells incidents of one rule apart (a track, or the whole zone);
     `since_s` is when the condition began (the event's `started_at`);
-    `instant` incidents (a line crossing) give one `start` and no `end`.
+    `instant` incidents (a line crossing) give one `start` and no `end`;
+    `end` says the incident ends in this frame, with these `details` (why it ended),
+    and never starts one that is not open.
     """
 
     key: str
@@ -50,12 +54,26 @@ class Observation:
     objects: tuple[EventObject, ...]
     instant: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+    end: bool = False
 
 
 class RuleKind(Protocol):
     """The state machine of one rule on one camera."""
 
     def update(self, scene: Scene) -> list[Observation]: ...
+
+
+@runtime_checkable
+class Aggregating(Protocol):
+    """A kind that reports aggregates per interval (`count`) instead of incidents."""
+
+    resume: Callable[[float], Mapping[str, Any] | None] | None
+
+    def take_reports(self) -> list[CountReport]: ...
+
+    def take_checkpoint(self) -> CountReport | None: ...
+
+    def flush(self, media_s: float) -> list[CountReport]: ...
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.counts import CountReport
 from edge_agent.core.types import EventObject
 from edge_agent.pipeline.events import EventDraft
-from edge_agent.pipeline.rules.base import RuleKind, Scene
+from edge_agent.pipeline.rules.base import Aggregating, RuleKind, Scene
 from edge_agent.pipeline.rules.registry import kind_named
 from edge_agent.pipeline.rules.schedule import Schedule
 
@@ -76,6 +77,13 @@ class RuleRunner:
         out: list[EventDraft] = []
         seen: set[str] = set()
         for obs in observations:
+            if obs.end:
+                ended = self.active.pop(obs.key, None)
+                if ended is not None:
+                    ended.details = {**ended.details, **obs.details}
+                    out.append(self._draft("end", obs.key, ended, now))
+                    self._quiet_until_s = now + self.rule.cooldown_s
+                continue
             seen.add(obs.key)
             inc = self.active.get(obs.key)
             if inc is None:
@@ -139,6 +147,27 @@ class RuleEngine:
         out: list[EventDraft] = []
         for runner in self.runners:
             out.extend(runner.close(media_s))
+        return out
+
+    def aggregating(self) -> list[Aggregating]:
+        """The kinds that report per-interval aggregates (`count`), not incidents."""
+        return [r.kind for r in self.runners if isinstance(r.kind, Aggregating)]
+
+    def take_counts(self) -> tuple[list[CountReport], list[CountReport]]:
+        """Intervals closed in the last step, and checkpoints of running intervals that changed."""
+        closed: list[CountReport] = []
+        running: list[CountReport] = []
+        for kind in self.aggregating():
+            closed.extend(kind.take_reports())
+            point = kind.take_checkpoint()
+            if point is not None:
+                running.append(point)
+        return closed, running
+
+    def close_counts(self, media_s: float) -> list[CountReport]:
+        out: list[CountReport] = []
+        for kind in self.aggregating():
+            out.extend(kind.flush(media_s))
         return out
 
     def states(self) -> dict[str, int]:

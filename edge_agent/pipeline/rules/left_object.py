@@ -10,13 +10,27 @@ Two evidence paths feed one rule:
   (its centre within `STILL_MOTION` of its size of where it stopped) for
   `min_static_s` and no track of `owner_labels` is near it. `details` says
   `{"owner_track": id, "path": "detector"}`.
-- **background path** (`background: true`): a dual background model
-  (`background.py`) finds new static regions of at least `min_area` of the
-  frame that no owner-label track box covers and no detected object explains.
-  These are things the model has no class for (a garbage bag, a pile of
-  rubble). Their object has label `"object"` and a *negative* track id, `-n`
-  for region `n` of this rule (tracker ids are positive, so the two never
-  clash); `details` says `"path": "background"`.
+- **background path**: a dual background model (`background.py`) finds new
+  static regions of at least `min_area` of the frame that no owner-label track
+  box covers and no detected object explains. These are things the model has
+  no class for (a garbage bag, a pile of rubble). Their object has label
+  `"object"` and a *negative* track id, `-n` for region `n` of this rule
+  (tracker ids are positive, so the two never clash); its `score` is the
+  region's foreground confidence (`background.py`); `details` says
+  `"path": "background"` and, when a detection of any class covers at least
+  `DETECTOR_COVER` of the region, `"detector": {"label": ..., "score": ...}`
+  (the one covering most).
+
+`paths` (default `[detector, background]`) says which paths may fire the rule;
+the older `background: false` means `paths: [detector]`. `labels: []` also
+turns the detector path off.
+
+**Removed, not left.** A region the background model classes as a ghost
+(something that was there went away: `background.py`) never starts an
+incident; if an open incident's object stood there, that incident ends now.
+An open incident whose object is gone (its spot looks again as the background
+did, it was seen carried off, or it was unseen for `LOST_S`) ends with
+`details.ended_by: "removed"`.
 
 The owner is the owner-label track whose box covered the object's place most
 in the `OWNER_LOOKBACK_S` seconds before the object was first seen still (or
@@ -28,12 +42,11 @@ for `LOST_S`, or seen moving away). All durations are seconds of media time.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.geometry import box_iou, box_overlap_of_first
@@ -59,6 +72,9 @@ ZONE_TOLERANCE = 0.25  # an anchor this far outside the zone (in object heights)
 EXPLAIN_HOLD_S = 5.0  # a region covered by a person/vehicle box stays explained this long
 EXPLAIN_COVER = 0.5  # share of a region a track box must cover to explain it
 REGION_LOST_S = 5.0  # a background region unseen this long is gone
+DETECTOR_COVER = 0.3  # share of a region a detection must cover to name it in details.detector
+GHOST_IOU = 0.2  # a ghost overlapping an incident's object this much ends it
+Path = Literal["detector", "background"]
 STABLE_IOU = 0.5  # a region whose box overlaps where it settled less than this starts over
 
 
@@ -82,6 +98,7 @@ class _Region:
     first_seen_s: float
     last_seen_s: float
     explained_s: float
+    score: float = 0.0
     owner: int | None = None
 
 
@@ -104,25 +121,55 @@ class LeftObjectRule(RuleConfigBase):
     kind: Literal["left_object"]
     zone: str
     min_static_s: float = Field(30.0, gt=0)
-    background: bool = Field(True, description="Also look for static changes no detector class explains")
+    paths: list[Path] | None = Field(
+        None, description="Evidence paths that may fire the rule (default: detector and background)"
+    )
+    background: bool | None = Field(
+        None, description="Older spelling: false means paths [detector]; true the default"
+    )
     min_area: float = Field(0.001, gt=0, lt=1, description="Smallest object, as a share of the frame area")
     owner_labels: list[str] = Field(
         default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "truck", "bus"]
     )
 
+    @model_validator(mode="after")
+    def _one_spelling(self) -> LeftObjectRule:
+        if self.paths is not None and self.background is not None:
+            if ("background" in self.paths) != self.background:
+                raise ValueError(
+                    f"rule {self.id!r}: background: {str(self.background).lower()} contradicts "
+                    f"paths: {self.paths}; give paths alone"
+                )
+        if self.paths is not None and not self.paths:
+            raise ValueError(f"rule {self.id!r}: paths must name detector, background or both")
+        return self
+
+    def fire_paths(self) -> set[str]:
+        """The evidence paths that may fire this rule (paths, else background, else both)."""
+        if self.paths is not None:
+            return set(self.paths)
+        return {"detector", "background"} if self.background is not False else {"detector"}
+
 
 class LeftObject:
     def __init__(self, rule: LeftObjectRule, polygon: list[tuple[float, float]], min_score: float) -> None:
+        paths = rule.fire_paths()
         self.labels = list(rule.labels) if rule.labels is not None else list(DEFAULT_LEFT_OBJECT_LABELS)
+        if "detector" not in paths:
+            self.labels = []
         self.owner_labels = list(rule.owner_labels)
         self.min_score = min_score
         self.min_static_s = rule.min_static_s
         self.min_area = rule.min_area
         self.zone = PixelPolygon(polygon)
-        self.background = DualBackground() if rule.background else None
+        self.background = DualBackground() if "background" in paths else None
         self._cands: list[_Candidate] = []
         self._regions: list[_Region] = []
-        self._owners: deque[tuple[float, int, Box]] = deque()
+        # owner-label boxes of the last OWNER_LOOKBACK_S as flat arrays, oldest first:
+        # appended and trimmed per frame without a loop over the history
+        self._own_ts = np.zeros(0, np.float64)
+        self._own_ids = np.zeros(0, np.int64)
+        self._own_boxes = np.zeros((0, 4), np.float32)
         self._next = 0
         self._holding: set[str] = set()
         self._bg_holding: set[str] = set()
@@ -132,21 +179,27 @@ class LeftObject:
     def _in_zone(self, box: Box, scene: Scene) -> bool:
         return self.zone.holds_anchor(box, scene.frame.width, scene.frame.height, ZONE_TOLERANCE)
 
+    def _remember_owners(self, now: float, ids: np.ndarray, boxes: np.ndarray) -> None:
+        keep = int(np.searchsorted(self._own_ts, now - OWNER_LOOKBACK_S, side="left"))
+        self._own_ts = np.concatenate([self._own_ts[keep:], np.full(len(ids), now)])
+        self._own_ids = np.concatenate([self._own_ids[keep:], ids.astype(np.int64)])
+        self._own_boxes = np.concatenate([self._own_boxes[keep:], boxes.reshape(-1, 4).astype(np.float32)])
+
     def _owner_for(self, box: Box, now: float) -> int | None:
-        """The owner-label track that covered `box` (widened) most in the recent past."""
+        """The owner-label track that covered `box` (widened) most in the recent past (latest on ties)."""
+        ts, ids, boxes = self._own_ts, self._own_ids, self._own_boxes
+        if len(ids) == 0:
+            return None
         w, h = box[2] - box[0], box[3] - box[1]
         wide = np.array([[box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2]])
-        best: tuple[float, float, int] | None = None
-        for ts, tid, obox in self._owners:
-            if now - ts > OWNER_LOOKBACK_S:
-                continue
-            cover = float(box_overlap_of_first(wide, np.array([obox]))[0, 0])
-            if cover <= 0.0:
-                continue
-            cand = (cover, ts, tid)
-            if best is None or cand[:2] > best[:2]:
-                best = cand
-        return best[2] if best else None
+        cover = box_overlap_of_first(wide, boxes)[0]
+        ok = (cover > 0.0) & (now - ts <= OWNER_LOOKBACK_S)
+        if not ok.any():
+            return None
+        cand = np.flatnonzero(ok)
+        # the largest cover, then the latest time, then the first stored (as the old loop chose)
+        order = np.lexsort((cand, -ts[cand], -cover[cand]))
+        return int(ids[cand[order[0]]])
 
     def _near_owner(self, box: Box, owner_boxes: np.ndarray) -> bool:
         if len(owner_boxes) == 0:
@@ -168,18 +221,25 @@ class LeftObject:
         dets = scene.dets
         assert dets.track_id is not None
         oidx = select(scene, self.owner_labels, self.min_score)
-        owner_boxes = dets.xyxy[oidx].astype(np.float32)
-        for i in oidx.tolist():
-            self._owners.append((now, int(dets.track_id[i]), _box(dets.xyxy[i])))
-        while self._owners and now - self._owners[0][0] > OWNER_LOOKBACK_S:
-            self._owners.popleft()
+        owner_boxes = dets.xyxy[oidx].astype(np.float32).reshape(-1, 4)
+        self._remember_owners(now, dets.track_id[oidx], owner_boxes)
 
-        out = self._detector_path(scene, owner_boxes)
+        ghosts: list[Region] = []
+        found: list[Region] = []
         if self.background is not None:
-            out.extend(self._background_path(scene, owner_boxes))
+            for r in self.background.update(scene.frame.image, now, scene.grey):
+                if r.removed:
+                    ghosts.append(r)
+                elif r.area >= self.min_area:
+                    found.append(r)
+        out = self._detector_path(scene, owner_boxes, ghosts)
+        if self.background is not None:
+            out.extend(self._background_path(scene, owner_boxes, found, ghosts))
         return out
 
-    def _detector_path(self, scene: Scene, owner_boxes: np.ndarray) -> list[Observation]:
+    def _detector_path(
+        self, scene: Scene, owner_boxes: np.ndarray, ghosts: list[Region]
+    ) -> list[Observation]:
         now = scene.media_s
         idx = select(scene, self.labels, self.min_score) if self.labels else np.zeros(0, np.intp)
         refs = object_refs(scene, idx)
@@ -204,7 +264,8 @@ class LeftObject:
                 cand.owner = self._owner_for(ref.xyxy, now)
             elif cand.owner is None:
                 cand.owner = self._owner_for(ref.xyxy, now)
-        self._cands = [c for c in self._cands if now - c.last_seen_s <= LOST_S]
+        gone = {c.key for c in self._cands if _hit_by_ghost(c.still_box, ghosts)}
+        self._cands = [c for c in self._cands if now - c.last_seen_s <= LOST_S and c.key not in gone]
 
         out: list[Observation] = []
         for cand in self._cands:
@@ -224,19 +285,20 @@ class LeftObject:
                     details={"owner_track": cand.owner, "path": "detector"},
                 )
             )
-        self._holding = {o.key for o in out}
+        held = {o.key for o in out}
+        out.extend(_removed(self._holding - held))
+        self._holding = held
         return out
 
     def _held(self, key: str) -> bool:
         """Whether the incident of `key` held in the previous frame (a passer-by does not end it)."""
         return key in self._holding
 
-    def _background_path(self, scene: Scene, owner_boxes: np.ndarray) -> list[Observation]:
+    def _background_path(
+        self, scene: Scene, owner_boxes: np.ndarray, found: list[Region], ghosts: list[Region]
+    ) -> list[Observation]:
         assert self.background is not None
         now = scene.media_s
-        found: list[Region] = [
-            r for r in self.background.update(scene.frame.image, now) if r.area >= self.min_area
-        ]
         cand_boxes = np.array([c.ref.xyxy for c in self._cands], dtype=np.float32).reshape(-1, 4)
         free = list(range(len(self._regions)))
         for reg in found:
@@ -248,7 +310,7 @@ class LeftObject:
                     match = free[best]
             if match is None:
                 key, rid = self._new_key("r")
-                region = _Region(key, rid, reg.xyxy, reg.xyxy, now, now, float("-inf"))
+                region = _Region(key, rid, reg.xyxy, reg.xyxy, now, now, float("-inf"), reg.score)
                 region.owner = self._owner_for(reg.xyxy, now)
                 self._regions.append(region)
             else:
@@ -257,14 +319,22 @@ class LeftObject:
                 if float(box_iou(np.array([reg.xyxy]), np.array([region.still_box]))[0, 0]) < STABLE_IOU:
                     # it changed shape: a ghost of something leaving, or still settling; start over
                     region.still_box, region.first_seen_s = reg.xyxy, now
-                region.box, region.last_seen_s = reg.xyxy, now
+                region.box, region.last_seen_s, region.score = reg.xyxy, now, reg.score
                 if region.owner is None:
                     region.owner = self._owner_for(reg.xyxy, now)
             covered = box_overlap_of_first(np.array([reg.xyxy]), owner_boxes.reshape(-1, 4))
             claimed = box_overlap_of_first(np.array([reg.xyxy]), cand_boxes)
             if (covered >= EXPLAIN_COVER).any() or (claimed >= EXPLAIN_COVER).any():
                 region.explained_s = now
-        self._regions = [r for r in self._regions if now - r.last_seen_s <= REGION_LOST_S]
+        bg = self.background
+        self._regions = [
+            r
+            for r in self._regions
+            if now - r.last_seen_s <= REGION_LOST_S
+            and not _hit_by_ghost(r.box, ghosts)
+            # a held region not seen now whose spot looks as before: its object was taken away
+            and not (r.key in self._bg_holding and r.last_seen_s < now and bg.matches_background(r.box))
+        ]
 
         out: list[Observation] = []
         for region in self._regions:
@@ -277,20 +347,49 @@ class LeftObject:
             ref = EventObject(
                 track_id=-region.rid,
                 label="object",
-                score=1.0,
+                score=region.score,
                 xyxy=region.box,
                 frame_size=(scene.frame.width, scene.frame.height),
             )
+            details: dict[str, object] = {"owner_track": region.owner, "path": "background"}
+            named = _best_detection(scene, region.box, self.min_score)
+            if named is not None:
+                details["detector"] = named
             out.append(
-                Observation(
-                    key=region.key,
-                    since_s=region.first_seen_s,
-                    objects=(ref,),
-                    details={"owner_track": region.owner, "path": "background"},
-                )
+                Observation(key=region.key, since_s=region.first_seen_s, objects=(ref,), details=details)
             )
-        self._bg_holding = {o.key for o in out}
+        holding = {o.key for o in out}
+        out.extend(_removed(self._bg_holding - holding))
+        self._bg_holding = holding
         return out
+
+
+def _removed(keys: set[str]) -> list[Observation]:
+    """End observations for incidents whose object went away."""
+    return [
+        Observation(key=k, since_s=0.0, objects=(), details={"ended_by": "removed"}, end=True)
+        for k in sorted(keys)
+    ]
+
+
+def _hit_by_ghost(box: Box, ghosts: list[Region]) -> bool:
+    if not ghosts:
+        return False
+    ious = box_iou(np.array([box]), np.array([g.xyxy for g in ghosts]))[0]
+    return bool((ious >= GHOST_IOU).any())
+
+
+def _best_detection(scene: Scene, box: Box, min_score: float) -> dict[str, object] | None:
+    """The detection (any class) covering most of `box`, if it covers at least DETECTOR_COVER."""
+    idx = select(scene, None, min_score)
+    if len(idx) == 0:
+        return None
+    cover = box_overlap_of_first(np.array([box]), scene.dets.xyxy[idx].reshape(-1, 4))[0]
+    best = int(np.lexsort((-scene.dets.score[idx], -cover))[0])
+    if cover[best] < DETECTOR_COVER:
+        return None
+    i = int(idx[best])
+    return {"label": scene.label_of(i), "score": round(float(scene.dets.score[i]), 4)}
 
 
 def _build(rule: LeftObjectRule, cam: CameraConfig, min_score: float) -> LeftObject:

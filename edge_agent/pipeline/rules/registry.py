@@ -7,7 +7,7 @@ rule to its kind's `build`. Adding a kind is one new module here plus one line b
 
 from __future__ import annotations
 
-from edge_agent.pipeline.rules import crowd, dwell, left_object, line_cross, presence, vendor
+from edge_agent.pipeline.rules import count, crowd, dwell, left_object, line_cross, presence, vendor
 from edge_agent.pipeline.rules.base import RuleKindSpec
 
 KINDS: list[RuleKindSpec] = [
@@ -17,6 +17,7 @@ KINDS: list[RuleKindSpec] = [
     line_cross.KIND,
     left_object.KIND,
     vendor.KIND,
+    count.KIND,
 ]
 
 
