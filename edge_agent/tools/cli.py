@@ -187,6 +187,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from edge_agent.pipeline.detect.models import manifest_dirs
     from edge_agent.tools.models import fetch_model, list_models
 
     if args.models_cmd in ("quantize", "export"):
@@ -202,6 +203,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{args.name}: {path} (sha256 verified)")
         else:
             rows = list_models()
+            if not rows:
+                where = " or ".join(map(str, manifest_dirs()))
+                return _fail(f"no model manifests in {where}: reinstall edge-agent")
             for m in rows:
                 state = (
                     "installed" if m.installed and m.sha256_ok else ("BAD HASH" if m.installed else "missing")
