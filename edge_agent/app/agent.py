@@ -27,7 +27,7 @@ from edge_agent.app.config import load_config
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.systemd import Watchdog, sd_notify
-from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of
+from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of, homeassistant_of
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, Config, ConfigError, check_config, redact
 from edge_agent.core.sink import EventSink
@@ -273,6 +273,7 @@ class Agent:
             logger.warning("reload: model, mqtt and outbox changes take effect at the next restart")
         self._stop_cameras(self.cameras)
         self.cfg = new
+        self.delivery.reconfigure(homeassistant_of(new))
         self.cameras = self._build_cameras(new)
         for rt in self.cameras:
             rt.start()

@@ -5,15 +5,20 @@ Built by app/wiring.py for `replay --publish` and the daemon, so both deliver ex
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from edge_agent.core.config import Config, ConfigError, Problem
+from edge_agent.core.sink import EventSink
+from edge_agent.delivery.homeassistant import HaSetup, HomeAssistantSink, announce
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from edge_agent.delivery.topics import Topics
+
+logger = logging.getLogger(__name__)
 
 
 class Delivery:
@@ -24,17 +29,40 @@ class Delivery:
         cfg: Config,
         topics: Topics,
         stats_provider: Callable[[], Mapping[str, Any]] | None = None,
+        homeassistant: HaSetup | None = None,
     ) -> None:
         if cfg.mqtt is None:
             raise ConfigError([Problem("mqtt", "publishing needs an mqtt section (url, credentials, tls)")])
         Path(cfg.outbox.path).parent.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_mb)
         self.topics = topics
-        self.sink = OutboxSink(self.outbox, self.topics)
+        self.outbox_sink = OutboxSink(self.outbox, self.topics)
+        self.homeassistant = homeassistant
+        self._state_dir = Path(cfg.outbox.path).parent
+        self.ha_sink = (
+            HomeAssistantSink(self.outbox_sink, self.outbox, topics, homeassistant) if homeassistant else None
+        )
+        self.sink: EventSink = self.ha_sink or self.outbox_sink
         self.publisher = MqttPublisher(cfg.mqtt, self.outbox, topics, stats_provider=stats_provider)
 
     def start(self) -> None:
+        # Discovery first (or the removal of an earlier run's entities): Home Assistant knows
+        # the sensors before their first state arrives.
+        announce(self.outbox, self.topics, self.homeassistant, self._state_dir)
         self.publisher.start()
+
+    def reconfigure(self, homeassistant: HaSetup | None) -> None:
+        """A reloaded config: announce its entities, remove those that went (when discovery was on)."""
+        if self.ha_sink is None:
+            if homeassistant is not None:
+                logger.warning(
+                    "reload: Home Assistant discovery switched on takes effect at the next restart"
+                )
+            return
+        announce(self.outbox, self.topics, homeassistant, self._state_dir)
+        if homeassistant is not None:
+            self.ha_sink.reconfigure(homeassistant)
+        self.homeassistant = homeassistant
 
     def wait_drained(self, timeout_s: float) -> int:
         return self.publisher.wait_drained(timeout_s)

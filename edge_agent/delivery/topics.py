@@ -34,6 +34,23 @@ class Topics:
     def stats(self) -> str:
         return f"{self.base}/stats"
 
+    @property
+    def available(self) -> str:
+        """Plain `online` / `offline` (retained), beside the JSON status, for Frigate-style consumers."""
+        return f"{self.base}/available"
+
+    def rule_state(self, camera: str, rule: str) -> str:
+        """`ON` while any incident of the rule is open, else `OFF` (retained)."""
+        return f"{self.base}/rules/{camera}/{rule}/state"
+
+    def latest_snapshot(self, camera: str) -> str:
+        """The camera's newest event snapshot, a JPEG (retained)."""
+        return f"{self.base}/cameras/{camera}/snapshot"
+
+    def counts(self, camera: str, rule: str) -> str:
+        """A `count` rule's aggregate per interval (retained)."""
+        return f"{self.base}/counts/{camera}/{rule}"
+
 
 def all_devices_filter(prefix: str) -> str:
     """Subscription filter for every device's events under a prefix (for platforms)."""
