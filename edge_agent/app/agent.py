@@ -127,7 +127,9 @@ class CameraRuntime:
         if state is None:
             return
         error = self.source.last_error
-        logger.warning("camera %s: %s%s", self.cam.id, state, _reason(error, state))
+        # Back online is good news (INFO); offline and stalled need someone to look (WARNING).
+        level = logging.INFO if state == "online" else logging.WARNING
+        logger.log(level, "camera %s: %s%s", self.cam.id, state, _reason(error, state))
         self.agent.delivery.publisher.set_camera_status(self.cam.id, state, self.health.since)
         if state == "offline":
             event = self.health_events.outage_start(self.last_index, redact(error) if error else None)

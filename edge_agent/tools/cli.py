@@ -7,10 +7,11 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,30 +19,32 @@ from edge_agent import __version__
 from edge_agent.app.config import load_config
 from edge_agent.core.config import Config, ConfigError, Problem, redact
 from edge_agent.pipeline.detect.models import ModelError
+from edge_agent.tools.logs import FORMATS, setup_logging
 
 logger = logging.getLogger("edge_agent")
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
-class _RedactingFilter(logging.Filter):
-    """Last line of defence: no URL password reaches a log line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = redact(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
+DEFAULT_CONFIG = "/etc/edge-agent/config.yaml"
+# The commands that read the box's config; without --config they take the default.
+CONFIG_COMMANDS = ("validate", "doctor", "run", "replay", "snapshot", "zones", "listen")
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+def default_config(env: Mapping[str, str] | None = None) -> str:
+    """`$EDGE_AGENT_CONFIG`, else /etc/edge-agent/config.yaml (where deploy/install.sh puts it)."""
+    return (os.environ if env is None else env).get("EDGE_AGENT_CONFIG") or DEFAULT_CONFIG
+
+
+def _apply_default_config(args: argparse.Namespace) -> str | None:
+    """Fill in the default config for a command given none; a message when that file is missing."""
+    given = (getattr(args, name, None) for name in ("config", "config_file", "url"))
+    if args.command not in CONFIG_COMMANDS or any(given):
+        return None
+    args.config = default_config()
+    if not os.path.exists(args.config):
+        return f"no config file {args.config} (the default): pass --config FILE or set EDGE_AGENT_CONFIG"
+    return None
 
 
 def _fail(message: str, code: int = EXIT_PROBLEM) -> int:
@@ -81,6 +84,11 @@ def _load_checked(path: str, need_mqtt: bool = False) -> Config | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.config_file and args.config and args.config_file != args.config:
+        return _fail(
+            f"two config files given ({args.config_file} and --config {args.config}): give one", EXIT_USAGE
+        )
+    args.config = args.config_file or args.config
     cfg = _load_checked(args.config)
     if cfg is None:
         return EXIT_PROBLEM
@@ -99,6 +107,19 @@ def _parse_start(text: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
+
+
+def progress_bars(quiet: bool, stream: Any = None) -> Any:
+    """A tqdm bar per video on a terminal (stderr), None when quiet or not a terminal (logs, pipes)."""
+    stream = sys.stderr if stream is None else stream
+    if quiet or not stream.isatty():
+        return None
+    from tqdm import tqdm
+
+    def bar(path: str, total: int) -> Any:
+        return tqdm(total=total or None, desc=os.path.basename(path), unit="frame", file=stream, leave=False)
+
+    return bar
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -136,9 +157,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             delivery.start()
             sinks.append(delivery.sink)
         sink: EventSink = FanoutSink(*sinks) if sinks else MemorySink()
+        bars = progress_bars(args.quiet)
 
         def show(ev: Event) -> None:
-            if not args.quiet:
+            if args.quiet:
+                return
+            if bars is not None:
+                from tqdm import tqdm
+
+                tqdm.write(event_line(ev.to_dict()), file=sys.stdout)  # above the bar, not through it
+            else:
                 print(event_line(ev.to_dict()), flush=True)
 
         result = run_replay(
@@ -152,6 +180,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             start_wall_ts=start_ts,
             on_event=show,
             motion_gate=args.motion_gate,
+            progress=bars,
         )
         sink.close()
     except ConfigError as err:
@@ -284,7 +313,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     failed = 0
     for check in run_checks(args.config):
-        print(check.line(), flush=True)
+        print(json.dumps(check.as_dict(), ensure_ascii=False) if args.json else check.line(), flush=True)
         failed += check.status == "FAIL"
     if failed:
         print(f"{failed} check(s) failed", file=sys.stderr)
@@ -295,23 +324,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description="Eagle Eye edge agent")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="auto",
+        help="text, journal (syslog priority prefixes, no timestamp) or json lines; "
+        "auto: journal under systemd, else text",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    cfg_help = "the config file (default: $EDGE_AGENT_CONFIG, else /etc/edge-agent/config.yaml)"
 
     p = sub.add_parser("validate", help="check a config file and print every problem with its path")
-    p.add_argument("config")
+    p.add_argument("config_file", nargs="?", metavar="CFG", help=cfg_help)
+    p.add_argument("--config", help="the same, as an option")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("doctor", help="installer check: config, model, cameras, broker, disk, clock")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
+    p.add_argument("--json", action="store_true", help="one JSON object per check and line")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("run", help="the daemon: every camera, live, until SIGTERM")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
     p.set_defaults(func=cmd_run, log_level_default="INFO")
 
     p = sub.add_parser("replay", help="run recorded videos through the pipeline")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
     p.add_argument("--camera", help="camera id whose zones and rules apply (default: the first)")
     p.add_argument("--events", help="write events as JSON lines to this file")
     p.add_argument("--evidence", help="write a JPEG per event into this directory")
@@ -325,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="2026-01-01T12:00:00Z",
         help="wall time of the video's first frame, for timestamps and schedules (default %(default)s)",
     )
-    p.add_argument("--quiet", action="store_true", help="do not print a line per event")
+    p.add_argument(
+        "--quiet", action="store_true", help="no line per event, no progress bar (shown on a terminal only)"
+    )
     p.add_argument(
         "--motion-gate",
         action="store_true",
@@ -362,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zones)
 
     p = sub.add_parser("snapshot", help="one frame with zones, lines and masks drawn")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
     p.add_argument("--camera")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_snapshot)
@@ -380,7 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"))
+    setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"), args.log_format)
+    missing = _apply_default_config(args)
+    if missing:
+        return _fail(missing)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
