@@ -178,6 +178,15 @@ def test_overlapping_incidents_keep_the_sensor_on(tmp_path: Path) -> None:
         snaps = [i for i in box.peek(1000) if i.topic.endswith("/cameras/walkway/snapshot")]
         assert [(s.payload, s.retain) for s in snaps] == [(b"\xff\xd8jpeg\xff\xd9", True)]
 
+        # discovery switched off by a reload: events still go out, Home Assistant's topics not
+        depth = box.depth()
+        sink.reconfigure(None)
+        sink.emit(replace(a, event_id="third"), b"\xff\xd8jpeg\xff\xd9")
+        assert [i.topic for i in box.peek(1000)[depth:]] == [
+            "eagleeye/v1/campus/edge-fixture/snapshots/third",
+            "eagleeye/v1/campus/edge-fixture/events/walkway/path-dwell",
+        ]
+
 
 def test_a_changed_config_removes_what_went(tmp_path: Path) -> None:
     cfg = config(tmp_path)

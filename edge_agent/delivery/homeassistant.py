@@ -236,9 +236,11 @@ class HomeAssistantSink:
         self._open: dict[tuple[str, str], set[str]] = {}
         self.reconfigure(setup)
 
-    def reconfigure(self, setup: HaSetup) -> None:
-        """A reloaded config: the rules to follow; incidents of rules that stay keep counting."""
-        rules = {(r.camera, r.rule): r for rs in setup.cameras.values() for r in rs}
+    def reconfigure(self, setup: HaSetup | None) -> None:
+        """A reloaded config: the rules to follow (None: discovery switched off, follow none);
+        incidents of rules that stay keep counting."""
+        self._active = setup is not None
+        rules = {(r.camera, r.rule): r for rs in setup.cameras.values() for r in rs} if setup else {}
         self._rules = rules
         self._open = {k: v for k, v in self._open.items() if k in rules}
 
@@ -247,6 +249,8 @@ class HomeAssistantSink:
 
     def emit(self, event: Event, snapshot_jpeg: bytes | None) -> None:
         self._inner.emit(event, snapshot_jpeg)
+        if not self._active:
+            return
         messages = []
         if snapshot_jpeg is not None:
             messages.append(

@@ -60,8 +60,7 @@ class Delivery:
                 )
             return
         announce(self.outbox, self.topics, homeassistant, self._state_dir)
-        if homeassistant is not None:
-            self.ha_sink.reconfigure(homeassistant)
+        self.ha_sink.reconfigure(homeassistant)
         self.homeassistant = homeassistant
 
     def wait_drained(self, timeout_s: float) -> int:
