@@ -53,8 +53,10 @@ def edge_agent(
 
 
 def write(tmp: Path, data: dict, name: str = "config.yaml") -> Path:
+    # state in tmp: doctor creates the outbox and evidence folders it checks
+    state = {"outbox": {"path": str(tmp / "state" / "outbox.sqlite3")}, "evidence": {"dir": str(tmp / "ev")}}
     path = tmp / name
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump({**state, **data}))
     return path
 
 

@@ -75,6 +75,18 @@ def box(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     return home
 
 
+# On a machine that holds an installed box, /var/lib/edge-agent/models is the default model
+# directory (and must not be written by a test): the test then names its own.
+SYSTEM_MODELS = Path("/var/lib/edge-agent")
+
+
+def model_dir_of(home: Path) -> tuple[Path, dict[str, str]]:
+    """Where `models fetch` puts the model here, and the variable that takes it there if any."""
+    if SYSTEM_MODELS.is_dir():
+        return home / "models", {"EDGE_AGENT_MODEL_DIR": str(home / "models")}
+    return home / ".cache" / "edge-agent" / "models", {}  # the default: the user's cache
+
+
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user on the box: nothing points at the checkout or at package files."""
     env = {
@@ -154,26 +166,28 @@ def test_validate_and_models_from_the_wheel(box: Path, mosquitto: Mosquitto) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK (1 cameras, 1 rules)" in result.stdout
 
-    listing = edge_agent(box, "models", "list")
+    models, env = model_dir_of(box)
+    listing = edge_agent(box, "models", "list", **env)
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.split()[:3] == ["yolox-nano", "missing", "yolox_nano.onnx"]
 
     # The model file is fetched into the user's cache (no /var/lib/edge-agent here); the copy
     # comes from the local cache of weights instead of the internet, its sha256 checked.
-    fetched = edge_agent(box, "models", "fetch", "yolox-nano", EDGE_AGENT_MODEL_CACHE=str(SHARED / "models"))
+    cache = str(SHARED / "models")
+    fetched = edge_agent(box, "models", "fetch", "yolox-nano", EDGE_AGENT_MODEL_CACHE=cache, **env)
     assert fetched.returncode == 0, fetched.stderr
-    target = box / ".cache" / "edge-agent" / "models" / "yolox_nano.onnx"
-    assert f"yolox-nano: {target} (sha256 verified)" in fetched.stdout
-    assert edge_agent(box, "models", "list").stdout.split()[:2] == ["yolox-nano", "installed"]
+    assert f"yolox-nano: {models / 'yolox_nano.onnx'} (sha256 verified)" in fetched.stdout
+    assert edge_agent(box, "models", "list", **env).stdout.split()[:2] == ["yolox-nano", "installed"]
 
 
 def test_doctor_from_the_wheel(box: Path, mosquitto: Mosquitto) -> None:  # noqa: F811
     config = write_config(box, mosquitto.url)
-    if not (box / ".cache" / "edge-agent" / "models" / "yolox_nano.onnx").is_file():
+    models, env = model_dir_of(box)
+    if not (models / "yolox_nano.onnx").is_file():
         cache = str(SHARED / "models")
-        fetched = edge_agent(box, "models", "fetch", "yolox-nano", EDGE_AGENT_MODEL_CACHE=cache)
+        fetched = edge_agent(box, "models", "fetch", "yolox-nano", EDGE_AGENT_MODEL_CACHE=cache, **env)
         assert fetched.returncode == 0, fetched.stderr
-    result = edge_agent(box, "doctor", "--config", str(config), timeout=180)
+    result = edge_agent(box, "doctor", "--config", str(config), timeout=180, **env)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for what in ("config", "model", "camera walkway", "broker", "outbox", "evidence", "clock"):
