@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_agent.tools.cli import DEFAULT_CONFIG, progress_bars
+from edge_agent.tools.cli_support import DEFAULT_CONFIG, progress_bars
 from edge_agent.tools.logs import JournalFormatter, JsonFormatter, RedactingFilter, priority, resolve_format
 from tests.conftest import FIXTURES, REPO
 

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,32 +19,12 @@ from edge_agent import __version__
 from edge_agent.app.config import load_config
 from edge_agent.core.config import Config, ConfigError, Problem, redact
 from edge_agent.pipeline.detect.models import ModelError
+from edge_agent.tools.cli_support import apply_default_config, progress_bars
 from edge_agent.tools.logs import FORMATS, setup_logging
 
 logger = logging.getLogger("edge_agent")
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
-
-
-DEFAULT_CONFIG = "/etc/edge-agent/config.yaml"
-# The commands that read the box's config; without --config they take the default.
-CONFIG_COMMANDS = ("validate", "doctor", "run", "replay", "snapshot", "zones", "listen")
-
-
-def default_config(env: Mapping[str, str] | None = None) -> str:
-    """`$EDGE_AGENT_CONFIG`, else /etc/edge-agent/config.yaml (where deploy/install.sh puts it)."""
-    return (os.environ if env is None else env).get("EDGE_AGENT_CONFIG") or DEFAULT_CONFIG
-
-
-def _apply_default_config(args: argparse.Namespace) -> str | None:
-    """Fill in the default config for a command given none; a message when that file is missing."""
-    given = (getattr(args, name, None) for name in ("config", "config_file", "url"))
-    if args.command not in CONFIG_COMMANDS or any(given):
-        return None
-    args.config = default_config()
-    if not os.path.exists(args.config):
-        return f"no config file {args.config} (the default): pass --config FILE or set EDGE_AGENT_CONFIG"
-    return None
 
 
 def _fail(message: str, code: int = EXIT_PROBLEM) -> int:
@@ -107,19 +87,6 @@ def _parse_start(text: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
-
-
-def progress_bars(quiet: bool, stream: Any = None) -> Any:
-    """A tqdm bar per video on a terminal (stderr), None when quiet or not a terminal (logs, pipes)."""
-    stream = sys.stderr if stream is None else stream
-    if quiet or not stream.isatty():
-        return None
-    from tqdm import tqdm
-
-    def bar(path: str, total: int) -> Any:
-        return tqdm(total=total or None, desc=os.path.basename(path), unit="frame", file=stream, leave=False)
-
-    return bar
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -422,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"), args.log_format)
-    missing = _apply_default_config(args)
+    missing = apply_default_config(args)
     if missing:
         return _fail(missing)
     try:
