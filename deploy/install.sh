@@ -10,7 +10,7 @@
 #   1. Debian packages (python3, python3-venv, ...) with apt-get
 #   2. the system user `edge-agent` (in the `video` group, for hardware decode)
 #   3. a venv in /opt/edge-agent/venv with the project installed
-#   4. the model manifests and the model in /opt/edge-agent/models (sha256 checked)
+#   4. the model in /var/lib/edge-agent/models (sha256 checked; the manifests ship in the package)
 #   5. /etc/edge-agent/config.yaml from deploy/config.example.yaml (never overwritten),
 #      /etc/edge-agent/env and /etc/edge-agent/mqtt.pass (mode 0600, never overwritten)
 #   6. /var/lib/edge-agent for the outbox and evidence
@@ -104,9 +104,12 @@ REAL=0
 
 OPT="$ROOT/opt/edge-agent"
 VENV="$OPT/venv"
-MODELS="$OPT/models"
 ETC="$ROOT/etc/edge-agent"
 STATE="$ROOT/var/lib/edge-agent"
+# The agent's default model directory on a box (edge_agent/pipeline/detect/models.py, model_dir).
+MODELS="$STATE/models"
+# Where earlier installs kept manifests and model; its model files move to $MODELS.
+OLD_MODELS="$OPT/models"
 UNIT_DIR="$ROOT/etc/systemd/system"
 
 if [ "$REAL" = 1 ] && [ "$(id -u)" != 0 ]; then
@@ -165,7 +168,7 @@ else
 fi
 
 # --- 3. venv and the project ------------------------------------------------------
-run install -d -m 0755 "$OPT" "$MODELS"
+run install -d -m 0755 "$OPT"
 step "venv ${VENV}"
 if [ "$DO_VENV" = 0 ]; then
     printf '    skipped (--no-venv)\n'
@@ -194,23 +197,36 @@ else
     fi
 fi
 
-# --- 4. model manifests and the model ---------------------------------------------
-step "model manifests into ${MODELS}"
-for manifest in "$REPO"/models/*.yaml; do
-    [ -e "$manifest" ] || continue
-    run install -m 0644 "$manifest" "$MODELS/"
-done
+# --- 4. the model ----------------------------------------------------------------
 if [ -f "$REPO/deploy/README.md" ]; then
     run install -m 0644 "$REPO/deploy/README.md" "$OPT/README.md"
 fi
-step "model ${MODEL_NAME}"
+step "model ${MODEL_NAME} into ${MODELS}"
+# The state directory is the service user's; the model folder in it stays root's, so the
+# agent reads its model but cannot change it.
+run install -d -m 0750 "$STATE"
+run install -d -m 0755 "$MODELS"
+if [ -d "$OLD_MODELS" ]; then
+    # An earlier install: its model files move, its copies of the shipped manifests go.
+    for onnx in "$OLD_MODELS"/*.onnx; do
+        if [ -e "$onnx" ] && [ ! -e "$MODELS/$(basename "$onnx")" ]; then
+            run mv "$onnx" "$MODELS/"
+        fi
+    done
+    for manifest in "$REPO"/models/*.yaml; do
+        old="$OLD_MODELS/$(basename "$manifest")"
+        if [ -e "$old" ]; then
+            run rm -f "$old"
+        fi
+    done
+    rmdir "$OLD_MODELS" 2>/dev/null || printf '    %s still holds files of your own; the agent no longer reads it\n' "$OLD_MODELS"
+fi
 if [ "$DO_MODEL" = 0 ]; then
     printf '    skipped (--no-model)\n'
 elif [ ! -x "$VENV/bin/edge-agent" ]; then
     die "fetching the model needs the venv ($VENV/bin/edge-agent is missing); pass --no-model to skip"
 else
-    run env EDGE_AGENT_MODEL_DIR="$MODELS" EDGE_AGENT_MANIFEST_DIR="$MODELS" \
-        "$VENV/bin/edge-agent" models fetch "$MODEL_NAME"
+    run env EDGE_AGENT_MODEL_DIR="$MODELS" "$VENV/bin/edge-agent" models fetch "$MODEL_NAME"
     # The fetch writes through a private temporary file; the service user must read it.
     for onnx in "$MODELS"/*.onnx; do
         if [ -e "$onnx" ]; then

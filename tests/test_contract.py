@@ -170,6 +170,7 @@ SCHEMA_FOR = [
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/stats$"), "stats"),
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/counts/[^/]+/[^/]+$"), "count"),
     (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/snapshots/[^/]+$"), "jpeg"),
+    (re.compile(r"^eagleeye/v1/[^/]+/[^/]+/available$"), "available"),
 ]
 
 
@@ -218,9 +219,16 @@ def test_every_published_payload_is_schema_valid(
         if name == "jpeg":
             assert msg.payload.startswith(b"\xff\xd8") and msg.payload.endswith(b"\xff\xd9")
             continue
+        if name == "available":
+            assert msg.payload in (b"online", b"offline") and msg.retain is False  # live, not replayed
+            continue
         payload = msg.json()
         assert validate(name, payload) == [], f"{msg.topic}: {payload}"
-    assert seen == {"status": 2, "camera-status": 3, "jpeg": 3, "event": 6, "stats": seen["stats"]}
+    assert seen == {
+        "status": 2, "available": 2, "camera-status": 3, "jpeg": 3, "event": 6, "stats": seen["stats"]
+    }  # fmt: skip
+    plain = [m.payload for m in msgs if m.topic == TOPICS.available]
+    assert plain == [b"online", b"offline"]
     assert seen["stats"] >= 2
 
 
@@ -234,6 +242,10 @@ EXPECTED_CHANNELS = {
     TOPICS.camera_status("{camera}"): (1, True, "cameraStatus"),
     TOPICS.stats: (0, False, "stats"),
     TOPICS.counts("{camera}", "{rule}"): (1, True, "count"),
+    TOPICS.available: (1, True, "availability"),
+    TOPICS.rule_state("{camera}", "{rule}"): (1, True, "ruleState"),
+    TOPICS.latest_snapshot("{camera}"): (1, True, "latestSnapshot"),
+    "{discovery_prefix}/{component}/{node_id}/{object_id}/config": (1, True, "discoveryConfig"),
 }
 
 

@@ -230,7 +230,8 @@ def test_walkway_counts_arrive_retained_through_mosquitto(
     produced = replay_counts("walkway-b", tmp_path / "counts.jsonl", config, "--publish")
     topic = TOPICS.counts("walkway", "mid-count")
     # a subscriber that comes later still gets the last value (retained)
-    with Subscriber(mosquitto.port, [TOPICS.counts("walkway", "+")]) as sub:
+    every_rule = topic.rsplit("/", 1)[0] + "/+"  # a filter, not a topic: Topics builds only topics
+    with Subscriber(mosquitto.port, [every_rule]) as sub:
         sub.start()
         msgs = sub.wait_for(
             lambda m: {x.topic for x in m} >= {topic, TOPICS.counts("walkway", "lawn-count")}, 10

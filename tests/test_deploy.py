@@ -66,8 +66,10 @@ def test_install_into_prefix_builds_the_tree(
     assert (root / "var/lib/edge-agent").is_dir()
     assert (root / "var/lib/edge-agent/evidence").is_dir()
     assert _mode(root / "var/lib/edge-agent") == 0o750
-    # The unit points the agent at these manifests (the wheel does not carry them).
-    assert (root / "opt/edge-agent/models/yolox-nano.yaml").is_file()
+    # The model's folder, the agent's default on a box; the manifests ship in the package.
+    assert (root / "var/lib/edge-agent/models").is_dir()
+    assert _mode(root / "var/lib/edge-agent/models") == 0o755
+    assert not (root / "opt/edge-agent/models").exists()
     assert not (root / "opt/edge-agent/venv").exists()  # --no-venv
 
     out = result.stdout
@@ -79,17 +81,22 @@ def test_install_into_prefix_builds_the_tree(
 
 
 def test_install_venv_holds_the_runtime_lock(tmp_path: Path) -> None:
-    """What an installer gets on a box: the runtime lock's versions, every file hash-checked, no dev tool."""
+    """What an installer gets on a box: the runtime lock's versions, every file hash-checked, no dev
+    tool, the model fetched into the state directory, and an installed config that validates."""
     from scripts.locks import moved
 
     result = subprocess.run(
-        ["bash", str(INSTALL), "--prefix", str(tmp_path), "--no-apt", "--no-model"],
+        ["bash", str(INSTALL), "--prefix", str(tmp_path), "--no-apt"],
         capture_output=True,
         text=True,
         timeout=600,
+        # the model from the local copy of the weights, not the internet (the installer's offline option)
+        env={**os.environ, "EDGE_AGENT_MODEL_CACHE": str(REPO.parent / "shared" / "models")},
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    model = tmp_path / "var/lib/edge-agent/models/yolox_nano.onnx"
+    assert model.is_file() and _mode(model) == 0o644
     venv_python = tmp_path / "opt/edge-agent/venv/bin/python"
     assert moved(REPO / "requirements" / "runtime.lock", venv_python) == []
     version = subprocess.run(
@@ -100,6 +107,45 @@ def test_install_venv_holds_the_runtime_lock(tmp_path: Path) -> None:
         check=False,
     )
     assert version.returncode == 0 and version.stdout.startswith("edge-agent "), version.stderr
+
+    # The installer's next step (docs/installer.md): secrets into env, then validate the config,
+    # through the guide's wrapper, from outside the checkout, nothing pointing at package files.
+    etc = tmp_path / "etc/edge-agent"
+    (etc / "env").write_text("EDGE_MQTT_USER=edge-01\nCAM1_PASS=hunter2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_") and k != "PYTHONPATH"}
+    # validate checks the model file: on a box it is in /var/lib/edge-agent/models, the default
+    # there; under --prefix that folder is inside the prefix (manifests still come from the package)
+    env["EDGE_AGENT_MODEL_DIR"] = str(model.parent)
+    wrapper = f'set -a; . "{etc}/env"; exec "$0" "$@"'
+    validate = subprocess.run(
+        [
+            "sh",
+            "-c",
+            wrapper,
+            str(tmp_path / "opt/edge-agent/venv/bin/edge-agent"),
+            "validate",
+            str(etc / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert validate.stdout.startswith(f"{etc / 'config.yaml'}: OK (1 cameras, "), validate.stdout
+
+
+def test_install_moves_the_model_of_an_earlier_install(tmp_path: Path) -> None:
+    old = tmp_path / "opt/edge-agent/models"
+    old.mkdir(parents=True)
+    (old / "yolox-nano.yaml").write_text((REPO / "models" / "yolox-nano.yaml").read_text())
+    (old / "yolox_nano.onnx").write_bytes(b"weights")
+    result = _install(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "var/lib/edge-agent/models/yolox_nano.onnx").read_bytes() == b"weights"
+    assert not old.exists()
 
 
 def test_install_never_touches_the_real_system(
@@ -206,7 +252,8 @@ def test_unit_has_the_service_contract() -> None:
     for key, value in expected.items():
         assert s.get(key) == [value], key
     assert "MemoryMax" in s
-    assert "EDGE_AGENT_MODEL_DIR=/opt/edge-agent/models" in s["Environment"]
+    # The package finds its manifests and its model folder on its own.
+    assert not [e for e in s["Environment"] if e.startswith("EDGE_AGENT_")], s["Environment"]
 
 
 def _verify(unit_dir: Path, unit_text: str) -> subprocess.CompletedProcess[str]:

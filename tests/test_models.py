@@ -13,9 +13,12 @@ from edge_agent.pipeline.detect.models import (
     COCO80_LABELS,
     ModelError,
     default_labels,
+    known_models,
     load_manifest,
     manifest_dir,
+    manifest_dirs,
     model_dir,
+    packaged_manifest_dir,
     parse_names,
     resolve_model,
 )
@@ -71,6 +74,52 @@ def test_default_directories_are_the_repo_models_folder(monkeypatch: pytest.Monk
         monkeypatch.delenv(var, raising=False)
     assert manifest_dir() == REPO / "models"
     assert model_dir() == REPO / "models"
+
+
+def test_manifests_ship_inside_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """edge_agent/data/models is the repository's models/: one copy, found by importlib.resources."""
+    for var in ("EDGE_AGENT_MANIFEST_DIR", "EDGE_AGENT_MODEL_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    alias = REPO / "edge_agent" / "data" / "models"
+    assert alias.is_symlink() and alias.resolve() == REPO / "models"
+    assert packaged_manifest_dir() == REPO / "models"
+    assert manifest_dirs() == [REPO / "models"]  # model dir and packaged manifests are one folder here
+
+
+def test_installed_box_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Outside a checkout: /var/lib/edge-agent/models where that state directory exists, else the
+    user's cache; manifests made there (int8, export) are found before the packaged ones."""
+    from edge_agent.pipeline.detect import models as models_module
+
+    for var in ("EDGE_AGENT_MANIFEST_DIR", "EDGE_AGENT_MODEL_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(models_module, "source_checkout", lambda: None)
+    state = tmp_path / "var-lib-edge-agent"
+    monkeypatch.setattr(models_module, "SYSTEM_STATE_DIR", state)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert model_dir() == tmp_path / "home" / ".cache" / "edge-agent" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert model_dir() == tmp_path / "xdg" / "edge-agent" / "models"
+    state.mkdir()
+    assert model_dir() == state / "models"
+    assert manifest_dir() == state / "models"
+    assert manifest_dirs() == [state / "models", REPO / "models"]
+    assert known_models() == ["yolox-nano"]
+    (state / "models").mkdir()
+    write_manifest(state / "models", "tiny", PAYLOAD)
+    assert known_models() == ["tiny", "yolox-nano"]
+    assert load_manifest("tiny").labels == ("bag", "cart")
+    assert load_manifest("yolox-nano").file == "yolox_nano.onnx"
+
+
+def test_models_list_without_manifests_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_agent.tools.cli import main
+
+    monkeypatch.setenv("EDGE_AGENT_MANIFEST_DIR", str(tmp_path))
+    assert main(["models", "list"]) == 1
+    assert f"no model manifests in {tmp_path}" in capsys.readouterr().err
 
 
 def test_directories_follow_the_environment(dirs: tuple[Path, Path, Path]) -> None:

@@ -27,7 +27,7 @@ from edge_agent.app.checks import check_file
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.systemd import Watchdog, sd_notify
-from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of
+from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of, homeassistant_of
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, Config, redact
 from edge_agent.core.sink import EventSink
@@ -129,7 +129,9 @@ class CameraRuntime:
         if state is None:
             return
         error = self.source.last_error
-        logger.warning("camera %s: %s%s", self.cam.id, state, _reason(error, state))
+        # Back online is good news (INFO); offline and stalled need someone to look (WARNING).
+        level = logging.INFO if state == "online" else logging.WARNING
+        logger.log(level, "camera %s: %s%s", self.cam.id, state, _reason(error, state))
         if state == "offline":
             self._emit(self.health_events.outage_start(self.last_index, redact(error) if error else None))
         elif state == "online":
@@ -230,7 +232,7 @@ class Agent:
                 for rt in self.cameras:
                     rt.restart_if_due(now)
                     rt.check_health(now)
-                self.delivery.sink.retry()  # events held in memory while the disk refused them
+                self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
                 self.watchdog.kick()
             if not worked:
                 self.frame_ready.wait(max(0.0, next_health - time.monotonic()))
@@ -282,6 +284,7 @@ class Agent:
             logger.warning("reload: model, mqtt and outbox changes take effect at the next restart")
         self._stop_cameras(self.cameras)
         self.cfg = new
+        self.delivery.reconfigure(homeassistant_of(new))
         self.cameras = cameras
         for rt in self.cameras:
             rt.start()

@@ -48,7 +48,9 @@ def _model_problems(data: Any, parsed: Parsed, verify_file: bool) -> list[str] |
             if verify_file:
                 resolve_model(model)  # the file is there and its sha256 is the manifest's
             return labels
-        if verify_file or model.path is not None:
+        # a custom file's labels are read from it; when the file is not checked here (doctor
+        # checks it with its own fix), a missing one leaves the labels unknown
+        if verify_file or (model.path is not None and Path(model.path).is_file()):
             return list(resolve_model(model).labels)
     except ModelError as err:
         parsed.add(("model",), str(err))

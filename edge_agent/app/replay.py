@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 
@@ -31,6 +32,14 @@ class ReplayResult:
     outputs: list[str] = field(default_factory=list)
     # (video, first frame, last frame, fps) of every span that could not be decoded
     lost_spans: list[tuple[str, int, int, float]] = field(default_factory=list)
+
+
+class Progress(Protocol):
+    """A progress display for one video (the CLI's tqdm bar); frames read, one `update` each."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
 
 
 class Annotator:
@@ -70,8 +79,11 @@ def run_replay(
     start_wall_ts: float = 0.0,
     on_event: Callable[[Event], None] | None = None,
     motion_gate: bool = False,
+    progress: Callable[[str, int], Progress] | None = None,
 ) -> ReplayResult:
     """Run each video in turn as `camera_id`; each starts with fresh tracker and rule state.
+
+    `progress(path, frame_count)` makes a display per video that is told of every frame read.
 
     Raises SourceError (one line) for a missing or unreadable video, before any
     output is written for it.
@@ -84,8 +96,11 @@ def run_replay(
     try:
         for source in sources:
             pipeline = camera_pipeline(cfg, cam, detector, sink, evidence, motion_gate=motion_gate)
+            bar = progress(str(source.path), source.frame_count) if progress is not None else None
             for frame in source:
                 result.frames_read += 1
+                if bar is not None:
+                    bar.update(1)
                 events = pipeline.process(frame)
                 analysed = pipeline.last_frame is not None and pipeline.last_frame.index == frame.index
                 if annotator is not None and analysed:
@@ -93,6 +108,8 @@ def run_replay(
                 for ev in events:
                     if on_event:
                         on_event(ev)
+            if bar is not None:
+                bar.close()
             for ev in pipeline.close():
                 if on_event:
                     on_event(ev)

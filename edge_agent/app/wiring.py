@@ -12,6 +12,7 @@ from typing import Any
 
 from edge_agent.core.config import CameraConfig, Config
 from edge_agent.core.sink import EventSink
+from edge_agent.delivery.homeassistant import HaSetup, rules_of
 from edge_agent.delivery.service import Delivery
 from edge_agent.delivery.topics import Topics
 from edge_agent.pipeline.camera import CameraPipeline, Identity
@@ -65,6 +66,18 @@ def camera_pipeline(
     )
 
 
+# Rule kinds whose incidents start and never end: their Home Assistant sensor pulses.
+INSTANT_KINDS = ("line_cross",)
+
+
+def homeassistant_of(cfg: Config) -> HaSetup | None:
+    """What Home Assistant discovery announces for `cfg`; None when discovery is off."""
+    if not cfg.homeassistant.discovery:
+        return None
+    cameras = [(cam.id, [(r.id, r.kind) for r in cam.rules]) for cam in cfg.cameras]
+    return HaSetup(cfg.homeassistant.prefix, cfg.site.name, rules_of(cameras, INSTANT_KINDS))
+
+
 def delivery_of(cfg: Config, stats_provider: Callable[[], Mapping[str, Any]] | None = None) -> Delivery:
     """The outbox, its MQTT publisher and the sink the pipelines write into."""
-    return Delivery(cfg, topics_of(cfg), stats_provider=stats_provider)
+    return Delivery(cfg, topics_of(cfg), stats_provider=stats_provider, homeassistant=homeassistant_of(cfg))

@@ -282,6 +282,17 @@ class CameraConfig(_Model):
         return v
 
 
+class HomeAssistantConfig(_Model):
+    """Home Assistant MQTT discovery (opt-in); see mqtt/README.md "Home Assistant"."""
+
+    discovery: bool = Field(False, description="Announce each camera as a Home Assistant device")
+    prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Home Assistant's discovery prefix (its MQTT integration's setting)",
+    )
+
+
 class Config(_Model):
     version: Literal[1]
     site: SiteConfig
@@ -290,6 +301,7 @@ class Config(_Model):
     mqtt: MqttConfig | None = None
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     cameras: Sequence[CameraConfig] = Field(min_length=1)
 
     def camera(self, camera_id: str) -> CameraConfig:

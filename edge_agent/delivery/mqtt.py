@@ -448,6 +448,7 @@ class MqttPublisher:
         self._just_connected = False
         online = {"state": "online", "since": self._connected_since, "reason": "connected"}
         client.publish(self._topics.status, json.dumps(online), qos=1, retain=True)
+        client.publish(self._topics.available, "online", qos=1, retain=True)
         with self._lock:
             self._camera_dirty = set(self._camera_status)
         self._next_stats = time.monotonic()
@@ -528,6 +529,7 @@ class MqttPublisher:
             return True
         if self._offline_mid is None:
             offline = {"state": "offline", "since": iso_utc(), "reason": "stopped"}
+            client.publish(self._topics.available, "offline", qos=1, retain=True)
             info = client.publish(self._topics.status, json.dumps(offline), qos=1, retain=True)
             self._offline_mid = info.mid
         if self._offline_acked or time.monotonic() >= self._stop_deadline:

@@ -76,10 +76,10 @@ class OutboxSink:
                 qos=1,
             )
         )
-        self._store(messages)
+        self.store(messages)
         self.emitted_total += 1
 
-    def _store(self, messages: list[OutboxMessage]) -> None:
+    def store(self, messages: list[OutboxMessage]) -> None:
         """Into the outbox, in order behind whatever waits in memory; held when the disk refuses."""
         with self._lock:
             self._held.append(messages)
@@ -158,7 +158,7 @@ class OutboxSink:
                 return  # published before a restart: never twice
         payload = report.to_json(self._topics.site, self._topics.device).encode("utf-8")
         topic = self._topics.counts(report.camera, report.rule)
-        self._store([OutboxMessage(topic, payload, report.camera, "info", qos=1, retain=True)])
+        self.store([OutboxMessage(topic, payload, report.camera, "info", qos=1, retain=True)])
         self.counts_total += 1
 
     def checkpoint_count(self, report: CountReport) -> None:

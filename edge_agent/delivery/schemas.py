@@ -2,6 +2,7 @@
 
 The schemas are the published contract; the tests check every payload the
 agent publishes against them and `edge-agent listen` checks what it receives.
+They ship inside the package (`core/package_data.py`), so an installed wheel has them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from edge_agent.core.package_data import package_dir
+
 SCHEMA_NAMES = ("event", "status", "camera-status", "stats", "count")
 _ENV_DIR = "EDGE_AGENT_MQTT_DIR"
 
 
 def schema_dir() -> Path:
-    """Where the schemas live: `$EDGE_AGENT_MQTT_DIR`, else `mqtt/` next to the package."""
+    """Where the schemas live: `$EDGE_AGENT_MQTT_DIR` (a platform trying a draft), else the packaged
+    `mqtt/` (in a source checkout, the repository's `mqtt/` itself)."""
     env = os.environ.get(_ENV_DIR)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "mqtt"
+    return Path(env) if env else package_dir("mqtt")
 
 
 @cache

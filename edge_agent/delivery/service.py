@@ -5,17 +5,22 @@ Built by app/wiring.py for `replay --publish` and the daemon, so both deliver ex
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from edge_agent.core.config import Config, ConfigError, Problem
 from edge_agent.core.files import private_dir
+from edge_agent.core.sink import EventSink
 from edge_agent.delivery.count_store import CountStore
+from edge_agent.delivery.homeassistant import HaSetup, HomeAssistantSink, announce
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from edge_agent.delivery.topics import Topics
+
+logger = logging.getLogger(__name__)
 
 
 class Delivery:
@@ -26,6 +31,7 @@ class Delivery:
         cfg: Config,
         topics: Topics,
         stats_provider: Callable[[], Mapping[str, Any]] | None = None,
+        homeassistant: HaSetup | None = None,
     ) -> None:
         if cfg.mqtt is None:
             raise ConfigError([Problem("mqtt", "publishing needs an mqtt section (url, credentials, tls)")])
@@ -35,13 +41,36 @@ class Delivery:
         # count-rule state beside the outbox: outbox.sqlite -> outbox.counts.sqlite
         out = Path(cfg.outbox.path)
         self.counts = CountStore(out.with_name(out.stem + ".counts" + (out.suffix or ".sqlite")))
-        self.sink = OutboxSink(self.outbox, self.topics, self.counts)
+        self.outbox_sink = OutboxSink(self.outbox, self.topics, self.counts)
+        self.homeassistant = homeassistant
+        self._state_dir = Path(cfg.outbox.path).parent
+        self.ha_sink = HomeAssistantSink(self.outbox_sink, topics, homeassistant) if homeassistant else None
+        self.sink: EventSink = self.ha_sink or self.outbox_sink
         self.publisher = MqttPublisher(
-            cfg.mqtt, self.outbox, topics, stats_provider=stats_provider, outbox_extra=self.sink.counters
+            cfg.mqtt,
+            self.outbox,
+            topics,
+            stats_provider=stats_provider,
+            outbox_extra=self.outbox_sink.counters,
         )
 
     def start(self) -> None:
+        # Discovery first (or the removal of an earlier run's entities): Home Assistant knows
+        # the sensors before their first state arrives.
+        announce(self.outbox, self.topics, self.homeassistant, self._state_dir)
         self.publisher.start()
+
+    def reconfigure(self, homeassistant: HaSetup | None) -> None:
+        """A reloaded config: announce its entities, remove those that went (when discovery was on)."""
+        if self.ha_sink is None:
+            if homeassistant is not None:
+                logger.warning(
+                    "reload: Home Assistant discovery switched on takes effect at the next restart"
+                )
+            return
+        announce(self.outbox, self.topics, homeassistant, self._state_dir)
+        self.ha_sink.reconfigure(homeassistant)
+        self.homeassistant = homeassistant
 
     def wait_drained(self, timeout_s: float) -> int:
         return self.publisher.wait_drained(timeout_s)

@@ -60,7 +60,7 @@ class Topics:
 
     def counts(self, camera: str, rule: str) -> str:
         """Where a `count` rule's aggregate per interval is published (retained)."""
-        return f"{self.base}/counts/{camera}/{rule}"
+        return f"{self.base}/counts/{_level('camera id', camera)}/{_level('rule id', rule)}"
 
     def snapshot(self, event_id: str) -> str:
         problem = (
@@ -80,6 +80,19 @@ class Topics:
     @property
     def stats(self) -> str:
         return f"{self.base}/stats"
+
+    @property
+    def available(self) -> str:
+        """Plain `online` / `offline` (retained), beside the JSON status, for Frigate-style consumers."""
+        return f"{self.base}/available"
+
+    def rule_state(self, camera: str, rule: str) -> str:
+        """`ON` while any incident of the rule is open, else `OFF` (retained)."""
+        return f"{self.base}/rules/{_level('camera id', camera)}/{_level('rule id', rule)}/state"
+
+    def latest_snapshot(self, camera: str) -> str:
+        """The camera's newest event snapshot, a JPEG (retained)."""
+        return f"{self.base}/cameras/{_level('camera id', camera)}/snapshot"
 
 
 def all_devices_filter(prefix: str) -> str:

@@ -8,6 +8,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -19,30 +20,12 @@ from edge_agent import __version__
 from edge_agent.app.config import load_config
 from edge_agent.core.config import Config, ConfigError, Problem, redact
 from edge_agent.pipeline.detect.models import ModelError
+from edge_agent.tools.cli_support import apply_default_config, progress_bars
+from edge_agent.tools.logs import FORMATS, setup_logging
 
 logger = logging.getLogger("edge_agent")
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FRAMES_LOST = 0, 1, 2, 3
-
-
-class _RedactingFilter(logging.Filter):
-    """Last line of defence: no URL password reaches a log line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = redact(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 def _fail(message: str, code: int = EXIT_PROBLEM) -> int:
@@ -74,6 +57,11 @@ def _load_checked(path: str, need_mqtt: bool = False, camera_files: bool = True)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.config_file and args.config and args.config_file != args.config:
+        return _fail(
+            f"two config files given ({args.config_file} and --config {args.config}): give one", EXIT_USAGE
+        )
+    args.config = args.config_file or args.config
     cfg = _load_checked(args.config)
     if cfg is None:
         return EXIT_PROBLEM
@@ -131,9 +119,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             delivery.start()
             sinks.append(delivery.sink)
         sink: EventSink = FanoutSink(*sinks) if sinks else MemorySink()
+        bars = progress_bars(args.quiet)
 
         def show(ev: Event) -> None:
-            if not args.quiet:
+            if args.quiet:
+                return
+            if bars is not None:
+                from tqdm import tqdm
+
+                tqdm.write(event_line(ev.to_dict()), file=sys.stdout)  # above the bar, not through it
+            else:
                 print(event_line(ev.to_dict()), flush=True)
 
         result = run_replay(
@@ -147,6 +142,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             start_wall_ts=start_ts,
             on_event=show,
             motion_gate=args.motion_gate,
+            progress=bars,
         )
         sink.close()
     except ConfigError as err:
@@ -189,6 +185,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from edge_agent.pipeline.detect.models import manifest_dirs
     from edge_agent.tools.models import fetch_model, list_models
 
     if args.models_cmd in ("quantize", "export"):
@@ -204,6 +201,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{args.name}: {path} (sha256 verified)")
         else:
             rows = list_models()
+            if not rows:
+                where = " or ".join(map(str, manifest_dirs()))
+                return _fail(f"no model manifests in {where}: reinstall edge-agent")
             for m in rows:
                 state = (
                     "installed" if m.installed and m.sha256_ok else ("BAD HASH" if m.installed else "missing")
@@ -283,7 +283,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     failed = 0
     for check in run_checks(args.config):
-        print(check.line(), flush=True)
+        print(json.dumps(check.as_dict(), ensure_ascii=False) if args.json else check.line(), flush=True)
         failed += check.status == "FAIL"
     if failed:
         print(f"{failed} check(s) failed", file=sys.stderr)
@@ -294,23 +294,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description="Eagle Eye edge agent")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="auto",
+        help="text, journal (syslog priority prefixes, no timestamp) or json lines; "
+        "auto: journal under systemd, else text",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    cfg_help = "the config file (default: $EDGE_AGENT_CONFIG, else /etc/edge-agent/config.yaml)"
 
     p = sub.add_parser("validate", help="check a config file and print every problem with its path")
-    p.add_argument("config")
+    p.add_argument("config_file", nargs="?", metavar="CFG", help=cfg_help)
+    p.add_argument("--config", help="the same, as an option")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("doctor", help="installer check: config, model, cameras, broker, disk, clock")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
+    p.add_argument("--json", action="store_true", help="one JSON object per check and line")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("run", help="the daemon: every camera, live, until SIGTERM")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
     p.set_defaults(func=cmd_run, log_level_default="INFO")
 
     p = sub.add_parser("replay", help="run recorded videos through the pipeline")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
     p.add_argument("--camera", help="camera id whose zones and rules apply (default: the first)")
     p.add_argument("--events", help="write events as JSON lines to this file")
     p.add_argument(
@@ -327,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="2026-01-01T12:00:00Z",
         help="wall time of the video's first frame, for timestamps and schedules (default %(default)s)",
     )
-    p.add_argument("--quiet", action="store_true", help="do not print a line per event")
+    p.add_argument(
+        "--quiet", action="store_true", help="no line per event, no progress bar (shown on a terminal only)"
+    )
     p.add_argument(
         "--motion-gate",
         action="store_true",
@@ -364,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zones)
 
     p = sub.add_parser("snapshot", help="one frame with zones, lines and masks drawn")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help=cfg_help)
     p.add_argument("--camera")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_snapshot)
@@ -382,11 +394,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"))
+    setup_logging(args.log_level or getattr(args, "log_level_default", "WARNING"), args.log_format)
+    missing = apply_default_config(args)
+    if missing:
+        return _fail(missing)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`edge-agent doctor | head`): no traceback, and none at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PROBLEM
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ class Check:
     detail: str
     fix: str = ""
 
+    def as_dict(self) -> dict[str, str]:
+        """`doctor --json`: one object per check (status, what, detail, fix; passwords hidden)."""
+        return {k: redact(v) for k, v in (("status", self.status), ("what", self.what),
+                                          ("detail", self.detail), ("fix", self.fix))}  # fmt: skip
+
     def line(self) -> str:
         text = f"{self.status:<4} {self.what}: {self.detail}"
         if self.fix and self.status != "OK":

@@ -36,8 +36,12 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", metavar="CFG", help="take the broker and credentials from a config file")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config",
+        metavar="CFG",
+        help="take the broker and credentials from a config file (default without --url: the box's config)",
+    )
     source.add_argument("--url", metavar="URL", help="broker URL, mqtt://host[:port] or mqtts://host[:port]")
     parser.add_argument("--username", help="MQTT user name (overrides the config)")
     parser.add_argument("--password-file", metavar="FILE", help="file holding the MQTT password")
@@ -179,6 +183,9 @@ class _Listener:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.config and not args.url:
+        _err("give --config CFG or --url URL")
+        return 2
     try:
         s = _settings(args)
     except ConfigError as err:

@@ -426,7 +426,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="CFG", help="the config file to edit in place")
+    parser.add_argument(
+        "--config", metavar="CFG", help="the config file to edit in place (default: as for every command)"
+    )
     parser.add_argument("--camera", metavar="ID", help="camera to open first (default: the first)")
     parser.add_argument("--port", type=int, default=8090, help="port (default %(default)s; 0 picks one)")
     parser.add_argument(

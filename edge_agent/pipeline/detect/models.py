@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.core.config import ModelConfig
 from edge_agent.core.files import write_private
+from edge_agent.core.package_data import package_dir, source_checkout
 from edge_agent.pipeline.detect.decoders import DecoderName, class_count, infer_decoder
 
 logger = logging.getLogger(__name__)
@@ -104,23 +105,67 @@ class ResolvedModel:
 
 # --- directories ---------------------------------------------------------------
 
+SYSTEM_STATE_DIR = Path("/var/lib/edge-agent")  # made by deploy/install.sh; the unit's StateDirectory
 
-def manifest_dir() -> Path:
-    """`$EDGE_AGENT_MANIFEST_DIR`, else the repository's `models/`."""
-    env = os.environ.get("EDGE_AGENT_MANIFEST_DIR")
-    return Path(env) if env else REPO_ROOT / "models"
+
+def packaged_manifest_dir() -> Path:
+    """The manifests that ship inside the package (the repository's `models/`)."""
+    return package_dir("models")
 
 
 def model_dir() -> Path:
-    """Where model files live: `$EDGE_AGENT_MODEL_DIR`, else the repository's `models/` (git-ignored)."""
+    """Where model files live (`models fetch` puts them there, the detector loads them).
+
+    `$EDGE_AGENT_MODEL_DIR`; else the repository's `models/` (git-ignored files) in a source
+    checkout; else `/var/lib/edge-agent/models` on an installed box (where that state
+    directory exists); else the user's cache, `${XDG_CACHE_HOME:-~/.cache}/edge-agent/models`
+    (a wheel installed by someone without root).
+    """
     env = os.environ.get("EDGE_AGENT_MODEL_DIR")
-    return Path(env) if env else REPO_ROOT / "models"
+    if env:
+        return Path(env)
+    repo = source_checkout()
+    if repo is not None:
+        return repo / "models"
+    if SYSTEM_STATE_DIR.is_dir():
+        return SYSTEM_STATE_DIR / "models"
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "edge-agent" / "models"
+
+
+def manifest_dir() -> Path:
+    """Where new manifests are written (`models quantize`, `models export`).
+
+    `$EDGE_AGENT_MANIFEST_DIR`, else the model directory: a made model's manifest lies
+    beside its file, and the packaged manifests stay as the package shipped them.
+    """
+    env = os.environ.get("EDGE_AGENT_MANIFEST_DIR")
+    return Path(env) if env else model_dir()
+
+
+def manifest_dirs() -> list[Path]:
+    """Where manifests are looked up, the first match winning.
+
+    `$EDGE_AGENT_MANIFEST_DIR` alone when set; else the model directory (manifests made
+    here, e.g. an int8 model's), then the packaged ones.
+    """
+    env = os.environ.get("EDGE_AGENT_MANIFEST_DIR")
+    if env:
+        return [Path(env)]
+    out: list[Path] = []
+    for folder in (model_dir(), packaged_manifest_dir()):
+        if folder.resolve() not in [o.resolve() for o in out]:
+            out.append(folder)
+    return out
 
 
 def cache_dir() -> Path:
-    """A local copy of model files to fetch from: `$EDGE_AGENT_MODEL_CACHE`, else `../shared/models`."""
+    """A local copy of model files to fetch from: `$EDGE_AGENT_MODEL_CACHE`, else `../shared/models`
+    beside a source checkout (development and CI machines keep the weights there)."""
     env = os.environ.get("EDGE_AGENT_MODEL_CACHE")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "models"
+    if env:
+        return Path(env)
+    return (source_checkout() or REPO_ROOT).parent / "shared" / "models"
 
 
 # `resolve_model` takes a `model_dir` argument that shadows the function.
@@ -130,19 +175,25 @@ _default_model_dir = model_dir
 # --- manifests -----------------------------------------------------------------
 
 
+def _folders(directory: Path | None) -> list[Path]:
+    return [directory] if directory is not None else manifest_dirs()
+
+
 def known_models(directory: Path | None = None) -> list[str]:
-    """Names of the manifests in `directory` (default `manifest_dir()`), sorted."""
-    folder = directory or manifest_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    """Names of the manifests in `directory` (default: every folder of `manifest_dirs()`), sorted."""
+    return sorted({p.stem for f in _folders(directory) if f.is_dir() for p in f.glob("*.yaml")})
 
 
 def load_manifest(name: str, *, directory: Path | None = None) -> Manifest:
     """The manifest called `name`; ModelError naming the known ones if there is none."""
-    folder = directory or manifest_dir()
-    path = folder / f"{name}.yaml"
-    if not _NAME_RE.match(name) or not path.is_file():
-        known = ", ".join(known_models(folder)) or "none"
-        raise ModelError(f"unknown model {name!r}: no manifest {path} (known models: {known})")
+    folders = _folders(directory)
+    legal = bool(_NAME_RE.match(name))  # never join a name like `../x` onto a folder
+    found = [f / f"{name}.yaml" for f in folders if legal and (f / f"{name}.yaml").is_file()]
+    if not found:
+        known = ", ".join(known_models(directory)) or "none"
+        where = " or ".join(str(f / f"{name}.yaml") for f in folders)
+        raise ModelError(f"unknown model {name!r}: no manifest {where} (known models: {known})")
+    path = found[0]
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         manifest = Manifest.model_validate(data)
