@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from edge_agent.app.workers import physical_cores
 from edge_agent.core.config import CameraConfig, Config, Problem, check_config
 from edge_agent.core.sink import EventSink
 from edge_agent.delivery.service import Delivery
@@ -56,8 +57,13 @@ def check_with_model(cfg: Config) -> tuple[list[Problem], ModelError | None]:
 
 
 def detector_of(cfg: Config) -> Detector:
-    """The detector of `cfg.model`, shared by every camera."""
+    """The detector of `cfg.model`, shared by every camera and every detection worker."""
     return load_detector(cfg.model)
+
+
+def worker_count(cfg: Config) -> int:
+    """How many detection workers `run` starts: `model.workers`, else one per physical core."""
+    return cfg.model.workers or physical_cores()
 
 
 def camera_pipeline(
