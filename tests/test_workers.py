@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
+
+import pytest
 
 from edge_agent.app.workers import DetectionWorker, WorkerPool, assign_by_load, physical_cores
 from edge_agent.core.config import ModelConfig
@@ -74,3 +77,12 @@ def test_defaults_fit_the_box() -> None:
     assert physical_cores() >= 1
     cfg = ModelConfig()
     assert cfg.threads == 1 and cfg.workers is None
+
+
+def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_agent.app.agent import limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
