@@ -1,9 +1,19 @@
-"""`edge-agent replay`: recorded videos through the same pipeline as live, as fast as it goes."""
+"""`edge-agent replay`: recorded videos through the same pipeline as live, as fast as it goes.
+
+Two threads per video, so decoding and the detector overlap the tracker and rules:
+a read-ahead thread decodes each frame and runs the pipeline's first half
+(`CameraPipeline.detect`: pacing, masks, motion gate, detector), the calling
+thread runs the second half (`analyse`: tracker, rules, evidence, events) on the
+frames in their order. The halves share no state and every frame passes through
+both in order, so the events are the same as one thread running `process`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +22,8 @@ import cv2
 from edge_agent.app.wiring import camera_pipeline
 from edge_agent.core.config import Config
 from edge_agent.core.sink import EventSink
-from edge_agent.core.types import Event
+from edge_agent.core.types import Event, Frame
+from edge_agent.pipeline.camera import CameraPipeline, Detected
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.evidence import EvidenceStore
 from edge_agent.sources import SourceError
@@ -56,6 +67,54 @@ class Annotator:
             self._writer.release()
 
 
+READ_AHEAD = 4  # frames decoded and detected ahead of the rules
+
+
+class _End:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tuple[Frame, Detected | None]]:
+    """(frame, its `pipeline.detect` result) for every frame of `source`, in order, made
+    by a read-ahead thread; an exception there is raised here, at its place in the video."""
+    items: queue.Queue[tuple[Frame, Detected | None] | _End] = queue.Queue(READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[Frame, Detected | None] | _End) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in source:
+                if not put((frame, pipeline.detect(frame))):
+                    return
+        except BaseException as err:  # handed to the consumer, raised there
+            put(_End(err))
+            return
+        put(_End())
+
+    thread = threading.Thread(target=produce, name="replay-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run_replay(
     cfg: Config,
     camera_id: str,
@@ -82,11 +141,12 @@ def run_replay(
     try:
         for source in sources:
             pipeline = camera_pipeline(cfg, cam, detector, sink, evidence, motion_gate=motion_gate)
-            for frame in source:
+            for _frame, detected in detected_ahead(source, pipeline):
                 result.frames_read += 1
-                events = pipeline.process(frame)
-                analysed = pipeline.last_frame is not None and pipeline.last_frame.index == frame.index
-                if annotator is not None and analysed:
+                if detected is None:
+                    continue
+                events = pipeline.analyse(detected)
+                if annotator is not None:
                     annotator.write(pipeline.annotate())
                 for ev in events:
                     if on_event:

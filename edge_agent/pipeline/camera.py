@@ -49,6 +49,14 @@ class Identity:
     jpeg_quality: int = 85
 
 
+@dataclass(frozen=True)
+class Detected:
+    """A frame the pacer picked, with privacy masks applied, and its detections."""
+
+    frame: Frame
+    dets: Detections
+
+
 class CameraPipeline:
     def __init__(
         self,
@@ -70,6 +78,7 @@ class CameraPipeline:
         self.motion = MotionGate() if motion_gate else None
         self._last_dets = Detections.empty()
         self.detector_ms = 0.0  # moving average of the detector's time per frame
+        self._detector_calls = 0
         self.tracker = Tracker()
         self.engine = RuleEngine(cam, model_min_score, identity.timezone)
         self.builder = EventBuilder(identity.site, identity.device, cam.id)
@@ -80,17 +89,32 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[Event]:
         """Feed every source frame; frames between detection slots are dropped here."""
+        detected = self.detect(frame)
+        return [] if detected is None else self.analyse(detected)
+
+    # `process` in two halves that share no state, so replay can run the first on
+    # the next frame while the second runs on this one (app/replay.py); in order,
+    # they do exactly what `process` does.
+
+    def detect(self, frame: Frame) -> Detected | None:
+        """Pacing, masks, motion gate and detector: None for a frame between detection slots."""
         if not self.pacer.due(frame.media_s):
-            return []
+            return None
         masked = self.masks.apply(frame)
         if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s):
             t0 = time.perf_counter()
             dets = self._last_dets = self.detector.detect(masked.image)
             ms = (time.perf_counter() - t0) * 1000.0
-            self.detector_ms = ms if self.frames_analysed == 0 else 0.9 * self.detector_ms + 0.1 * ms
+            self.detector_ms = ms if self._detector_calls == 0 else 0.9 * self.detector_ms + 0.1 * ms
+            self._detector_calls += 1
         else:
             dets = self._last_dets
-        tracked = self.tracker.update(dets, frame.media_s)
+        return Detected(masked, dets)
+
+    def analyse(self, detected: Detected) -> list[Event]:
+        """Tracker, rules, evidence and sink for one frame `detect` returned."""
+        masked = detected.frame
+        tracked = self.tracker.update(detected.dets, masked.media_s)
         scene = Scene(masked, tracked, self.detector.labels)
         self.frames_analysed += 1
         self.last_frame = masked
