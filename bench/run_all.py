@@ -19,6 +19,8 @@ SECTIONS = [
     "bench_replay",
     "bench_scenarios",
     "bench_mqtt",
+    "bench_threads",
+    "bench_abc",
     "bench_cameras",
     "bench_quantize",
     "bench_console",
