@@ -47,6 +47,7 @@ MEASURE_S = float(os.environ.get("EDGE_AGENT_BENCH_MEASURE_S", "20"))
 RUNS = int(os.environ.get("EDGE_AGENT_BENCH_CAMERA_RUNS", "2"))
 COUNTS = tuple(int(n) for n in os.environ.get("EDGE_AGENT_BENCH_CAMERAS", "1,2,4,8,10,12").split(","))
 QUIET_CAMERAS = 4
+WORKERS = int(os.environ.get("EDGE_AGENT_BENCH_WORKERS", "0"))  # 0: the agent's default
 PATH_ZONE = [[0.0, 0.33], [0.5, 0.36], [0.85, 0.17], [1.0, 0.17], [1.0, 0.85], [0.55, 0.62], [0.3, 0.48], [0.0, 0.44]]  # fmt: skip  # noqa: E501
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # a person standing still on an empty street for 90 s: what most village cameras see most of the day
@@ -102,7 +103,7 @@ def write_config(tmp: Path, broker: Mosquitto, url: str, n: int, gate: bool) -> 
         "version": 1,
         "site": {"id": "bench"},
         "device": {"id": "edge-bench"},
-        "model": {"name": "yolox-nano"},
+        "model": {"name": "yolox-nano", **({"workers": WORKERS} if WORKERS else {})},
         "mqtt": {"url": broker.url, "stats_interval_s": 2},
         "outbox": {"path": str(tmp / f"outbox-{n}-{gate}.sqlite3")},
         "evidence": {"dir": str(tmp / "evidence")},
