@@ -4,8 +4,8 @@ Runs in the benchmark's scratch venv (supervision, onnxruntime, OpenCV, NumPy fr
 never imports edge_agent: decode every frame, every 2nd one (5 of 10 fps) letterboxed
 as the YOLOX demo does, one `session.run`, YOLOX grid decode, supervision's NMS,
 `sv.ByteTrack`, two `sv.PolygonZone`s (path, lawn) and one `sv.LineZone` (the walkway
-config's zones and line). Prints one JSON line: frames read, analysed, seconds (model
-load excluded).
+config's zones and line). Prints one JSON line: frames read, analysed, seconds and CPU
+seconds (model load excluded).
 
     python peer_supervision.py MODEL CLIP THREADS
 """
@@ -60,7 +60,7 @@ def main() -> None:
     zones = [sv.PolygonZone(polygon=(np.array(p) * scale).astype(int)) for p in (PATH, LAWN)]
     line = sv.LineZone(start=sv.Point(0.5 * w, 0.25 * h), end=sv.Point(0.5 * w, 0.75 * h))
     frames = analysed = 0
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -84,9 +84,9 @@ def main() -> None:
         for zone in zones:
             zone.trigger(dets)
         line.trigger(dets)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     cap.release()
-    print(json.dumps({"frames": frames, "analysed": analysed, "seconds": seconds}))
+    print(json.dumps({"frames": frames, "analysed": analysed, "seconds": seconds, "cpu_s": cpu}))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """`edge-agent replay`: recorded videos through the same pipeline as live, as fast as it goes.
 
-Two threads per video, so decoding and the detector overlap the tracker and rules:
-a read-ahead thread decodes each frame and runs the pipeline's first half
-(`CameraPipeline.detect`: pacing, masks, motion gate, detector), the calling
-thread runs the second half (`analyse`: tracker, rules, evidence, events) on the
-frames in their order. The halves share no state and every frame passes through
-both in order, so the events are the same as one thread running `process`.
+Three threads per video, so decoding, the detector and the tracker and rules
+overlap: one decodes, one runs the pipeline's first half (`CameraPipeline.detect`:
+pacing, masks, motion gate, detector), the calling thread runs the second half
+(`analyse`: tracker, rules, evidence, events) on the frames in their order. The
+halves share no state and every frame passes through both in order, so the events
+are the same as one thread running `process`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 
@@ -67,7 +68,9 @@ class Annotator:
             self._writer.release()
 
 
-READ_AHEAD = 4  # frames decoded and detected ahead of the rules
+READ_AHEAD = 2  # items each stage may run ahead of the next: frames are 1.3 MB each
+
+T = TypeVar("T")
 
 
 class _End:
@@ -75,16 +78,19 @@ class _End:
         self.error = error
 
 
-def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tuple[Frame, Detected | None]]:
-    """(frame, its `pipeline.detect` result) for every frame of `source`, in order, made
-    by a read-ahead thread; an exception there is raised here, at its place in the video."""
-    items: queue.Queue[tuple[Frame, Detected | None] | _End] = queue.Queue(READ_AHEAD)
+def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Iterator[T]:
+    """The items of `items`, in order, produced by a thread of their own up to `depth` ahead.
+
+    An exception raised while producing is raised here, at its place in the sequence;
+    leaving the loop early stops the thread.
+    """
+    slots: queue.Queue[T | _End] = queue.Queue(depth)
     stop = threading.Event()
 
-    def put(item: tuple[Frame, Detected | None] | _End) -> bool:
+    def put(item: T | _End) -> bool:
         while not stop.is_set():
             try:
-                items.put(item, timeout=0.1)
+                slots.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
@@ -92,19 +98,23 @@ def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tup
 
     def produce() -> None:
         try:
-            for frame in source:
-                if not put((frame, pipeline.detect(frame))):
+            for item in items:
+                if not put(item):
                     return
         except BaseException as err:  # handed to the consumer, raised there
             put(_End(err))
             return
+        finally:
+            close = getattr(items, "close", None)
+            if callable(close) and stop.is_set():
+                close()  # an inner stage of ours: stop its thread too
         put(_End())
 
-    thread = threading.Thread(target=produce, name="replay-read-ahead", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while True:
-            item = items.get()
+            item = slots.get()
             if isinstance(item, _End):
                 if item.error is not None:
                     raise item.error
@@ -113,6 +123,14 @@ def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tup
     finally:
         stop.set()
         thread.join()
+
+
+def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tuple[Frame, Detected | None]]:
+    """(frame, its `pipeline.detect` result) for every frame of `source`, in order: one thread
+    decodes, a second runs `detect`, while the caller runs `analyse`; an exception in either
+    is raised here, at its frame."""
+    decoded = ahead(source, "replay-decode")
+    return ahead(((frame, pipeline.detect(frame)) for frame in decoded), "replay-detect")
 
 
 def run_replay(
