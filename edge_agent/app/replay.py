@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -78,7 +78,7 @@ class _End:
         self.error = error
 
 
-def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Iterator[T]:
+def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Generator[T, None, None]:
     """The items of `items`, in order, produced by a thread of their own up to `depth` ahead.
 
     An exception raised while producing is raised here, at its place in the sequence;
@@ -104,10 +104,6 @@ def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Iterator[T]
         except BaseException as err:  # handed to the consumer, raised there
             put(_End(err))
             return
-        finally:
-            close = getattr(items, "close", None)
-            if callable(close) and stop.is_set():
-                close()  # an inner stage of ours: stop its thread too
         put(_End())
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
@@ -130,7 +126,14 @@ def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tup
     decodes, a second runs `detect`, while the caller runs `analyse`; an exception in either
     is raised here, at its frame."""
     decoded = ahead(source, "replay-decode")
-    return ahead(((frame, pipeline.detect(frame)) for frame in decoded), "replay-detect")
+    detected = ahead(((frame, pipeline.detect(frame)) for frame in decoded), "replay-detect")
+    try:
+        yield from detected
+    finally:
+        # Outer stage first (its thread reads the inner one), then the decoder, so no
+        # thread still reads the source when the caller closes it.
+        detected.close()
+        decoded.close()
 
 
 def run_replay(
