@@ -53,7 +53,7 @@ def _p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def run(frames: int = 120, threads: int = 2) -> str:
+def run(frames: int = 120, threads: int = 1) -> str:
     """Benchmark YOLOX-Nano on `frames` frames of vtest.avi; returns a Markdown section."""
     model_path = fetch_model("yolox-nano")
     cfg = ModelConfig(name="yolox-nano", threads=threads)

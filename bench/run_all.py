@@ -20,6 +20,8 @@ SECTIONS = [
     "bench_scenarios",
     "bench_accuracy",
     "bench_mqtt",
+    "bench_threads",
+    "bench_abc",
     "bench_cameras",
     "bench_quantize",
     "bench_console",

@@ -60,7 +60,7 @@ class AgentProcess:
             "version": 1,
             "site": {"id": "testsite"},
             "device": {"id": "edge-t"},
-            "model": {"name": "yolox-nano", "threads": 1},
+            "model": {"name": "yolox-nano", "threads": 1, "workers": 2},
             "mqtt": {"url": broker.url, "stats_interval_s": 1},
             "outbox": {"path": str(self.outbox)},
             "evidence": {"dir": str(self.tmp / "evidence")},
@@ -155,6 +155,10 @@ def test_two_live_cameras_survive_kill_and_hang(
         t_kill = time.monotonic()
         wait_until(lambda: camera_states(sub, "east")[-1:] == ["offline"], 15, "east offline")
         assert time.monotonic() - t_kill <= 3 + 3
+        # the status goes straight out, the health event through the outbox: it may land just after
+        wait_until(
+            lambda: any(e["kind"] == "camera_health" for e in dedup(sub.events())), 5, "east health event"
+        )
         health = [e for e in dedup(sub.events()) if e["kind"] == "camera_health"]
         assert [(e["camera"], e["phase"]) for e in health] == [("east", "start")]
         assert camera_states(sub, "west")[-1] == "online"
@@ -183,6 +187,9 @@ def test_two_live_cameras_survive_kill_and_hang(
         assert stats and not validate("stats", stats[-1])
         assert set(stats[-1]["cameras"]) == {"east", "west"}
         assert stats[-1]["cameras"]["east"]["reconnects"] >= 1
+        # two workers, one camera each (same detect.fps: dealt in config order)
+        assert [w["cameras"] for w in stats[-1]["workers"]] == [["east"], ["west"]]
+        assert [stats[-1]["cameras"][c]["worker"] for c in ("east", "west")] == [0, 1]
 
         # SIGTERM: exit 0 within 10 s, outbox flushed, offline status retained
         rc, took = agent.stop()

@@ -1,10 +1,15 @@
 """`edge-agent run`: every camera, live, until SIGTERM.
 
 Threads, not processes: each camera has a reader thread that keeps only its
-newest frame (`RtspSource`); one detection loop here serves every camera in
-turn at its `detect.fps` and sleeps until some reader has a new frame; paho
-runs the MQTT thread. A late alert is worth less than a fresh one, so frames
-the loop cannot keep up with are dropped, counted, never queued.
+newest frame (`RtspSource`); detection workers (`app/workers.py`, one per
+physical core by default, `model.workers`) each serve their share of the
+cameras in turn at its `detect.fps` and sleep until one of their readers has a
+new frame; the main thread here checks health, restarts cameras, reloads and
+kicks the systemd watchdog; paho runs the MQTT thread. A late alert is worth
+less than a fresh one, so frames a worker cannot keep up with are dropped,
+counted, never queued. A camera is served by one worker only, so its pipeline
+state is never shared between threads; its `lock` keeps the main thread's
+restart and close from landing in the middle of a step.
 
 Each camera is a fault boundary (`CameraRuntime`): an exception in its
 pipeline (a rule bug, a frame the detector cannot take, a full disk under the
@@ -15,7 +20,10 @@ while the others go on.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,7 +35,8 @@ from edge_agent.app.checks import check_file
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.systemd import Watchdog, sd_notify
-from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of, homeassistant_of
+from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of, homeassistant_of, worker_count
+from edge_agent.app.workers import WorkerPool, assign_by_load
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, Config, redact
 from edge_agent.core.sink import EventSink
@@ -45,15 +54,42 @@ SOURCE_STOP_S = 2.0
 RESTART_INITIAL_S = 1.0
 RESTART_MAX_S = 60.0
 STABLE_S = 30.0  # a restarted camera that ran this long without a fault resets its backoff
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+WORKER_STUCK_S = 60.0  # a worker whose loop has not turned for this long stops the watchdog kicks
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas before the reader and worker threads start.
+
+    glibc gives each thread that allocates its own arena (up to 8 per core), and an
+    arena keeps the frame-sized buffers its thread freed: with a reader per camera
+    that is several MB of RSS per camera that nothing uses. Two arenas, the usual
+    setting for threaded services (`MALLOC_ARENA_MAX=2`), keep the RSS flat; an
+    explicit `MALLOC_ARENA_MAX` in the environment wins. False where this is not glibc.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
 
 
 class CameraRuntime:
     """One camera's reader, health, pipeline and fault state; the unit that restarts alone."""
 
-    def __init__(self, agent: Agent, cam: CameraConfig, sink: EventSink) -> None:
+    def __init__(
+        self, agent: Agent, cam: CameraConfig, sink: EventSink, wake: threading.Event, worker: int = 0
+    ) -> None:
         self.agent = agent
         self.cam = cam
         self.sink = sink
+        self.wake = wake  # the serving worker's: set by the reader on each new frame
+        self.worker = worker
+        self.lock = threading.Lock()  # held by the worker's step, the restart and the close
+        self.closed = False
         self.health = CameraHealth(cam.id, cam.offline_after_s)
         self.health_events = HealthEvents(agent.cfg.site.id, agent.cfg.device.id, cam.id)
         self.backoff = Backoff(RESTART_INITIAL_S, RESTART_MAX_S)
@@ -71,7 +107,7 @@ class CameraRuntime:
         )
         # The source never raises for a camera problem (a missing file, a bad URL): it goes
         # offline with the reason and retries, inside its own reader thread.
-        return pipeline, RtspSource(self.cam, on_frame=self.agent.frame_ready.set)
+        return pipeline, RtspSource(self.cam, on_frame=self.wake.set)
 
     @property
     def events(self) -> int:
@@ -84,7 +120,11 @@ class CameraRuntime:
 
     def step(self) -> bool:
         """Analyse the newest frame if there is one; False when there was none or the camera waits."""
-        if self.restart_at is not None:
+        with self.lock:
+            return self._step()
+
+    def _step(self) -> bool:
+        if self.restart_at is not None or self.closed:
             return False
         frame = self.source.latest(self.last_index)
         if frame is None:
@@ -115,6 +155,11 @@ class CameraRuntime:
     def restart_if_due(self, now: float) -> None:
         if self.restart_at is None or now < self.restart_at:
             return
+        with self.lock:
+            if not self.closed:
+                self._restart()
+
+    def _restart(self) -> None:
         self.restart_at = None
         self.source.stop(0.0)  # asked at the fault; a reader stuck in a read ends at its timeout
         self._past_events += self.pipeline.events_emitted
@@ -154,6 +199,7 @@ class CameraRuntime:
         entry["events"] = self.events
         entry["pipeline_faults"] = self.faults
         entry["pipeline_restarts"] = self.restarts
+        entry["worker"] = self.worker
         return entry
 
 
@@ -161,13 +207,15 @@ class Agent:
     """Owns the running cameras, the shared detector and the delivery; reloads on SIGHUP."""
 
     def __init__(self, cfg: Config, config_path: str | None = None) -> None:
+        limit_malloc_arenas()  # before any thread of ours starts
         self.cfg = cfg
         self.config_path = config_path
-        self.detector: Detector = detector_of(cfg)
+        self.detector: Detector = detector_of(cfg)  # one session, called from every worker
+        self.pool = WorkerPool(worker_count(cfg))
         self.delivery = delivery_of(cfg, stats_provider=self.stats)
         self.evidence = EvidenceStore(cfg.evidence.dir, cfg.evidence.max_mb, cfg.evidence.reserve_mb)
         self.cameras: list[CameraRuntime] = []
-        self.frame_ready = threading.Event()  # set by any reader thread on a new frame
+        self.wake = threading.Event()  # the main loop's: stop and reload requests
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.watchdog = Watchdog()
@@ -175,21 +223,36 @@ class Agent:
     # --- lifecycle -------------------------------------------------------------------
 
     def _build_cameras(self, cfg: Config) -> list[CameraRuntime]:
-        return [CameraRuntime(self, cam, self.delivery.sink) for cam in cfg.cameras]
+        """The cameras of `cfg`, each dealt to a worker by its `detect.fps` (not yet started)."""
+        groups = assign_by_load([cam.detect.fps for cam in cfg.cameras], len(self.pool))
+        built: dict[int, CameraRuntime] = {}
+        for worker, indices in zip(self.pool.workers, groups, strict=True):
+            for i in indices:
+                built[i] = CameraRuntime(self, cfg.cameras[i], self.delivery.sink, worker.wake, worker.index)
+        return [built[i] for i in range(len(cfg.cameras))]
+
+    def _serve(self, cameras: list[CameraRuntime]) -> None:
+        for rt in cameras:
+            rt.start()
+        for worker in self.pool.workers:
+            worker.assign([rt for rt in cameras if rt.worker == worker.index])
 
     def start(self) -> None:
         self.delivery.start()
         self.cameras = self._build_cameras(self.cfg)
-        for rt in self.cameras:
-            rt.start()
+        self.pool.start()
+        self._serve(self.cameras)
+        logger.info(
+            "%d detection worker(s), %d onnxruntime thread(s) each", len(self.pool), self.cfg.model.threads
+        )
 
     def request_stop(self) -> None:
         self._stop.set()
-        self.frame_ready.set()
+        self.wake.set()
 
     def request_reload(self) -> None:
         self._reload.set()
-        self.frame_ready.set()
+        self.wake.set()
 
     def install_signal_handlers(self) -> None:
         def on_term(signum: int, _frame: FrameType | None) -> None:
@@ -215,27 +278,22 @@ class Agent:
         return 0
 
     def _loop(self) -> None:
-        next_health = 0.0
+        """Health, restarts, reloads and the watchdog; the workers do the frames."""
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
-            # Clear before looking: a frame that lands while the cameras are served sets
-            # the flag again, so the wait below never sleeps past it.
-            self.frame_ready.clear()
-            worked = False
-            for rt in self.cameras:
-                worked |= rt.step()
             now = time.monotonic()
-            if now >= next_health:
-                next_health = now + HEALTH_EVERY_S
-                for rt in self.cameras:
-                    rt.restart_if_due(now)
-                    rt.check_health(now)
-                self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
+            for rt in self.cameras:
+                rt.restart_if_due(now)
+                rt.check_health(now)
+            # A worker stuck inside a call (a hung accelerator driver) stops the kicks, so
+            # systemd restarts the service instead of it running blind.
+            self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
+            if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
-            if not worked:
-                self.frame_ready.wait(max(0.0, next_health - time.monotonic()))
+            self.wake.wait(HEALTH_EVERY_S)
+            self.wake.clear()
 
     def _stop_cameras(self, cameras: list[CameraRuntime]) -> None:
         # Ask every reader first, then wait on one shared deadline: ten hung cameras
@@ -246,14 +304,17 @@ class Agent:
         for rt in cameras:
             rt.source.stop(max(0.0, deadline - time.monotonic()))
         for rt in cameras:
-            try:
-                rt.pipeline.close()
-            except Exception:  # a camera that broke must not keep the others' incidents open
-                logger.exception("camera %s: closing its pipeline failed", rt.cam.id)
+            with rt.lock:  # waits for a step in progress; no step runs after
+                rt.closed = True
+                try:
+                    rt.pipeline.close()
+                except Exception:  # a camera that broke must not keep the others' incidents open
+                    logger.exception("camera %s: closing its pipeline failed", rt.cam.id)
 
     def shutdown(self) -> None:
         """Stop readers, end open incidents, flush the outbox to the broker, say offline."""
         self._stop_cameras(self.cameras)
+        self.pool.stop(SOURCE_STOP_S)
         left = self.delivery.wait_drained(STOP_DRAIN_S)
         if left:
             logger.warning("%d item(s) wait in the outbox for the broker; the next start sends them", left)
@@ -286,8 +347,7 @@ class Agent:
         self.cfg = new
         self.delivery.reconfigure(homeassistant_of(new))
         self.cameras = cameras
-        for rt in self.cameras:
-            rt.start()
+        self._serve(self.cameras)
         logger.info("reloaded %s: %d camera(s)", self.config_path, len(self.cameras))
 
     # --- stats -----------------------------------------------------------------------
@@ -301,6 +361,10 @@ class Agent:
         ms = [rt.pipeline.detector_ms for rt in cameras if rt.pipeline.frames_analysed]
         if ms:
             out["detector_ms"] = round(sum(ms) / len(ms), 2)
+        workers = self.pool.stats()
+        for rt in cameras:
+            workers[rt.worker]["cameras"].append(rt.cam.id)
+        out["workers"] = workers
         return out
 
 

@@ -1,19 +1,30 @@
-"""`edge-agent replay`: recorded videos through the same pipeline as live, as fast as it goes."""
+"""`edge-agent replay`: recorded videos through the same pipeline as live, as fast as it goes.
+
+Three threads per video, so decoding, the detector and the tracker and rules
+overlap: one decodes, one runs the pipeline's first half (`CameraPipeline.detect`:
+pacing, masks, motion gate, detector), the calling thread runs the second half
+(`analyse`: tracker, rules, evidence, events) on the frames in their order. The
+halves share no state and every frame passes through both in order, so the events
+are the same as one thread running `process`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import cv2
 
 from edge_agent.app.wiring import camera_pipeline
 from edge_agent.core.config import Config
 from edge_agent.core.sink import EventSink
-from edge_agent.core.types import Event
+from edge_agent.core.types import Event, Frame
+from edge_agent.pipeline.camera import CameraPipeline, Detected
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.evidence import EvidenceStore
 from edge_agent.sources import SourceError
@@ -67,6 +78,74 @@ class Annotator:
             self._writer.release()
 
 
+READ_AHEAD = 2  # items each stage may run ahead of the next: frames are 1.3 MB each
+
+T = TypeVar("T")
+
+
+class _End:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Generator[T, None, None]:
+    """The items of `items`, in order, produced by a thread of their own up to `depth` ahead.
+
+    An exception raised while producing is raised here, at its place in the sequence;
+    leaving the loop early stops the thread.
+    """
+    slots: queue.Queue[T | _End] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: T | _End) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as err:  # handed to the consumer, raised there
+            put(_End(err))
+            return
+        put(_End())
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tuple[Frame, Detected | None]]:
+    """(frame, its `pipeline.detect` result) for every frame of `source`, in order: one thread
+    decodes, a second runs `detect`, while the caller runs `analyse`; an exception in either
+    is raised here, at its frame."""
+    decoded = ahead(source, "replay-decode")
+    detected = ahead(((frame, pipeline.detect(frame)) for frame in decoded), "replay-detect")
+    try:
+        yield from detected
+    finally:
+        # Outer stage first (its thread reads the inner one), then the decoder, so no
+        # thread still reads the source when the caller closes it.
+        detected.close()
+        decoded.close()
+
+
 def run_replay(
     cfg: Config,
     camera_id: str,
@@ -97,13 +176,14 @@ def run_replay(
         for source in sources:
             pipeline = camera_pipeline(cfg, cam, detector, sink, evidence, motion_gate=motion_gate)
             bar = progress(str(source.path), source.frame_count) if progress is not None else None
-            for frame in source:
+            for _frame, detected in detected_ahead(source, pipeline):
                 result.frames_read += 1
                 if bar is not None:
                     bar.update(1)
-                events = pipeline.process(frame)
-                analysed = pipeline.last_frame is not None and pipeline.last_frame.index == frame.index
-                if annotator is not None and analysed:
+                if detected is None:
+                    continue
+                events = pipeline.analyse(detected)
+                if annotator is not None:
                     annotator.write(pipeline.annotate())
                 for ev in events:
                     if on_event:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from edge_agent.app.workers import physical_cores
 from edge_agent.core.config import CameraConfig, Config
 from edge_agent.core.sink import EventSink
 from edge_agent.delivery.homeassistant import HaSetup, rules_of
@@ -41,8 +42,13 @@ def identity_of(cfg: Config) -> Identity:
 
 
 def detector_of(cfg: Config) -> Detector:
-    """The detector of `cfg.model`, shared by every camera."""
+    """The detector of `cfg.model`, shared by every camera and every detection worker."""
     return load_detector(cfg.model)
+
+
+def worker_count(cfg: Config) -> int:
+    """How many detection workers `run` starts: `model.workers`, else one per physical core."""
+    return cfg.model.workers or physical_cores()
 
 
 def camera_pipeline(

@@ -117,7 +117,10 @@ class ModelConfig(_Model):
     decoder: Literal["yolox", "yolov8", "yolov5"] | None = Field(None, description="Override the decoder")
     min_score: float = Field(0.35, ge=0.0, le=1.0)
     nms_iou: float = Field(0.45, ge=0.0, le=1.0)
-    threads: int = Field(2, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per detection worker")
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Detection worker threads; default: one per physical core"
+    )
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
 
 

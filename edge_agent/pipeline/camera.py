@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.sink import CountSink, EventSink
@@ -51,6 +54,15 @@ class Identity:
     jpeg_quality: int = 85
 
 
+@dataclass(frozen=True)
+class Detected:
+    """A frame the pacer picked, with privacy masks applied, and its detections."""
+
+    frame: Frame
+    dets: Detections
+    small: npt.NDArray[np.uint8]  # the shared thumbnail (pipeline/thumbnail.py)
+
+
 class CameraPipeline:
     def __init__(
         self,
@@ -72,6 +84,7 @@ class CameraPipeline:
         self.motion = MotionGate() if motion_gate else None
         self._last_dets = Detections.empty()
         self.detector_ms = 0.0  # moving average of the detector's time per frame
+        self._detector_calls = 0
         self.tracker = Tracker()
         self.engine = RuleEngine(cam, model_min_score, identity.timezone)
         # `count` aggregates go to the sink when it takes them (replay --counts, the outbox)
@@ -88,19 +101,34 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[Event]:
         """Feed every source frame; frames between detection slots are dropped here."""
+        detected = self.detect(frame)
+        return [] if detected is None else self.analyse(detected)
+
+    # `process` in two halves that share no state, so replay can run the first on
+    # the next frame while the second runs on this one (app/replay.py); in order,
+    # they do exactly what `process` does.
+
+    def detect(self, frame: Frame) -> Detected | None:
+        """Pacing, masks, motion gate and detector: None for a frame between detection slots."""
         if not self.pacer.due(frame.media_s):
-            return []
+            return None
         masked = self.masks.apply(frame)
         small = work_grey(masked.image)  # one thumbnail for the gate and the background model
         if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small):
             t0 = time.perf_counter()
             dets = self._last_dets = self.detector.detect(masked.image)
             ms = (time.perf_counter() - t0) * 1000.0
-            self.detector_ms = ms if self.frames_analysed == 0 else 0.9 * self.detector_ms + 0.1 * ms
+            self.detector_ms = ms if self._detector_calls == 0 else 0.9 * self.detector_ms + 0.1 * ms
+            self._detector_calls += 1
         else:
             dets = self._last_dets
-        tracked = self.tracker.update(dets, frame.media_s)
-        scene = Scene(masked, tracked, self.detector.labels, small)
+        return Detected(masked, dets, small)
+
+    def analyse(self, detected: Detected) -> list[Event]:
+        """Tracker, rules, evidence and sink for one frame `detect` returned."""
+        masked = detected.frame
+        tracked = self.tracker.update(detected.dets, masked.media_s)
+        scene = Scene(masked, tracked, self.detector.labels, detected.small)
         self.frames_analysed += 1
         self.last_frame = masked
         self.last_scene = scene

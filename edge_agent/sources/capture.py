@@ -27,6 +27,8 @@ CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 # makes the first frame arrive in a fraction of a second instead of after seconds of analysis.
 DEFAULT_CAPTURE_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
 
+DECODE_THREADS = 1
+
 _env_lock = threading.Lock()
 
 
@@ -80,6 +82,11 @@ def open_capture(url: str, open_timeout_s: float, read_timeout_s: float) -> cv2.
         int(open_timeout_s * 1000),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         int(read_timeout_s * 1000),
+        # One decoding thread per camera: a sub-stream decodes in a few ms on one core, and
+        # FFmpeg's default (a thread per core plus one, each holding frames) cost ~2 MB and
+        # ~18 threads per camera for nothing when ten cameras share two cores.
+        cv2.CAP_PROP_N_THREADS,
+        DECODE_THREADS,
     ]
     t0 = time.monotonic()
     # Credentials decoded and encoded again (core/urls.py): `p%23ss` and a raw `@` both work.

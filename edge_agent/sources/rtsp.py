@@ -2,7 +2,7 @@
 
 The reader thread pulls frames from OpenCV's FFmpeg backend as fast as the
 camera sends them and keeps only the newest in a one-frame slot; a frame that
-is overwritten before the detection loop took it is dropped and counted (a late
+is overwritten before a detection worker took it is dropped and counted (a late
 alert is worth less than a fresh one, and a queue would only grow latency).
 
 Measured behaviour of the FFmpeg backend decides the shape of the loop:
@@ -52,7 +52,7 @@ class RtspSource:
     """One live camera (RTSP, or a looping file) read by its own thread.
 
     Non-blocking use (the daemon): `start()`, then `latest(after_index)` from
-    the detection loop, `stop()` at the end. Blocking use (the `Source`
+    a detection worker, `stop()` at the end. Blocking use (the `Source`
     protocol): iterate; every iteration waits for a frame newer than the last.
     """
 
@@ -66,8 +66,8 @@ class RtspSource:
         on_frame: Callable[[], None] | None = None,
     ) -> None:
         self.camera_id = cam.id
-        # Called on the reader thread after each new frame, so one loop serving many
-        # cameras can sleep until any of them has something (see app/agent.py).
+        # Called on the reader thread after each new frame, so a worker serving several
+        # cameras can sleep until any of them has something (see app/workers.py).
         self._on_frame = on_frame
         self._url = cam.url
         self.url_redacted = redact(cam.url)

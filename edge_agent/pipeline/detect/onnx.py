@@ -1,7 +1,13 @@
 """The ONNX object detector: letterbox, one onnxruntime call, decode, class-aware NMS.
 
-One `OnnxDetector` serves every camera from the single detection loop, so it
-is used from one thread at a time; `last_timing` describes the latest call.
+One `OnnxDetector` serves every camera and is called from every detection
+worker at once: onnxruntime's `run` is thread-safe, and the letterbox, decode
+and NMS keep no state. `last_timing` describes the latest call of any thread.
+
+Threads: `model.threads` intra-op threads per call (1 by default: each worker
+is one core's worth; more threads per call cost more CPU per inference and ran
+slower on a busy box, see bench/REPORT.md), and spinning off, so a pool thread
+waiting for work sleeps instead of burning a core another worker or camera needs.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ class OnnxDetector:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = cfg.threads
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         providers = select_providers(list(cfg.providers), ort.get_available_providers())

@@ -1,0 +1,155 @@
+"""Detection workers: N threads, each serving its own cameras in turn.
+
+A camera belongs to exactly one worker, so its tracker and rule state are only
+ever touched by one thread; the workers run side by side because onnxruntime,
+OpenCV and NumPy release the GIL in their heavy parts. All workers call one
+shared detector: onnxruntime's `run` is thread-safe, and at 1 intra-op thread a
+call runs on its caller's thread, so one session used from two threads gave the
+same inferences per second as a session each (bench/REPORT.md, "Detector
+threads") for one copy of the weights.
+
+Cameras are dealt to workers by load (the sum of their `detect.fps`), the
+busiest camera first, each to the least-loaded worker: a 10 fps camera counts
+as two 5 fps ones. Frames stay latest-only: a worker that falls behind finds
+its camera's slot overwritten, and the reader counts the dropped frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.5  # a worker with nothing to do looks again at least this often
+FAILURE_PAUSE_S = 1.0
+
+
+class Steppable(Protocol):
+    def step(self) -> bool: ...
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyperthread siblings count once)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cpus:
+        return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            core = (topo / "core_id").read_text().strip()
+            package = (topo / "physical_package_id").read_text().strip()
+        except OSError:
+            return len(cpus)
+        cores.add((package, core))
+    return max(1, len(cores))
+
+
+def assign_by_load(loads: Sequence[float], workers: int) -> list[list[int]]:
+    """Indices of `loads` dealt to `workers` lists: heaviest first, each to the least-loaded list.
+
+    Deterministic (ties go to the lower worker; each list keeps the config's order), so
+    the same config always puts the same camera on the same worker.
+    """
+    buckets: list[list[int]] = [[] for _ in range(max(1, workers))]
+    totals = [0.0] * len(buckets)
+    for i in sorted(range(len(loads)), key=lambda i: (-loads[i], i)):
+        w = min(range(len(buckets)), key=lambda b: (totals[b], b))
+        buckets[w].append(i)
+        totals[w] += loads[i]
+    return [sorted(bucket) for bucket in buckets]
+
+
+class DetectionWorker:
+    """One thread that steps its cameras until stopped; `wake` is set by their readers."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.wake = threading.Event()
+        self._cameras: Sequence[Steppable] = ()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"detect-{index}", daemon=True)
+        self.beat = time.monotonic()  # last loop turn: the main loop checks it before kicking systemd
+        self.busy_s = 0.0  # time spent stepping cameras that had a frame
+        self.failures = 0
+
+    def assign(self, cameras: Sequence[Steppable]) -> None:
+        """Serve `cameras` from the next turn on (a new tuple: the running turn keeps its own)."""
+        self._cameras = tuple(cameras)
+        self.wake.set()
+
+    @property
+    def cameras(self) -> Sequence[Steppable]:
+        return self._cameras
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        self._stop.set()
+        self.wake.set()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.beat = time.monotonic()
+            # Clear before looking: a frame that lands while the cameras are served sets
+            # the flag again, so the wait below never sleeps past it.
+            self.wake.clear()
+            worked = False
+            t0 = time.perf_counter()
+            try:
+                for cam in self._cameras:
+                    worked |= cam.step()
+            except Exception:  # a bug outside a camera's own fault boundary: keep serving
+                self.failures += 1
+                logger.exception("detection worker %d: a turn failed", self.index)
+                self._stop.wait(FAILURE_PAUSE_S)
+                continue
+            if worked:
+                self.busy_s += time.perf_counter() - t0
+            else:
+                self.wake.wait(IDLE_WAIT_S)
+
+
+class WorkerPool:
+    """The agent's detection workers; started once, cameras re-dealt on each (re)load."""
+
+    def __init__(self, count: int) -> None:
+        self.workers = [DetectionWorker(i) for i in range(max(1, count))]
+        self.started = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def stop(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for w in self.workers:
+            w._stop.set()
+            w.wake.set()
+        for w in self.workers:
+            if not w.stop(max(0.0, deadline - time.monotonic())):
+                logger.warning("detection worker %d did not stop in time", w.index)
+
+    def alive(self, now: float, max_age_s: float) -> bool:
+        """Every worker turned its loop within `max_age_s` (a worker stuck in a call did not)."""
+        return all(now - w.beat <= max_age_s for w in self.workers)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per worker: its share of wall time spent on frames, and turns that failed."""
+        span = max(1e-9, time.monotonic() - self.started)
+        return [
+            {"cameras": [], "busy_pct": round(100.0 * w.busy_s / span, 1), "failures": w.failures}
+            for w in self.workers
+        ]

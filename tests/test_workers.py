@@ -1,0 +1,88 @@
+"""Detection workers: cameras dealt by load, each served by one thread, stopped on request."""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+
+import pytest
+
+from edge_agent.app.workers import DetectionWorker, WorkerPool, assign_by_load, physical_cores
+from edge_agent.core.config import ModelConfig
+
+
+class Counter:
+    """A camera stand-in: has a frame `frames` times, records the threads that stepped it."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+        self.threads: set[str] = set()
+
+    def step(self) -> bool:
+        self.threads.add(threading.current_thread().name)
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+def test_cameras_are_dealt_by_their_detect_fps() -> None:
+    # a 10 fps camera weighs as two 5 fps ones: it gets a worker of its own
+    assert assign_by_load([5, 5, 10], 2) == [[2], [0, 1]]
+    assert assign_by_load([5, 5, 5, 5, 5], 2) == [[0, 2, 4], [1, 3]]
+    assert assign_by_load([5, 5], 4) == [[0], [1], [], []]
+    assert assign_by_load([], 2) == [[], []]
+    # the same config always gives the same assignment
+    assert assign_by_load([2, 7, 7, 3, 1], 3) == assign_by_load([2, 7, 7, 3, 1], 3)
+
+
+def test_a_worker_serves_only_its_cameras_on_its_own_thread_until_stopped() -> None:
+    pool = WorkerPool(2)
+    mine, theirs = Counter(50), Counter(50)
+    pool.start()
+    pool.workers[0].assign([mine])
+    pool.workers[1].assign([theirs])
+    deadline = time.monotonic() + 10
+    while (mine.left or theirs.left) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop(5)
+    assert mine.left == 0 and theirs.left == 0
+    assert mine.threads == {"detect-0"} and theirs.threads == {"detect-1"}
+    assert pool.alive(time.monotonic(), 60)
+    assert [w["failures"] for w in pool.stats()] == [0, 0]
+
+
+def test_a_failing_turn_is_counted_and_the_worker_goes_on() -> None:
+    class Broken:
+        calls = 0
+
+        def step(self) -> bool:
+            Broken.calls += 1
+            if Broken.calls == 1:
+                raise RuntimeError("a bug outside the camera's fault boundary")
+            return False
+
+    worker = DetectionWorker(0)
+    worker.start()
+    worker.assign([Broken()])
+    deadline = time.monotonic() + 10
+    while Broken.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker.stop(5)
+    assert worker.failures == 1 and Broken.calls >= 2
+
+
+def test_defaults_fit_the_box() -> None:
+    assert physical_cores() >= 1
+    cfg = ModelConfig()
+    assert cfg.threads == 1 and cfg.workers is None
+
+
+def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_agent.app.agent import limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
