@@ -186,8 +186,10 @@ def test_acks_the_full_disk_refuses_are_not_turned_into_re_sends(
     unique = dedup(events)
     assert sorted(e["details"]["seq"] for e in unique) == list(range(total))
     assert published == total, f"{published - total} re-sent after a failed ack"
-    # The broker may itself deliver again what it had in flight to the subscriber when it restarted.
-    assert len(events) - total <= 10
+    # The broker may itself deliver again what it had in flight to the subscriber when it restarted:
+    # at most its in-flight window towards that client (Mosquitto's max_inflight_messages, 20).
+    # The box's own share is asserted above: it published each item once.
+    assert len(events) - total <= 20
 
 
 def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
