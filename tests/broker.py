@@ -222,6 +222,8 @@ class Subscriber:
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
+        self._started = False
+        self.connects = 0  # more than one: the subscriber lost its connection and came back
         persistent = self.client_id is not None
         v5 = self.protocol == "5"
         self.client = paho.Client(
@@ -244,6 +246,14 @@ class Subscriber:
         self.client.on_message = self._on_message
 
     def start(self, timeout_s: float = 10.0) -> Subscriber:
+        """Connect and wait for the SUBACK; a second call (after `with`) does nothing.
+
+        Connecting again would drop the live connection and, without a persistent
+        session, whatever the broker had for it in flight.
+        """
+        if self._started:
+            return self
+        self._started = True
         self.client.connect("127.0.0.1", self.port, keepalive=10)
         self.client.loop_start()
         if not self._subscribed.wait(timeout_s):
@@ -253,6 +263,7 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        self._started = False
 
     def __enter__(self) -> Subscriber:
         return self.start()
@@ -262,6 +273,7 @@ class Subscriber:
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if not rc.is_failure:
+            self.connects += 1
             client.subscribe([(t, 1) for t in self.topics])
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
