@@ -18,6 +18,7 @@ import pytest
 
 from edge_agent.app.health import CameraHealth
 from edge_agent.core.config import CameraConfig
+from edge_agent.core.pacing import FramePacer
 from edge_agent.sources import Source
 from edge_agent.sources.capture import merge_capture_options
 from edge_agent.sources.probe import authorization_header, probe_rtsp
@@ -110,6 +111,32 @@ def test_frames_arrive(rtsp_server: RtspServer, make_source: Callable[..., RtspS
     assert src.frames_read >= 15 and src.reconnects == 0 and src.stalls == 0
     stats = CameraHealth(src.camera_id, 30.0).stats(src)  # what the daemon publishes
     assert stats["status"] == "online" and stats["frames_read"] >= 15
+
+
+def test_pace_fps_hands_over_only_frames_due(
+    rtsp_server: RtspServer, make_source: Callable[..., RtspSource]
+) -> None:
+    """At `pace_fps` 5 of a 10 fps stream the reader reads every frame but hands over half,
+    and a pipeline pacer at the same rate takes every frame it hands over."""
+    src = make_source(rtsp_server.url, pace_fps=5.0)
+    first = src.wait_latest(-1, timeout_s=5.0)
+    assert first is not None, f"no frame within 5 s: {src.last_error}"
+    assert first.image.shape == (576, 768, 3)
+    frames = [first]
+    until = time.monotonic() + FPS_WINDOW_S + 1.0
+    while time.monotonic() < until:
+        frame = src.wait_latest(frames[-1].index, timeout_s=3.0)
+        assert frame is not None, f"frames stopped: {src.last_error}"
+        frames.append(frame)
+    assert 7.0 <= src.fps <= 13.0, f"every frame of the 10 fps stream is read, measured {src.fps:.1f}"
+    steady = [f for f in frames if f.media_s >= frames[0].media_s + 2.0]  # past the start burst
+    handed = (len(steady) - 1) / (steady[-1].media_s - steady[0].media_s)
+    assert 4.0 <= handed <= 5.5, f"handed over {handed:.2f} frames/s at pace_fps 5"
+    indexes = [f.index for f in frames]
+    assert indexes == sorted(set(indexes)) and indexes[-1] - indexes[0] > len(frames)  # skipped ones count
+    assert src.frames_paced_out > 0 and src.frames_read >= len(frames) + src.frames_paced_out - 1
+    downstream = FramePacer(5.0)
+    assert all(downstream.due(f.media_s) for f in frames), "a pacer at the same rate refused a frame"
 
 
 def test_latest_returns_only_newer_frames(

@@ -103,11 +103,12 @@ class CameraRuntime:
 
     def _parts(self) -> tuple[CameraPipeline, RtspSource]:
         pipeline = camera_pipeline(
-            self.agent.cfg, self.cam, self.agent.detector, self.sink, self.agent.evidence
+            self.agent.cfg, self.cam, self.agent.detector, self.sink, self.agent.evidence, paced=True
         )
         # The source never raises for a camera problem (a missing file, a bad URL): it goes
-        # offline with the reason and retries, inside its own reader thread.
-        return pipeline, RtspSource(self.cam, on_frame=self.wake.set)
+        # offline with the reason and retries, inside its own reader thread. It paces the
+        # frames to `detect.fps` itself, so the others are never converted to pictures.
+        return pipeline, RtspSource(self.cam, on_frame=self.wake.set, pace_fps=self.cam.detect.fps)
 
     @property
     def events(self) -> int:
@@ -192,7 +193,7 @@ class CameraRuntime:
     def stats(self) -> dict[str, Any]:
         entry = self.health.stats(self.source)
         pipeline = self.pipeline
-        entry["skipped_frames"] = pipeline.pacer.skipped + pipeline.gated_frames
+        entry["skipped_frames"] = self.source.frames_paced_out + pipeline.paced_out + pipeline.gated_frames
         entry["gated_frames"] = pipeline.gated_frames
         entry["analysed_frames"] = pipeline.frames_analysed
         entry["detector_ms"] = round(pipeline.detector_ms, 2)

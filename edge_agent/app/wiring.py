@@ -59,8 +59,11 @@ def camera_pipeline(
     evidence: EvidenceStore | None = None,
     *,
     motion_gate: bool | None = None,
+    paced: bool = False,
 ) -> CameraPipeline:
-    """One camera's pipeline; `motion_gate` None takes the camera's `detect.motion_gate`."""
+    """One camera's pipeline; `motion_gate` None takes the camera's `detect.motion_gate`.
+
+    `paced`: the source hands over only frames due at `detect.fps` (the live reader)."""
     return CameraPipeline(
         identity_of(cfg),
         cam,
@@ -69,6 +72,7 @@ def camera_pipeline(
         sink,
         evidence,
         motion_gate=cam.detect.motion_gate if motion_gate is None else motion_gate,
+        paced=paced,
     )
 
 

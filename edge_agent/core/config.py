@@ -181,6 +181,13 @@ class EvidenceConfig(_Model):
 class DetectConfig(_Model):
     fps: float = Field(5.0, gt=0, le=60, description="Frames per second given to the detector")
     motion_gate: bool = Field(True, description="Skip the detector on frames where nothing moved")
+    motion_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="With the motion gate on, the detector still runs at least this often (seconds)",
+    )
 
 
 MAX_POINTS = 100  # a zone drawn on a camera image needs a dozen; thousands are a mistake

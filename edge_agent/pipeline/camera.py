@@ -61,6 +61,7 @@ class Detected:
     frame: Frame
     dets: Detections
     small: npt.NDArray[np.uint8]  # the shared thumbnail (pipeline/thumbnail.py)
+    fresh: bool = True  # False: the motion gate skipped the detector, `dets` are the last run's
 
 
 class CameraPipeline:
@@ -73,16 +74,20 @@ class CameraPipeline:
         sink: EventSink,
         evidence: EvidenceStore | None = None,
         motion_gate: bool = False,
+        paced: bool = False,
     ) -> None:
         self.identity = identity
         self.cam = cam
         self.detector = detector
         self.sink = sink
         self.evidence = evidence
-        self.pacer = FramePacer(cam.detect.fps)
+        # `paced`: the source already hands over only frames due at `detect.fps` (the live
+        # reader, sources/rtsp.py); a second pacer could only drop some of them.
+        self.pacer = None if paced else FramePacer(cam.detect.fps)
         self.masks = PrivacyMasks(cam.masks)
-        self.motion = MotionGate() if motion_gate else None
+        self.motion = MotionGate(max_gap_s=cam.detect.motion_refresh_s) if motion_gate else None
         self._last_dets = Detections.empty()
+        self._last_tracked: Detections | None = None
         self.detector_ms = 0.0  # moving average of the detector's time per frame
         self._detector_calls = 0
         self.tracker = Tracker()
@@ -110,11 +115,12 @@ class CameraPipeline:
 
     def detect(self, frame: Frame) -> Detected | None:
         """Pacing, masks, motion gate and detector: None for a frame between detection slots."""
-        if not self.pacer.due(frame.media_s):
+        if self.pacer is not None and not self.pacer.due(frame.media_s):
             return None
         masked = self.masks.apply(frame)
         small = work_grey(masked.image)  # one thumbnail for the gate and the background model
-        if self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small):
+        fresh = self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small)
+        if fresh:
             t0 = time.perf_counter()
             dets = self._last_dets = self.detector.detect(masked.image)
             ms = (time.perf_counter() - t0) * 1000.0
@@ -122,12 +128,17 @@ class CameraPipeline:
             self._detector_calls += 1
         else:
             dets = self._last_dets
-        return Detected(masked, dets, small)
+        return Detected(masked, dets, small, fresh)
 
     def analyse(self, detected: Detected) -> list[Event]:
         """Tracker, rules, evidence and sink for one frame `detect` returned."""
         masked = detected.frame
-        tracked = self.tracker.update(detected.dets, masked.media_s)
+        if not detected.fresh and self._last_tracked is not None and self.tracker.hold(masked.media_s):
+            # Nothing moved since the detector last ran and every track is settled: the
+            # tracker's last answer stands (`Tracker.hold`), at a fraction of an update.
+            tracked = self._last_tracked
+        else:
+            tracked = self._last_tracked = self.tracker.update(detected.dets, masked.media_s)
         scene = Scene(masked, tracked, self.detector.labels, detected.small)
         self.frames_analysed += 1
         self.last_frame = masked
@@ -154,6 +165,11 @@ class CameraPipeline:
 
     def _count_rules(self) -> list[str]:
         return [r.rule.id for r in self.engine.runners if isinstance(r.kind, Aggregating)]
+
+    @property
+    def paced_out(self) -> int:
+        """Frames this pipeline's pacer dropped (0 when the source paces)."""
+        return self.pacer.skipped if self.pacer is not None else 0
 
     @property
     def gated_frames(self) -> int:

@@ -5,30 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_agent.core.pacing import FramePacer
 from edge_agent.pipeline.thumbnail import work_grey
 
-
-class FramePacer:
-    """Picks frames at `fps` by media time; the rest are dropped (and counted).
-
-    Pacing by time, not by every n-th frame, keeps the detection rate right on
-    sources whose frame rate differs from the config or drifts.
-    """
-
-    def __init__(self, fps: float) -> None:
-        self.period_s = 1.0 / fps
-        self._next_s: float | None = None
-        self.skipped = 0
-
-    def due(self, media_s: float) -> bool:
-        eps = 1e-6
-        if self._next_s is None or media_s + eps >= self._next_s:
-            nxt = (self._next_s if self._next_s is not None else media_s) + self.period_s
-            # after a long gap, start again from now rather than catching up
-            self._next_s = nxt if nxt > media_s else media_s + self.period_s
-            return True
-        self.skipped += 1
-        return False
+__all__ = ["FramePacer", "MotionGate"]
 
 
 class MotionGate:
@@ -36,7 +16,8 @@ class MotionGate:
 
     The reference is the last frame the detector saw, not the previous frame,
     so slow changes (a bag set down over many frames) add up and trigger it.
-    A detector run is forced every `max_gap_s` anyway to refresh scores.
+    A detector run is forced every `max_gap_s` anyway (`detect.motion_refresh_s`, 5 s by
+    default) to refresh scores and catch what the thumbnail cannot see change.
     On a skipped frame the pipeline reuses the last detections, so tracks of
     still objects (a parked car, a dumped bag) live on and rule clocks advance.
     """
@@ -46,7 +27,7 @@ class MotionGate:
         width: int = 160,
         pixel_delta: int = 20,
         min_changed: float = 0.002,
-        max_gap_s: float = 2.0,
+        max_gap_s: float = 5.0,
     ) -> None:
         self.width = width
         self.pixel_delta = pixel_delta

@@ -37,6 +37,7 @@ import cv2
 
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, redact
+from edge_agent.core.pacing import FramePacer
 from edge_agent.core.types import Frame
 from edge_agent.sources import SourceError
 from edge_agent.sources.capture import file_path, open_capture
@@ -64,8 +65,13 @@ class RtspSource:
         backoff_max_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         on_frame: Callable[[], None] | None = None,
+        pace_fps: float | None = None,
     ) -> None:
         self.camera_id = cam.id
+        # With `pace_fps` (the daemon passes `detect.fps`) only frames due at that rate are
+        # handed over: the others are decoded (the stream needs them) but never converted
+        # to a picture, a quarter of the reader's work each (see core/pacing.py).
+        self._pacer = FramePacer(pace_fps) if pace_fps else None
         # Called on the reader thread after each new frame, so a worker serving several
         # cameras can sleep until any of them has something (see app/workers.py).
         self._on_frame = on_frame
@@ -163,6 +169,11 @@ class RtspSource:
                 yield frame
 
     @property
+    def frames_paced_out(self) -> int:
+        """Frames read but not handed over: between two slots of `pace_fps`."""
+        return self._pacer.skipped if self._pacer is not None else 0
+
+    @property
     def fps(self) -> float:
         """Frames read per second over the last few seconds (0 when none arrived)."""
         now = self._clock()
@@ -184,11 +195,15 @@ class RtspSource:
         return frame
 
     def _publish(self, image: Any, now: float) -> None:
+        """Count a read frame; `image` None: one paced out (read, not handed over)."""
         with self._lock:
-            if self._slot is not None and not self._slot_taken:
-                self.frames_dropped += 1
-            self._slot = Frame(self.camera_id, self._next_index, now - self._started_at, time.time(), image)
-            self._slot_taken = False
+            if image is not None:
+                if self._slot is not None and not self._slot_taken:
+                    self.frames_dropped += 1
+                self._slot = Frame(
+                    self.camera_id, self._next_index, now - self._started_at, time.time(), image
+                )
+                self._slot_taken = False
             self._next_index += 1
             self.frames_read += 1
             self._read_times.append(now)
@@ -196,7 +211,7 @@ class RtspSource:
             was = self.status
             self.status = "online"
             self._lock.notify_all()
-        if self._on_frame is not None:
+        if image is not None and self._on_frame is not None:
             self._on_frame()
         if was != "online":
             logger.info("camera %s: online (was %s): %s", self.camera_id, was, self.url_redacted)
@@ -270,6 +285,16 @@ class RtspSource:
         logger.debug("camera %s: opened %s", self.camera_id, self.url_redacted)
         return cap
 
+    def _read(self, cap: cv2.VideoCapture) -> tuple[bool, Any, float]:
+        """(ok, picture or None when paced out, read time): one frame off the stream."""
+        if not cap.grab():
+            return False, None, self._clock()
+        now = self._clock()
+        if self._pacer is not None and not self._pacer.due(now - self._started_at):
+            return True, None, now
+        ok, image = cap.retrieve()
+        return bool(ok) and image is not None, image if ok else None, now
+
     def _read_until_broken(self, cap: cv2.VideoCapture) -> None:
         file_fps = 0.0
         if self._path is not None:
@@ -280,14 +305,14 @@ class RtspSource:
         rewound = False
         while not self._stop.is_set():
             t0 = time.monotonic()
-            ok, image = cap.read()
+            ok, image, now = self._read(cap)
             if self._stop.is_set():
                 return
             with self._lock:
                 reopen = self._reopen
             if reopen:
                 return  # the watchdog saw a stall; what this read returned is stale
-            if not ok or image is None:
+            if not ok:
                 if self._path is not None and not rewound:
                     # End of the file: loop. A second failure right after rewinding is an error.
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -303,7 +328,6 @@ class RtspSource:
                 return
             rewound = False
             self._backoff.reset()
-            now = self._clock()
             self._publish(image, now)
             if file_fps:
                 due = max(due + 1.0 / file_fps, now - 1.0)

@@ -24,7 +24,8 @@ by the seconds between calls, so irregular spacing is fine. A confirmed track
 that a detector run does not see becomes lost, and ends once it has been lost
 for more than `lost_s` seconds of media time. A motion gate that skips frames
 where nothing moved therefore does not age a still object: only a detector
-run that misses it starts its clock.
+run that misses it starts its clock. On such a frame the pipeline calls `hold`
+instead, which keeps settled tracks where they are for a fraction of an update.
 
 Ids. A track gets its id when it is confirmed (its `min_hits`-th
 consecutive detection), so an unconfirmed false positive uses no id: ids go
@@ -239,6 +240,32 @@ class Tracker:
 
         reported = ids > 0
         return dets[reported].with_track_ids(ids[reported])
+
+    def hold(self, media_s: float) -> bool:
+        """A frame where the motion gate saw nothing move: keep every track where it is.
+
+        Only when every track is settled (confirmed and seen by the last detector run):
+        then `update` with the last detections again would match each track to its own
+        box and return what it returned last time, so the caller reuses that answer. The
+        tracks count as seen now and at rest (zero velocity): the next detector run
+        predicts from here, so an object that stopped is not carried off by the speed it
+        arrived with, nor aged while nothing moved. False (nothing changed) while a
+        track is tentative or lost: then call `update`.
+        """
+        media_s = float(media_s)
+        if self._now_s is None or not math.isfinite(media_s) or media_s < self._now_s:
+            return False
+        if any(t.state != "tracked" for t in self._tracks):
+            return False
+        self._now_s = media_s
+        for t in self._tracks:
+            mean = t.mean.copy()
+            mean[4:] = 0.0
+            t.mean = mean
+            t.filter_s = media_s
+            t.last_seen_s = media_s
+            t.hits += 1
+        return True
 
     def _drop_expired(self, now_s: float) -> None:
         keep: list[_Track] = []
