@@ -11,8 +11,7 @@ the motion gate on, some of them reuse the last detections) is at least
 back to back. CPU comes from /proc/<pid>/stat, RSS from /proc/<pid>/status,
 for the agent and, apart, for the RTSP server. Frame-to-event latency is the
 time a `start` event arrives at a subscriber minus its `ts` (the wall time of
-the frame it was decided on). The quiet-scene section compares the motion gate
-on and off where nothing moves: detector calls and CPU.
+the frame it was decided on). The motion gate on a quiet scene is `bench_gate.py`.
 
     python bench/bench_cameras.py            # EDGE_AGENT_BENCH_SOAK_S=600 by default (0: no soak)
 """
@@ -46,12 +45,9 @@ WARMUP_S = float(os.environ.get("EDGE_AGENT_BENCH_WARMUP_S", "8"))
 MEASURE_S = float(os.environ.get("EDGE_AGENT_BENCH_MEASURE_S", "20"))
 RUNS = int(os.environ.get("EDGE_AGENT_BENCH_CAMERA_RUNS", "2"))
 COUNTS = tuple(int(n) for n in os.environ.get("EDGE_AGENT_BENCH_CAMERAS", "1,2,4,8,10,12").split(","))
-QUIET_CAMERAS = 4
 WORKERS = int(os.environ.get("EDGE_AGENT_BENCH_WORKERS", "0"))  # 0: the agent's default
 PATH_ZONE = [[0.0, 0.33], [0.5, 0.36], [0.85, 0.17], [1.0, 0.17], [1.0, 0.85], [0.55, 0.62], [0.3, 0.48], [0.0, 0.44]]  # fmt: skip  # noqa: E501
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# a person standing still on an empty street for 90 s: what most village cameras see most of the day
-QUIET_CLIP = REPO / "fixtures" / "scenarios" / "standing.mp4"
 
 
 @dataclass
@@ -66,14 +62,6 @@ class Sample:
     server_cpu_pct: float
     dropped_per_s: float
     sustained: bool
-
-
-@dataclass
-class Quiet:
-    gate: bool
-    cpu_pct: float
-    detector_calls_per_s: float
-    skipped: float
 
 
 def cpu_seconds(pid: int) -> float:
@@ -183,35 +171,6 @@ def measure(tmp: Path, broker: Mosquitto, server: RtspServer, n: int, gate: bool
     )
 
 
-def quiet_scene(tmp: Path, broker: Mosquitto, n: int = QUIET_CAMERAS) -> list[Quiet]:
-    """Gate on and off on a mostly still street: agent CPU and detector calls."""
-    server = RtspServer(tmp / "rtsp-quiet", video=QUIET_CLIP).start()
-    out = []
-    try:
-        for gate in (True, False):
-            with Subscriber(broker.port, ["eagleeye/v1/bench/edge-bench/stats"]) as sub:
-                sub.start()
-                proc = start_agent(write_config(tmp, broker, server.url, n, gate), tmp / "agent-quiet.log")
-                try:
-                    time.sleep(WARMUP_S)
-                    first = latest_stats(sub)
-                    cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-                    time.sleep(MEASURE_S)
-                    last = latest_stats(sub)
-                    cpu = 100.0 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
-                finally:
-                    stop_agent(proc)
-            assert first is not None and last is not None
-            span = float(last["uptime_s"]) - float(first["uptime_s"])
-            frames = sum(analysed(last).values()) - sum(analysed(first).values())
-            gated = counter(last, "gated_frames") - counter(first, "gated_frames")
-            calls = (frames - gated) / span if span > 0 else 0.0
-            out.append(Quiet(gate, cpu, calls, gated / frames if frames else 0.0))
-    finally:
-        server.kill()
-    return out
-
-
 def latency(tmp: Path, broker: Mosquitto, url: str) -> list[float]:
     """Frame-to-event latency: arrival of `start` events minus their frame time, one camera."""
     got: list[float] = []
@@ -277,12 +236,8 @@ def run() -> str:
             points = soak(tmp, broker, server.url, 4, soak_s) if soak_s > 0 else []
         finally:
             server.kill()
-        try:
-            quiet = quiet_scene(tmp, broker)
-            load.append(os.getloadavg())
-        finally:
-            broker.kill()
-    return report(samples, lat, points, soak_s, quiet, load)
+        broker.kill()
+    return report(samples, lat, points, soak_s, load)
 
 
 def report(
@@ -290,7 +245,6 @@ def report(
     lat: list[float],
     points: list[tuple[float, float]],
     soak_s: float,
-    quiet: list[Quiet],
     load: list[tuple[float, float, float]],
 ) -> str:
     runs = sorted({s.run for s in samples})
@@ -353,30 +307,6 @@ def report(
             f"{first[1]:.0f} MB after {first[0]:.0f} s, "
             f"{last[1]:.0f} MB at the end, peak {peak:.0f} MB (growth {last[1] - first[1]:+.0f} MB)."
         )
-    if quiet:
-        by = {q.gate: q for q in quiet}
-        on, off = by[True], by[False]
-        lines += [
-            "",
-            "### Motion gate on a quiet scene",
-            "",
-            f"{QUIET_CAMERAS} cameras on `fixtures/scenarios/standing.mp4` (one person standing still on an"
-            f" empty street, what most village cameras see most of the day), `detect.fps: {TARGET_FPS:g}`,"
-            f" {MEASURE_S:g} s measured.",
-            "",
-            "| motion gate | detector calls/s (all cameras) | analysed frames the detector skipped"
-            " | agent CPU % |",
-            "|---|---:|---:|---:|",
-            *(
-                f"| {'on' if q.gate else 'off'} | {q.detector_calls_per_s:.1f} | {100 * q.skipped:.0f} % "
-                f"| {q.cpu_pct:.0f} |"
-                for q in (on, off)
-            ),
-            "",
-            f"- The gate cuts detector calls"
-            f" {off.detector_calls_per_s / max(on.detector_calls_per_s, 1e-9):.1f}×"
-            f" and CPU {off.cpu_pct / max(on.cpu_pct, 1e-9):.1f}× (target ≥ 4× less CPU).",
-        ]
     lines.append("")
     return "\n".join(lines)
 

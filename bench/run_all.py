@@ -23,6 +23,7 @@ SECTIONS = [
     "bench_threads",
     "bench_abc",
     "bench_cameras",
+    "bench_gate",
     "bench_quantize",
     "bench_console",
     "bench_reliability",

@@ -316,7 +316,7 @@ def _events_of(msgs: list[Message]) -> list[dict[str, Any]]:
 
 def dedup(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What a platform keeps: the first copy of each (event_id, phase, ts), in arrival order."""
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for e in events:
         key = (e["event_id"], e["phase"], e["ts"])

@@ -60,7 +60,7 @@ class Detected:
 
     frame: Frame
     dets: Detections
-    small: npt.NDArray[np.uint8]  # the shared thumbnail (pipeline/thumbnail.py)
+    small: npt.NDArray[np.uint8] | None  # the shared thumbnail (pipeline/thumbnail.py), if made
     fresh: bool = True  # False: the motion gate skipped the detector, `dets` are the last run's
 
 
@@ -118,7 +118,9 @@ class CameraPipeline:
         if self.pacer is not None and not self.pacer.due(frame.media_s):
             return None
         masked = self.masks.apply(frame)
-        small = work_grey(masked.image)  # one thumbnail for the gate and the background model
+        # One thumbnail for the gate and the background model: made here when the gate needs
+        # it, else by the first rule that asks (`Scene.grey`), on the thread that runs the rules.
+        small = work_grey(masked.image) if self.motion is not None else None
         fresh = self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small)
         if fresh:
             t0 = time.perf_counter()

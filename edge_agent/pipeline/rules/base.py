@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy.typing as npt
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Detections, EventObject, Frame
+from edge_agent.pipeline.thumbnail import work_grey
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,12 @@ class Scene:
     frame: Frame
     dets: Detections  # tracked: track_id is set
     labels: Sequence[str]  # class_id -> label name
-    grey: npt.NDArray[np.uint8] | None = None  # the frame's shared thumbnail (pipeline/thumbnail.py)
+    thumbnail: npt.NDArray[np.uint8] | None = None  # made already (by the motion gate), if it was
+
+    @cached_property
+    def grey(self) -> npt.NDArray[np.uint8]:
+        """The frame's shared thumbnail (pipeline/thumbnail.py), made once, when a rule first asks."""
+        return self.thumbnail if self.thumbnail is not None else work_grey(self.frame.image)
 
     @property
     def media_s(self) -> float:
