@@ -15,7 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.core.types import Detections
+from edge_agent.app.config import load_config
+from edge_agent.app.wiring import camera_pipeline
+from edge_agent.core.types import Detections, Frame
+from edge_agent.delivery.jsonl import MemorySink
+from edge_agent.pipeline.detect.models import COCO80_LABELS
+from edge_agent.pipeline.detect.scripted import ScriptedDetector
 from edge_agent.pipeline.gate import MotionGate
 from edge_agent.pipeline.thumbnail import work_grey
 from edge_agent.pipeline.track.tracker import Tracker
@@ -146,3 +151,34 @@ def test_a_person_standing_still_is_one_loiter_incident_with_or_without_the_gate
     loiter = [i for i in incidents(runs["plain"]) if i[0] == "loiter"]
     assert [i[1] for i in loiter] == ["start", "end"]
     assert incidents(runs["gated"]) == incidents(runs["plain"])
+
+
+# --- which thumbnail the gate compares ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_left_object", [False, True])
+def test_the_gate_shares_the_rules_thumbnail_only_when_a_rule_reads_it(with_left_object: bool) -> None:
+    cfg = load_config(FIXTURES / "walkway.yaml")
+    cam = cfg.cameras[0]
+    if with_left_object:
+        rule = {"id": "bag", "kind": "left_object", "zone": "path", "min_static_s": 20}
+        raw = cam.model_dump(mode="json", exclude_none=True)
+        cam = type(cam).model_validate(raw | {"rules": [*raw["rules"], rule]})
+    pipeline = camera_pipeline(
+        cfg,
+        cam,
+        ScriptedDetector(COCO80_LABELS, lambda i: Detections.empty()),
+        MemorySink(),
+        motion_gate=True,
+    )
+    ((t, img),) = frames(FIXTURES / "walkway-a.mp4")[:1]
+    detected = pipeline.detect(Frame(cam.id, 0, t, 1000.0 + t, img))
+    assert detected is not None
+    if with_left_object:
+        assert detected.small is not None and np.array_equal(detected.small, work_grey(detected.frame.image))
+    else:
+        assert detected.small is None  # the gate made its cheaper own; no rule wants the shared one
+    pipeline.analyse(detected)
+    assert pipeline.last_scene is not None
+    shared = work_grey(detected.frame.image)
+    assert np.array_equal(pipeline.last_scene.grey, shared), "rules always see the shared thumbnail"

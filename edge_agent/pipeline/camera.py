@@ -92,6 +92,7 @@ class CameraPipeline:
         self._detector_calls = 0
         self.tracker = Tracker()
         self.engine = RuleEngine(cam, model_min_score, identity.timezone)
+        self._rules_use_thumbnail = any(getattr(r.kind, "uses_thumbnail", False) for r in self.engine.runners)
         # `count` aggregates go to the sink when it takes them (replay --counts, the outbox)
         self.counts: CountSink | None = sink if isinstance(sink, CountSink) else None
         counts = self.counts
@@ -118,9 +119,10 @@ class CameraPipeline:
         if self.pacer is not None and not self.pacer.due(frame.media_s):
             return None
         masked = self.masks.apply(frame)
-        # One thumbnail for the gate and the background model: made here when the gate needs
-        # it, else by the first rule that asks (`Scene.grey`), on the thread that runs the rules.
-        small = work_grey(masked.image) if self.motion is not None else None
+        # One thumbnail for the gate and the background model when both need it; else the
+        # gate makes its own cheaper one, and a rule that asks makes the shared one itself
+        # (`Scene.grey`), on the thread that runs the rules.
+        small = work_grey(masked.image) if self.motion is not None and self._rules_use_thumbnail else None
         fresh = self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small)
         if fresh:
             t0 = time.perf_counter()

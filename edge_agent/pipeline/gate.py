@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from edge_agent.core.pacing import FramePacer
-from edge_agent.pipeline.thumbnail import work_grey
+from edge_agent.pipeline.thumbnail import gate_grey
 
 __all__ = ["FramePacer", "MotionGate"]
 
@@ -38,9 +38,13 @@ class MotionGate:
         self.skipped = 0
 
     def needs_detection(self, image: np.ndarray, media_s: float, small: np.ndarray | None = None) -> bool:
-        """Whether to run the detector; `small` is the frame's shared thumbnail (`work_grey`), if made."""
+        """Whether to run the detector; `small`: the frame's shared thumbnail (`work_grey`), if made.
+
+        Give every frame of a camera the same kind of thumbnail (always shared, or never):
+        the gate compares each with the one of the frame the detector last saw.
+        """
         if small is None or small.shape[1] != min(self.width, image.shape[1]):
-            small = work_grey(image, self.width)
+            small = gate_grey(image, self.width)
         ref = self._ref
         run = (
             ref is None

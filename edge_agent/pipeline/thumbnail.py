@@ -1,7 +1,11 @@
-"""The one small grey picture per analysed frame that the motion gate and the background model share.
+"""The small grey pictures the motion gate and the background model of `left_object` work on.
 
-Both work on a blurred grey thumbnail `WORK_WIDTH` pixels wide; computing it once per
-analysed frame (not once per consumer) halves the cost of a quiet camera.
+Both compare blurred grey thumbnails `WORK_WIDTH` pixels wide. `work_grey` shrinks by area
+averaging (what the background model's thresholds are tuned on); on a camera with a
+`left_object` rule it is made once per analysed frame and shared by the gate and the rules.
+A camera without one has the gate alone, which takes `gate_grey`: the same size, shrunk
+by bilinear sampling, at a sixth of the cost (0.17 vs 1.0 ms for a 640x480 frame here),
+since on a quiet camera the thumbnail is most of what an analysed frame costs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,17 @@ def work_grey(image: npt.NDArray[np.uint8], width: int = WORK_WIDTH) -> npt.NDAr
     h, w = image.shape[:2]
     if w > width:
         small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    else:
+        small = image
+    grey = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    return np.asarray(cv2.GaussianBlur(grey, (5, 5), 0), dtype=np.uint8)
+
+
+def gate_grey(image: npt.NDArray[np.uint8], width: int = WORK_WIDTH) -> npt.NDArray[np.uint8]:
+    """`image` shrunk to `width` pixels wide by bilinear sampling, grey, blurred 5x5: the gate's own."""
+    h, w = image.shape[:2]
+    if w > width:
+        small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_LINEAR)
     else:
         small = image
     grey = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)

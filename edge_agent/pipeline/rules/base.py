@@ -65,7 +65,11 @@ class Observation:
 
 
 class RuleKind(Protocol):
-    """The state machine of one rule on one camera."""
+    """The state machine of one rule on one camera.
+
+    A kind that reads `Scene.grey` on every frame says so with `uses_thumbnail = True`
+    (an attribute; absent means False), so the motion gate shares that thumbnail.
+    """
 
     def update(self, scene: Scene) -> list[Observation]: ...
 

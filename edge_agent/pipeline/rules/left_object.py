@@ -163,6 +163,7 @@ class LeftObject:
         self.min_area = rule.min_area
         self.zone = PixelPolygon(polygon)
         self.background = DualBackground() if "background" in paths else None
+        self.uses_thumbnail = self.background is not None  # `Scene.grey`, every frame
         self._cands: list[_Candidate] = []
         self._regions: list[_Region] = []
         # owner-label boxes of the last OWNER_LOOKBACK_S as flat arrays, oldest first:
