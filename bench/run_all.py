@@ -77,8 +77,9 @@ def replace_sections(report: str, new: list[str]) -> str:
     """The report with each `## Heading` section of `new` put in place of its namesake."""
     for section in new:
         heading = section.splitlines()[0]
-        start = report.find(heading + "\n")
-        if start < 0:
+        # at the start of a line only: `## X` must not match inside `### X`
+        start = 0 if report.startswith(heading + "\n") else report.find("\n" + heading + "\n") + 1
+        if start == 0 and not report.startswith(heading + "\n"):
             report = report.rstrip("\n") + "\n\n" + section
             continue
         end = report.find("\n## ", start + len(heading))
