@@ -119,10 +119,10 @@ class CameraPipeline:
         if self.pacer is not None and not self.pacer.due(frame.media_s):
             return None
         masked = self.masks.apply(frame)
-        # One thumbnail for the gate and the background model when both need it; else the
-        # gate makes its own cheaper one, and a rule that asks makes the shared one itself
-        # (`Scene.grey`), on the thread that runs the rules.
-        small = work_grey(masked.image) if self.motion is not None and self._rules_use_thumbnail else None
+        # One thumbnail for the gate and the background model, made here when a rule reads it
+        # (in replay this half runs beside the rules, on its own thread); a camera whose rules
+        # never read it gives the gate a cheaper one of the gate's own.
+        small = work_grey(masked.image) if self._rules_use_thumbnail else None
         fresh = self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small)
         if fresh:
             t0 = time.perf_counter()

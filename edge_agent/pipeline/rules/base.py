@@ -29,7 +29,7 @@ class Scene:
     frame: Frame
     dets: Detections  # tracked: track_id is set
     labels: Sequence[str]  # class_id -> label name
-    thumbnail: npt.NDArray[np.uint8] | None = None  # made already (by the motion gate), if it was
+    thumbnail: npt.NDArray[np.uint8] | None = None  # made already (beside the detector), if it was
 
     @cached_property
     def grey(self) -> npt.NDArray[np.uint8]:

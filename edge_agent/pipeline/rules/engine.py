@@ -136,6 +136,8 @@ class RuleEngine:
             self.runners.append(
                 RuleRunner(rule, spec.build(rule, cam, min_score), Schedule(rule.windows(), timezone))
             )
+        # asked every frame; a runtime-checkable Protocol's isinstance is slow, the kinds are fixed
+        self._aggregating = [r.kind for r in self.runners if isinstance(r.kind, Aggregating)]
 
     def step(self, scene: Scene) -> list[EventDraft]:
         out: list[EventDraft] = []
@@ -151,7 +153,7 @@ class RuleEngine:
 
     def aggregating(self) -> list[Aggregating]:
         """The kinds that report per-interval aggregates (`count`), not incidents."""
-        return [r.kind for r in self.runners if isinstance(r.kind, Aggregating)]
+        return list(self._aggregating)
 
     def take_counts(self) -> tuple[list[CountReport], list[CountReport]]:
         """Intervals closed in the last step, and checkpoints of running intervals that changed."""
