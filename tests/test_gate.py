@@ -172,8 +172,9 @@ def test_the_gate_shares_the_rules_thumbnail_only_when_a_rule_reads_it(with_left
         motion_gate=True,
     )
     ((t, img),) = frames(FIXTURES / "walkway-a.mp4")[:1]
-    detected = pipeline.detect(Frame(cam.id, 0, t, 1000.0 + t, img))
-    assert detected is not None
+    prepared = pipeline.prepare(Frame(cam.id, 0, t, 1000.0 + t, img))
+    assert prepared is not None
+    detected = pipeline.detect(prepared)
     if with_left_object:
         assert detected.small is not None and np.array_equal(detected.small, work_grey(detected.frame.image))
     else:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import threading
+
 import pytest
 
 from edge_agent.app.config import load_config
 from edge_agent.app.replay import detected_ahead, run_replay
 from edge_agent.app.wiring import camera_pipeline
-from edge_agent.core.types import Detections
+from edge_agent.core.types import Detections, Frame
 from edge_agent.delivery.jsonl import MemorySink
 from edge_agent.pipeline.detect.models import COCO80_LABELS
 from edge_agent.pipeline.detect.scripted import ScriptedDetector, boxes
@@ -63,3 +67,64 @@ def test_a_detector_failure_is_raised_at_its_frame() -> None:
         source.close()
     assert sum(analysed for _, analysed in seen) == 7  # calls 0-6 came through, in order
     assert [i for i, _ in seen] == list(range(len(seen)))
+
+
+class StagedRecorder:
+    """A staged detector (`prepare`, then `detect_prepared`) that notes which thread ran each half."""
+
+    def __init__(self) -> None:
+        self.labels = COCO80_LABELS
+        self.threads: dict[str, set[str]] = {"prepare": set(), "detect_prepared": set(), "detect": set()}
+        self.calls = 0
+
+    def prepare(self, image: object) -> int:
+        self.threads["prepare"].add(threading.current_thread().name)
+        return self.calls
+
+    def detect_prepared(self, prepared: object) -> Detections:
+        self.threads["detect_prepared"].add(threading.current_thread().name)
+        self.calls += 1
+        return walker(self.calls - 1)
+
+    def detect(self, image: object) -> Detections:
+        self.threads["detect"].add(threading.current_thread().name)
+        return self.detect_prepared(self.prepare(image))
+
+
+def test_the_model_thread_gets_frames_prepared_by_the_decoder_thread() -> None:
+    """The detector's input is made beside decoding, so the model's thread runs the model only,
+    and the events are those of the same detector run in one thread."""
+    cfg = load_config(FIXTURES / "walkway.yaml")
+    cam = cfg.cameras[0]
+    one_thread = MemorySink()
+    pipeline = camera_pipeline(cfg, cam, StagedRecorder(), one_thread)
+    with contextlib.closing(FileSource(str(CLIP), cam.id, 0.0)) as source:
+        for frame in source:
+            pipeline.process(frame)
+    pipeline.close()
+
+    staged = StagedRecorder()
+    ahead = MemorySink()
+    run_replay(cfg, cam.id, [str(CLIP)], staged, ahead)
+    expected = {"prepare": {"replay-decode"}, "detect_prepared": {"replay-detect"}, "detect": set()}
+    assert staged.threads == expected
+    assert staged.calls == 200
+    assert one_thread.events and ahead.events == one_thread.events
+
+
+def test_a_frame_the_gate_skips_gets_no_model_input() -> None:
+    cfg = load_config(FIXTURES / "walkway.yaml")
+    cam = cfg.cameras[0]
+    staged = StagedRecorder()
+    pipeline = camera_pipeline(cfg, cam, staged, MemorySink(), motion_gate=True)
+    with contextlib.closing(FileSource(str(CLIP), cam.id, 0.0)) as source:
+        frames = list(itertools.islice(source, 1))
+    first = frames[0]
+    same = Frame(first.camera_id, 2, first.media_s + 0.2, first.wall_ts + 0.2, first.image)
+    prepared = [pipeline.prepare(f) for f in (first, same)]
+    assert [p is not None and p.fresh for p in prepared] == [True, False]
+    assert prepared[0] is not None and prepared[0].model_input is not None
+    assert prepared[1] is not None and prepared[1].model_input is None
+    detected = [pipeline.detect(p) for p in prepared if p is not None]
+    assert [d.fresh for d in detected] == [True, False] and staged.calls == 1
+    assert detected[1].dets is detected[0].dets  # the skipped frame reuses the first frame's detections

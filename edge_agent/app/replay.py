@@ -1,11 +1,12 @@
 """`edge-agent replay`: recorded videos through the same pipeline as live, as fast as it goes.
 
 Three threads per video, so decoding, the detector and the tracker and rules
-overlap: one decodes, one runs the pipeline's first half (`CameraPipeline.detect`:
-pacing, masks, motion gate, detector), the calling thread runs the second half
-(`analyse`: tracker, rules, evidence, events) on the frames in their order. The
-halves share no state and every frame passes through both in order, so the events
-are the same as one thread running `process`.
+overlap, each running one stage of `CameraPipeline.process` on the frames in their
+order: one decodes and prepares (`prepare`: pacing, masks, thumbnail, motion gate, the
+model's input), one runs the model (`detect`), the calling thread runs the rest
+(`analyse`: tracker, rules, evidence, events). The stages share no state and every
+frame passes through each in order, so the events are the same as one thread running
+`process`. The model's thread does nothing but the model: it sets the pace.
 """
 
 from __future__ import annotations
@@ -136,11 +137,14 @@ def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Generator[T
 
 
 def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tuple[Frame, Detected | None]]:
-    """(frame, its `pipeline.detect` result) for every frame of `source`, in order: one thread
-    decodes, a second runs `detect`, while the caller runs `analyse`; an exception in either
-    is raised here, at its frame."""
-    decoded = ahead(source, "replay-decode")
-    detected = ahead(((frame, pipeline.detect(frame)) for frame in decoded), "replay-detect")
+    """(frame, its `pipeline.detect` result, None between detection slots) for every frame of
+    `source`, in order: one thread decodes and runs `prepare`, a second runs `detect`, while
+    the caller runs `analyse`; an exception in either is raised here, at its frame."""
+    decoded = ahead(((frame, pipeline.prepare(frame)) for frame in source), "replay-decode")
+    detected = ahead(
+        ((frame, None if prepared is None else pipeline.detect(prepared)) for frame, prepared in decoded),
+        "replay-detect",
+    )
     try:
         yield from detected
     finally:

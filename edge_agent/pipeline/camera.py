@@ -19,7 +19,7 @@ from edge_agent.core.config import CameraConfig
 from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.sink import CountSink, EventSink
 from edge_agent.core.types import Detections, Event, Frame
-from edge_agent.pipeline.detect import Detector
+from edge_agent.pipeline.detect import Detector, StagedDetector
 from edge_agent.pipeline.events import EventBuilder, EventDraft
 from edge_agent.pipeline.evidence import (
     EvidenceStore,
@@ -55,8 +55,19 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A frame the pacer picked, with privacy masks applied, and the gate's verdict on it."""
+
+    frame: Frame
+    small: npt.NDArray[np.uint8] | None  # the shared thumbnail (pipeline/thumbnail.py), if made
+    fresh: bool  # the detector runs on it (False: the motion gate saw nothing move)
+    model_input: object | None = None  # the detector's input, made ahead (a `StagedDetector`)
+    prepare_ms: float = 0.0  # the time making it took, counted in `detector_ms`
+
+
+@dataclass(frozen=True)
 class Detected:
-    """A frame the pacer picked, with privacy masks applied, and its detections."""
+    """A prepared frame and its detections."""
 
     frame: Frame
     dets: Detections
@@ -79,6 +90,7 @@ class CameraPipeline:
         self.identity = identity
         self.cam = cam
         self.detector = detector
+        self._staged = detector if isinstance(detector, StagedDetector) else None
         self.sink = sink
         self.evidence = evidence
         # `paced`: the source already hands over only frames due at `detect.fps` (the live
@@ -107,32 +119,44 @@ class CameraPipeline:
 
     def process(self, frame: Frame) -> list[Event]:
         """Feed every source frame; frames between detection slots are dropped here."""
-        detected = self.detect(frame)
-        return [] if detected is None else self.analyse(detected)
+        prepared = self.prepare(frame)
+        return [] if prepared is None else self.analyse(self.detect(prepared))
 
-    # `process` in two halves that share no state, so replay can run the first on
-    # the next frame while the second runs on this one (app/replay.py); in order,
-    # they do exactly what `process` does.
+    # `process` in three stages that share no state, so replay can run each on its own
+    # thread, one frame behind the other (app/replay.py); in order, they do exactly what
+    # `process` does.
 
-    def detect(self, frame: Frame) -> Detected | None:
-        """Pacing, masks, motion gate and detector: None for a frame between detection slots."""
+    def prepare(self, frame: Frame) -> Prepared | None:
+        """Pacing, masks, thumbnail, motion gate and the detector's input: None for a frame
+        between detection slots."""
         if self.pacer is not None and not self.pacer.due(frame.media_s):
             return None
         masked = self.masks.apply(frame)
-        # One thumbnail for the gate and the background model, made here when a rule reads it
-        # (in replay this half runs beside the rules, on its own thread); a camera whose rules
-        # never read it gives the gate a cheaper one of the gate's own.
+        # One thumbnail for the gate and the background model, made here when a rule reads it;
+        # a camera whose rules never read it gives the gate a cheaper one of the gate's own.
         small = work_grey(masked.image) if self._rules_use_thumbnail else None
         fresh = self.motion is None or self.motion.needs_detection(masked.image, frame.media_s, small)
-        if fresh:
-            t0 = time.perf_counter()
-            dets = self._last_dets = self.detector.detect(masked.image)
-            ms = (time.perf_counter() - t0) * 1000.0
-            self.detector_ms = ms if self._detector_calls == 0 else 0.9 * self.detector_ms + 0.1 * ms
-            self._detector_calls += 1
+        if not fresh or self._staged is None:
+            return Prepared(masked, small, fresh)
+        t0 = time.perf_counter()
+        model_input = self._staged.prepare(masked.image)
+        return Prepared(masked, small, fresh, model_input, (time.perf_counter() - t0) * 1000.0)
+
+    def detect(self, prepared: Prepared) -> Detected:
+        """The detector on a prepared frame (the last detections when the gate skipped it)."""
+        if not prepared.fresh:
+            return Detected(prepared.frame, self._last_dets, prepared.small, fresh=False)
+        t0 = time.perf_counter()
+        if self._staged is not None and prepared.model_input is not None:
+            dets = self._staged.detect_prepared(prepared.model_input)
+            ms = (time.perf_counter() - t0) * 1000.0 + prepared.prepare_ms
         else:
-            dets = self._last_dets
-        return Detected(masked, dets, small, fresh)
+            dets = self.detector.detect(prepared.frame.image)
+            ms = (time.perf_counter() - t0) * 1000.0
+        self._last_dets = dets
+        self.detector_ms = ms if self._detector_calls == 0 else 0.9 * self.detector_ms + 0.1 * ms
+        self._detector_calls += 1
+        return Detected(prepared.frame, dets, prepared.small)
 
     def analyse(self, detected: Detected) -> list[Event]:
         """Tracker, rules, evidence and sink for one frame `detect` returned."""

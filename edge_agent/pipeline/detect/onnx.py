@@ -45,6 +45,17 @@ class DetectorTiming:
         return self.preprocess_ms + self.inference_ms + self.postprocess_ms
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """One frame made ready for the model (`OnnxDetector.prepare`)."""
+
+    tensor: npt.NDArray[np.float32]
+    box: Letterbox
+    frame_width: int
+    frame_height: int
+    preprocess_ms: float
+
+
 def select_providers(requested: list[str], available: list[str]) -> list[str]:
     """The requested providers that this onnxruntime build has, CPU always last.
 
@@ -133,28 +144,38 @@ class OnnxDetector:
     def _infer(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
         return np.asarray(self.session.run(self._output_names, {self.input_name: tensor})[0])
 
-    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
-        """Objects in one BGR frame: boxes in frame pixels (clipped), highest score first."""
+    def prepare(self, image_bgr: npt.NDArray[np.uint8]) -> ModelInput:
+        """The first half of `detect`: the model's input for one BGR frame (no model call)."""
         t0 = time.perf_counter()
         tensor, box = self.preprocess(image_bgr)
+        frame_h, frame_w = image_bgr.shape[:2]
+        return ModelInput(tensor, box, frame_w, frame_h, (time.perf_counter() - t0) * 1e3)
+
+    def detect_prepared(self, prepared: object) -> Detections:
+        """The second half of `detect`: the model on an input `prepare` made, decoded to frame pixels."""
+        if not isinstance(prepared, ModelInput):
+            raise TypeError(f"detect_prepared takes what prepare returns, not {type(prepared).__name__}")
         t1 = time.perf_counter()
-        out = self._infer(tensor)
+        out = self._infer(prepared.tensor)
         t2 = time.perf_counter()
         boxes, scores, class_ids = decode(
             self.decoder, out, self.input_width, self.input_height, self.min_score
         )
         keep = nms(boxes, scores, class_ids, self.nms_iou)
-        frame_h, frame_w = image_bgr.shape[:2]
-        xyxy = box.to_frame(boxes[keep], frame_w, frame_h)
+        xyxy = prepared.box.to_frame(boxes[keep], prepared.frame_width, prepared.frame_height)
         # Boxes wholly in the letterbox padding clip to nothing: drop them.
         visible = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
         keep = keep[visible]
         dets = Detections(xyxy[visible], scores[keep], class_ids[keep])
         t3 = time.perf_counter()
         self.last_timing = DetectorTiming(
-            preprocess_ms=(t1 - t0) * 1e3, inference_ms=(t2 - t1) * 1e3, postprocess_ms=(t3 - t2) * 1e3
+            preprocess_ms=prepared.preprocess_ms, inference_ms=(t2 - t1) * 1e3, postprocess_ms=(t3 - t2) * 1e3
         )
         return dets
+
+    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
+        """Objects in one BGR frame: boxes in frame pixels (clipped), highest score first."""
+        return self.detect_prepared(self.prepare(image_bgr))
 
 
 def load_detector(cfg: ModelConfig) -> OnnxDetector:
