@@ -255,3 +255,17 @@ def test_each_log_format_from_the_command_line(model_ready: Path) -> None:
     assert journal.startswith("<6>" + message), journal
     shipped = json.loads(edge_agent("--log-format", "json", *args).stderr.splitlines()[0])
     assert shipped["level"] == "INFO" and shipped["message"].startswith("model yolox-nano is already in")
+
+
+def test_the_command_line_leaves_the_console_out_of_every_other_command() -> None:
+    """`edge-agent run` builds the parser of every command; the console's database drivers
+    must not come with it into the agent's process (14 MB of a Pi's memory)."""
+    probe = (
+        "import sys\n"
+        "from edge_agent.tools.cli import build_parser\n"
+        "args = build_parser().parse_args(['run', '--config', 'x.yaml'])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('psycopg', 'edge_agent.tools.console.')))\n"
+        "print(args.func.__name__, loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split(maxsplit=1) == ["cmd_run", "['edge_agent.tools.console.arguments']\n"]

@@ -361,12 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_arguments(p)
     p.set_defaults(func=cmd_listen)
 
-    from edge_agent.tools.console import app as console_app
+    from edge_agent.tools.console.arguments import add_arguments as console_arguments
 
     p = sub.add_parser(
         "console", help="the town console: every box's alerts in a database, a web page and a JSON API"
     )
-    console_app.add_arguments(p)
+    console_arguments(p)
     p.set_defaults(func=cmd_console, log_level_default="INFO")
 
     from edge_agent.tools import zones_page

@@ -25,19 +25,6 @@ from edge_agent.tools.console.web import ConsoleServer
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="CONSOLE.yaml", help="the console's config file")
-    parser.add_argument("--migrate-only", action="store_true", help="apply the database migrations and exit")
-    parser.add_argument(
-        "--no-mqtt", action="store_true", help="serve the stored alerts without subscribing (read-only)"
-    )
-    parser.add_argument(
-        "--retire",
-        action="store_true",
-        help="take this instance out for good: store what the broker holds for it, then delete its session",
-    )
-
-
 def open_database(cfg: ConsoleConfig) -> Database:
     password = None
     if cfg.database.password_file:
