@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 
 import pytest
@@ -118,8 +117,7 @@ def test_a_frame_the_gate_skips_gets_no_model_input() -> None:
     staged = StagedRecorder()
     pipeline = camera_pipeline(cfg, cam, staged, MemorySink(), motion_gate=True)
     with contextlib.closing(FileSource(str(CLIP), cam.id, 0.0)) as source:
-        frames = list(itertools.islice(source, 1))
-    first = frames[0]
+        first = next(iter(source))
     same = Frame(first.camera_id, 2, first.media_s + 0.2, first.wall_ts + 0.2, first.image)
     prepared = [pipeline.prepare(f) for f in (first, same)]
     assert [p is not None and p.fresh for p in prepared] == [True, False]

@@ -137,8 +137,8 @@ def ahead(items: Iterable[T], name: str, depth: int = READ_AHEAD) -> Generator[T
 
 
 def detected_ahead(source: FileSource, pipeline: CameraPipeline) -> Iterator[tuple[Frame, Detected | None]]:
-    """(frame, its `pipeline.detect` result, None between detection slots) for every frame of
-    `source`, in order: one thread decodes and runs `prepare`, a second runs `detect`, while
+    """(frame, its `pipeline.detect` result or None between detection slots) for every frame
+    of `source`, in order: one thread decodes and runs `prepare`, a second runs `detect`, while
     the caller runs `analyse`; an exception in either is raised here, at its frame."""
     decoded = ahead(((frame, pipeline.prepare(frame)) for frame in source), "replay-decode")
     detected = ahead(
