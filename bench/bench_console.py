@@ -31,13 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from edge_agent.console.db import Database  # noqa: E402
+from edge_agent.contract.topics import Topics  # noqa: E402
 from edge_agent.core.backoff import Backoff  # noqa: E402
 from edge_agent.core.config import MqttConfig  # noqa: E402
 from edge_agent.delivery.mqtt import MqttPublisher  # noqa: E402
 from edge_agent.delivery.outbox import Outbox, OutboxMessage  # noqa: E402
 from edge_agent.delivery.outbox_sink import OutboxSink  # noqa: E402
-from edge_agent.delivery.topics import Topics  # noqa: E402
-from edge_agent.tools.console.db import Database  # noqa: E402
 from tests.broker import Mosquitto, make_event  # noqa: E402
 from tests.console_server import ConsoleProcess, wait_rows  # noqa: E402
 from tests.postgres import Postgres  # noqa: E402
@@ -218,9 +218,9 @@ def latency(work: Path, broker: Mosquitto, database_url: str, tag: str) -> list[
 
 def cost_per_event(work: Path, count: int = 5000) -> tuple[float, float]:
     """In-process: ms per event to parse and schema-check, and to write (batches of 500, SQLite)."""
-    from edge_agent.tools.console.migrations import migrate
-    from edge_agent.tools.console.records import parse_message
-    from edge_agent.tools.console.store import write_batch
+    from edge_agent.console.migrations import migrate
+    from edge_agent.console.records import parse_message
+    from edge_agent.console.store import write_batch
 
     topic = "eagleeye/v1/laohu/cost-01/events/cam-a/dumping"
     payloads = [make_event(i, device="cost-01").to_json().encode() for i in range(count)]

@@ -27,12 +27,12 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from edge_agent.contract.topics import Topics  # noqa: E402
 from edge_agent.core.backoff import Backoff  # noqa: E402
 from edge_agent.core.config import MqttConfig  # noqa: E402
 from edge_agent.delivery.mqtt import MqttPublisher  # noqa: E402
 from edge_agent.delivery.outbox import Outbox, OutboxMessage  # noqa: E402
 from edge_agent.delivery.outbox_sink import OutboxSink  # noqa: E402
-from edge_agent.delivery.topics import Topics  # noqa: E402
 from tests.broker import Mosquitto, make_event  # noqa: E402
 
 TOPICS = Topics("eagleeye", "laohu", "edge-01")

@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from edge_agent.contract.topics import Topics  # noqa: E402
 from edge_agent.core.backoff import Backoff  # noqa: E402
 from edge_agent.core.config import MqttConfig  # noqa: E402
 from edge_agent.delivery.mqtt import MqttPublisher  # noqa: E402
 from edge_agent.delivery.outbox import Outbox  # noqa: E402
 from edge_agent.delivery.outbox_sink import OutboxSink  # noqa: E402
-from edge_agent.delivery.topics import Topics  # noqa: E402
 from edge_agent.pipeline.evidence import EvidenceStore  # noqa: E402
 from tests.broker import Mosquitto, Subscriber, dedup, fake_jpeg, make_event  # noqa: E402
 

@@ -110,7 +110,7 @@ class ConsoleProcess:
 
 def event_rows(database_url: str) -> list[tuple[str, str, str]]:
     """Every (event_id, phase, ts) row of a console database, with repeats if there were any."""
-    from edge_agent.tools.console.db import Database
+    from edge_agent.console.db import Database
 
     db = Database(database_url)
     try:

@@ -21,8 +21,8 @@ import yaml
 
 from edge_agent.app.agent import Agent
 from edge_agent.app.config import parse_config
+from edge_agent.contract.schemas import validate
 from edge_agent.core.types import Frame
-from edge_agent.delivery.schemas import validate
 from edge_agent.pipeline.rules.base import Observation, Scene
 from edge_agent.pipeline.rules.presence import Presence
 from edge_agent.sources.rtsp import RtspSource

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from edge_agent.contract.schemas import validate
 from edge_agent.delivery.outbox import Outbox
-from edge_agent.delivery.schemas import validate
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
 from tests.conftest import REPO
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory, wait_until  # noqa: F401

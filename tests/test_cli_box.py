@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge_agent.core.logs import JournalFormatter, JsonFormatter, RedactingFilter, priority, resolve_format
 from edge_agent.tools.cli_support import DEFAULT_CONFIG, progress_bars
-from edge_agent.tools.logs import JournalFormatter, JsonFormatter, RedactingFilter, priority, resolve_format
 from tests.conftest import FIXTURES, REPO
 
 MINIMAL = {
@@ -258,14 +258,21 @@ def test_each_log_format_from_the_command_line(model_ready: Path) -> None:
 
 
 def test_the_command_line_leaves_the_console_out_of_every_other_command() -> None:
-    """`edge-agent run` builds the parser of every command; the console's database drivers
-    must not come with it into the agent's process (14 MB of a Pi's memory)."""
+    """`edge-agent run` goes through the one entry point and builds the box's parser; neither the
+    console nor its web framework, SQL toolkit or database drivers may come with it into the
+    agent's process (14 MB of a Pi's memory for the drivers alone)."""
     probe = (
         "import sys\n"
+        "from edge_agent.main import command_of\n"
         "from edge_agent.tools.cli import build_parser\n"
-        "args = build_parser().parse_args(['run', '--config', 'x.yaml'])\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('psycopg', 'edge_agent.tools.console.')))\n"
-        "print(args.func.__name__, loaded)\n"
+        "import edge_agent.app.agent, edge_agent.app.wiring, edge_agent.app.replay\n"
+        "argv = ['--log-level', 'INFO', 'run', '--config', 'x.yaml']\n"
+        "args = build_parser().parse_args(argv)\n"
+        "heavy = ('psycopg', 'fastapi', 'starlette', 'sqlalchemy', 'alembic', 'uvicorn', 'sse_starlette',\n"
+        "         'edge_agent.console')\n"
+        "loaded = sorted({m.split('.')[0] if not m.startswith('edge_agent') else m\n"
+        "                 for m in sys.modules if m.startswith(heavy)})\n"
+        "print(command_of(argv), args.func.__name__, loaded)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.split(maxsplit=1) == ["cmd_run", "['edge_agent.tools.console.arguments']\n"]
+    assert out.stdout.split(maxsplit=2) == ["run", "cmd_run", "[]\n"]

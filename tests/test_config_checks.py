@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.app.checks import check_file, check_text
+from edge_agent.contract.topics import TopicError, Topics
 from edge_agent.core.ids import ID_PATTERN
-from edge_agent.delivery.topics import TopicError, Topics
 from tests.conftest import REPO
 
 WALKWAY = REPO / "fixtures" / "walkway.yaml"

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from edge_agent.tools.console.auth import Authenticator, same_origin
-from edge_agent.tools.console.config import AuthConfig, TokenConfig, UserConfig
+from edge_agent.console.auth import Authenticator, same_origin
+from edge_agent.console.config import AuthConfig, TokenConfig, UserConfig
 
 TOKEN = "t" * 20
 

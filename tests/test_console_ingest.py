@@ -21,12 +21,12 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.topics import Topics
 from tests.broker import Mosquitto, fake_jpeg, make_event, mosquitto  # noqa: F401
 from tests.conftest import FIXTURES, REPO
 from tests.console_server import ConsoleProcess, event_rows, wait_rows

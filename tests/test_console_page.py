@@ -25,13 +25,13 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig
 from edge_agent.core.types import Event, EventObject, SnapshotRef
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.topics import Topics
 from tests.broker import Mosquitto, mosquitto  # noqa: F401
 from tests.console_server import ConsoleProcess
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory  # noqa: F401

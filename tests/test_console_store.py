@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.console import queries
+from edge_agent.console.config import parse_console_config
+from edge_agent.console.db import Database
+from edge_agent.console.migrations import available, migrate
+from edge_agent.console.records import EventRecord, Rejected, parse_message
+from edge_agent.console.store import set_verdict, write_batch
 from edge_agent.core.config import ConfigError
-from edge_agent.tools.console import queries
-from edge_agent.tools.console.config import parse_console_config
-from edge_agent.tools.console.db import Database
-from edge_agent.tools.console.migrations import available, migrate
-from edge_agent.tools.console.records import EventRecord, Rejected, parse_message
-from edge_agent.tools.console.store import set_verdict, write_batch
 from tests.broker import fake_jpeg, make_event
 from tests.postgres import postgres_server, postgres_url  # noqa: F401
 

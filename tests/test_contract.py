@@ -24,14 +24,14 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.contract.schemas import SCHEMA_NAMES, load_schema, schema_dir, validate
+from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, TlsConfig
 from edge_agent.core.types import Event, EventObject, SnapshotRef
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.schemas import SCHEMA_NAMES, load_schema, schema_dir, validate
-from edge_agent.delivery.topics import Topics
 from tests.broker import (
     Message,
     Mosquitto,

@@ -17,13 +17,13 @@ import yaml
 from pydantic import ValidationError
 
 from edge_agent.app.config import CameraConfig
+from edge_agent.contract.schemas import validate
+from edge_agent.contract.topics import Topics
 from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Frame
 from edge_agent.delivery.count_store import CountStore
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.schemas import validate
-from edge_agent.delivery.topics import Topics
 from edge_agent.pipeline.detect.scripted import boxes
 from edge_agent.pipeline.rules.base import Aggregating, Scene
 from edge_agent.pipeline.rules.engine import RuleEngine
@@ -245,7 +245,7 @@ def test_walkway_counts_arrive_retained_through_mosquitto(
 
 
 def test_the_town_console_stores_a_count_message() -> None:
-    from edge_agent.tools.console.records import CountRecord, parse_message
+    from edge_agent.console.records import CountRecord, parse_message
 
     (report, *_) = run(camera(), lambda t: [person(walk(t, 0, 3, 390, 100))], 12)
     payload = report.to_json("campus", "edge-fixture").encode()

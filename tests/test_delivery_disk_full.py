@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.contract.schemas import validate
+from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.schemas import validate
-from edge_agent.delivery.topics import Topics
 from edge_agent.pipeline.evidence import EvidenceStore
 from tests.broker import (
     Mosquitto,

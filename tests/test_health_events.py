@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from edge_agent.app.health_events import HealthEvents
+from edge_agent.contract.schemas import validate
 from edge_agent.core.types import Frame
-from edge_agent.delivery.schemas import validate
 
 T0 = 1_764_000_000.0
 

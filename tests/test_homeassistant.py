@@ -17,11 +17,11 @@ import yaml
 
 from edge_agent.app.config import parse_config as parse_text
 from edge_agent.app.wiring import homeassistant_of, topics_of
+from edge_agent.contract.schemas import load_schema
 from edge_agent.core.config import ConfigError
 from edge_agent.delivery.homeassistant import STATE_FILE, Discovery, HomeAssistantSink, announce
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.schemas import load_schema
 from tests.broker import Message, Mosquitto, Subscriber, make_event, mosquitto  # noqa: F401
 from tests.conftest import FIXTURES, REPO
 
@@ -132,8 +132,8 @@ def test_one_device_per_camera_with_its_entities(tmp_path: Path) -> None:
 
 
 def test_a_count_rule_gets_a_count_sensor(tmp_path: Path) -> None:
+    from edge_agent.contract.topics import Topics
     from edge_agent.delivery.homeassistant import HaRule, HaSetup
-    from edge_agent.delivery.topics import Topics
 
     topics = Topics("eagleeye", "laohu", "edge-01")
     setup = HaSetup("homeassistant", "", {"gate": [HaRule("gate", "bin-visits", "count")]})

@@ -1,9 +1,10 @@
 """The import rule of docs/architecture.md: imports point down the layers only.
 
-tools → app → pipeline / delivery / sources → core. The three middle layers do not import
-each other either (they meet in app/wiring.py), and core imports nothing of the project
-beyond core. The checker reads each module's `ast`, so a lazy import inside a function
-counts as much as one at the top.
+tools → app → pipeline / delivery / sources → contract → core. The three middle layers do
+not import each other either (they meet in app/wiring.py), contract imports only core, and
+core imports nothing of the project beyond core. The town console is an application of its
+own: it imports only contract and core, and nothing of the box imports it. The checker reads
+each module's `ast`, so a lazy import inside a function counts as much as one at the top.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ PACKAGE = REPO / "edge_agent"
 # layer -> the layers it may import (itself included)
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
-    "sources": {"core", "sources"},
-    "pipeline": {"core", "pipeline"},
-    "delivery": {"core", "delivery"},
-    "app": {"core", "sources", "pipeline", "delivery", "app"},
-    "tools": {"core", "sources", "pipeline", "delivery", "app", "tools"},
+    "contract": {"core", "contract"},
+    "sources": {"core", "contract", "sources"},
+    "pipeline": {"core", "contract", "pipeline"},
+    "delivery": {"core", "contract", "delivery"},
+    "app": {"core", "contract", "sources", "pipeline", "delivery", "app"},
+    "tools": {"core", "contract", "sources", "pipeline", "delivery", "app", "tools"},
+    "console": {"core", "contract", "console"},
 }
 
 
@@ -85,7 +88,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def test_every_module_has_a_layer() -> None:
     top = {module_name(p) for p in MODULES if layer_of(module_name(p)) is None}
-    assert top == {"edge_agent", "edge_agent.__main__"}
+    # the package root: the version, and the one command line that picks an application
+    assert top == {"edge_agent", "edge_agent.__main__", "edge_agent.main"}
 
 
 def test_imports_point_down_only() -> None:
@@ -105,7 +109,16 @@ def test_every_layer_says_what_it_may_import() -> None:
         ("edge_agent.core.types", "from edge_agent.pipeline.gate import FramePacer\n", 1),
         ("edge_agent.core.types", "import edge_agent.app.agent\n", 1),
         ("edge_agent.pipeline.camera", "def f():\n    from edge_agent.tools import cli\n", 1),
-        ("edge_agent.pipeline.camera", "from edge_agent.delivery.topics import Topics\n", 1),
+        ("edge_agent.pipeline.camera", "from edge_agent.delivery.outbox import Outbox\n", 1),
+        ("edge_agent.delivery.mqtt", "from edge_agent.contract.topics import Topics\n", 0),
+        ("edge_agent.contract.topics", "from edge_agent.delivery.outbox import Outbox\n", 1),
+        ("edge_agent.tools.cli", "from edge_agent.console.app import run\n", 1),
+        ("edge_agent.app.wiring", "import edge_agent.console\n", 1),
+        ("edge_agent.console.web", "from edge_agent.pipeline.camera import CameraPipeline\n", 1),
+        ("edge_agent.console.ingest", "from edge_agent.delivery.mqtt import MqttPublisher\n", 1),
+        ("edge_agent.console.web", "from edge_agent.tools.local_http import base_url\n", 1),
+        ("edge_agent.console.app", "from edge_agent.app.agent import Agent\n", 1),
+        ("edge_agent.console.ingest", "from edge_agent.contract.mqtt_client import make_client\n", 0),
         ("edge_agent.delivery.mqtt", "from edge_agent import app\n", 1),
         ("edge_agent.sources.rtsp", "from ..app.agent import Agent\n", 1),
         ("edge_agent.pipeline.rules.vendor", "from ..detect import Detector\n", 0),

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
+from edge_agent.contract.mqtt_client import parse_broker_url
+from edge_agent.contract.schemas import validate
+from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, TlsConfig
 from edge_agent.delivery.mqtt import MqttPublisher
-from edge_agent.delivery.mqtt_client import parse_broker_url
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.schemas import validate
-from edge_agent.delivery.topics import Topics
 from tests.broker import (
     Message,
     Mosquitto,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.contract.topics import Topics
 from edge_agent.core.types import Event
 from edge_agent.delivery.outbox import Outbox, OutboxError, OutboxMessage
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.topics import Topics
 
 KB = 1024
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from edge_agent.delivery.schemas import validate
+from edge_agent.contract.schemas import validate
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
 from tests.conftest import FIXTURES, REPO
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from edge_agent.app.workers import physical_cores
+from edge_agent.contract.topics import Topics
 from edge_agent.core.config import CameraConfig, Config
 from edge_agent.core.sink import EventSink
 from edge_agent.delivery.homeassistant import HaSetup, rules_of
 from edge_agent.delivery.service import Delivery
-from edge_agent.delivery.topics import Topics
 from edge_agent.pipeline.camera import CameraPipeline, Identity
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.detect.onnx import load_detector

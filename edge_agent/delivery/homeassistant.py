@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
+from edge_agent.contract.topics import Topics
 from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Event
 from edge_agent.delivery.outbox import Outbox, OutboxMessage
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.topics import Topics
 
 logger = logging.getLogger(__name__)
 

@@ -36,19 +36,19 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.core.backoff import Backoff
-from edge_agent.core.config import MqttConfig, redact
-from edge_agent.core.types import iso_utc
-from edge_agent.delivery.ledger import Ledger
-from edge_agent.delivery.mqtt_client import (
+from edge_agent.contract.mqtt_client import (
     ClientSetupError,
     make_client,
     new_client_id,
     parse_broker_url,
     ssl_reason,
 )
+from edge_agent.contract.topics import Topics
+from edge_agent.core.backoff import Backoff
+from edge_agent.core.config import MqttConfig, redact
+from edge_agent.core.types import iso_utc
+from edge_agent.delivery.ledger import Ledger
 from edge_agent.delivery.outbox import Outbox, OutboxItem
-from edge_agent.delivery.topics import Topics
 
 logger = logging.getLogger(__name__)
 

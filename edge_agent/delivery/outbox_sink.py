@@ -9,11 +9,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from edge_agent.contract.topics import Topics
 from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Event
 from edge_agent.delivery.count_store import CountStore
 from edge_agent.delivery.outbox import Outbox, OutboxError, OutboxMessage
-from edge_agent.delivery.topics import Topics
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_agent.contract.topics import Topics
 from edge_agent.core.config import Config, ConfigError, Problem
 from edge_agent.core.files import private_dir
 from edge_agent.core.sink import EventSink
@@ -18,7 +19,6 @@ from edge_agent.delivery.homeassistant import HaSetup, HomeAssistantSink, announ
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
-from edge_agent.delivery.topics import Topics
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent.app.config import load_config
 from edge_agent.core.config import Config, ConfigError, Problem, redact
+from edge_agent.core.logs import FORMATS, setup_logging
 from edge_agent.pipeline.detect.models import ModelError
 from edge_agent.tools.cli_support import apply_default_config, progress_bars
-from edge_agent.tools.logs import FORMATS, setup_logging
 
 logger = logging.getLogger("edge_agent")
 
@@ -262,12 +262,6 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return listen.run(args)
 
 
-def cmd_console(args: argparse.Namespace) -> int:
-    from edge_agent.tools.console import app
-
-    return app.run(args)
-
-
 # --- parser --------------------------------------------------------------------
 
 
@@ -361,13 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_arguments(p)
     p.set_defaults(func=cmd_listen)
 
-    from edge_agent.tools.console.arguments import add_arguments as console_arguments
-
-    p = sub.add_parser(
+    # `console` is the town's application (edge_agent/console/cli.py); `edge_agent.main` hands
+    # it its arguments before this parser runs. Listed here so `--help` names it.
+    sub.add_parser(
         "console", help="the town console: every box's alerts in a database, a web page and a JSON API"
     )
-    console_arguments(p)
-    p.set_defaults(func=cmd_console, log_level_default="INFO")
 
     from edge_agent.tools import zones_page
 

@@ -25,10 +25,10 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from edge_agent.app.config import load_config
+from edge_agent.contract.mqtt_client import ClientSetupError, make_client, new_client_id, parse_broker_url
+from edge_agent.contract.schemas import validate
+from edge_agent.contract.topics import API_VERSION, all_devices_filter
 from edge_agent.core.config import ConfigError, MqttConfig, TlsConfig, redact
-from edge_agent.delivery.mqtt_client import ClientSetupError, make_client, new_client_id, parse_broker_url
-from edge_agent.delivery.schemas import validate
-from edge_agent.delivery.topics import API_VERSION, all_devices_filter
 from edge_agent.tools.event_line import event_line
 
 _SEEN_MAX = 100_000  # (event_id, phase, ts) keys remembered for deduplication

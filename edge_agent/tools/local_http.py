@@ -1,30 +1,10 @@
-"""What the tools' small web servers share (the zone page, the town console): loopback
-checks, the address to show, and a threaded standard-library server started in the background."""
+"""The zone page's threaded standard-library server, started in the background (loopback
+checks and the address to show are in `core/net.py`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def base_url(host: str, port: int) -> str:
-    """`http://host:port/` as a person opens it; a wildcard bind is shown as this machine's name."""
-    shown = f"[{host}]" if ":" in host else host
-    if shown in ("0.0.0.0", "[::]"):  # noqa: S104 (naming it, not binding it)
-        shown = "localhost"
-    return f"http://{shown}:{port}/"
 
 
 def serve_in_background(

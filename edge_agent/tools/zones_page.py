@@ -38,6 +38,7 @@ import numpy as np
 
 from edge_agent.app.config import parse_config
 from edge_agent.core.config import Config, ConfigError, Problem, redact
+from edge_agent.core.net import base_url, is_loopback
 from edge_agent.tools.config_edit import (
     DECIMALS,
     VAR_RE,
@@ -51,7 +52,7 @@ from edge_agent.tools.config_edit import (
     validation_env,
     write_atomically,
 )
-from edge_agent.tools.local_http import base_url, is_loopback, serve_in_background
+from edge_agent.tools.local_http import serve_in_background
 
 logger = logging.getLogger(__name__)
 

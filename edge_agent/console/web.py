@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from edge_agent.console import api, queries
+from edge_agent.console.auth import TOKEN_COOKIE, Authenticator, Principal, same_origin
+from edge_agent.console.config import ConsoleConfig
+from edge_agent.console.db import Database, DatabaseError, transient_errors
+from edge_agent.console.store import BatchResult
 from edge_agent.core.config import redact
-from edge_agent.tools.console import api, queries
-from edge_agent.tools.console.auth import TOKEN_COOKIE, Authenticator, Principal, same_origin
-from edge_agent.tools.console.config import ConsoleConfig
-from edge_agent.tools.console.db import Database, DatabaseError, transient_errors
-from edge_agent.tools.console.store import BatchResult
-from edge_agent.tools.local_http import base_url, is_loopback, serve_in_background
+from edge_agent.core.net import base_url, is_loopback
 
 if TYPE_CHECKING:
-    from edge_agent.tools.console.ingest import Ingest
+    from edge_agent.console.ingest import Ingest
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,10 @@ class ConsoleServer:
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd, self._thread = serve_in_background(self.host, self.port, handler, "console-web")
+        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="console-web", daemon=True)
+        self._thread.start()
         self.port = int(self._httpd.server_address[1])
         logger.info("console page on %s:%d", self.host, self.port)
 

@@ -21,8 +21,8 @@ from email.message import Message
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
-from edge_agent.tools.console.config import AuthConfig, read_secret
-from edge_agent.tools.local_http import is_loopback
+from edge_agent.console.config import AuthConfig, read_secret
+from edge_agent.core.net import is_loopback
 
 TOKEN_COOKIE = "edge_console_token"  # noqa: S105 (a cookie name)
 TOKEN_HEADER = "X-Console-Token"  # noqa: S105 (a header name)

@@ -30,6 +30,7 @@ class TlsConfig(_Model):
     ca: str | None = Field(None, description="CA certificate to check the broker with")
     cert: str | None = Field(None, description="client certificate, if the broker wants one")
     key: str | None = Field(None, description="the client certificate's key")
+    insecure: bool = Field(False, description="skip certificate checks; for a test broker only")
 
 
 class MqttConfig(_Model):

@@ -15,12 +15,12 @@ import sys
 import threading
 from types import FrameType
 
+from edge_agent.console.config import ConsoleConfig, load_console_config, read_secret
+from edge_agent.console.db import Database, DatabaseError
+from edge_agent.console.ingest import Ingest
+from edge_agent.console.migrations import migrate
+from edge_agent.console.web import ConsoleServer
 from edge_agent.core.config import ConfigError, redact
-from edge_agent.tools.console.config import ConsoleConfig, load_console_config, read_secret
-from edge_agent.tools.console.db import Database, DatabaseError
-from edge_agent.tools.console.ingest import Ingest
-from edge_agent.tools.console.migrations import migrate
-from edge_agent.tools.console.web import ConsoleServer
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from edge_agent.delivery.schemas import load_schema, validate
-from edge_agent.delivery.topics import API_VERSION
+from edge_agent.contract.schemas import load_schema, validate
+from edge_agent.contract.topics import API_VERSION
 
 
 @cache

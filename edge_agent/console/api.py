@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
 
-from edge_agent.tools.console import queries
-from edge_agent.tools.console.db import Database
-from edge_agent.tools.console.store import VERDICTS, set_verdict
+from edge_agent.console import queries
+from edge_agent.console.db import Database
+from edge_agent.console.store import VERDICTS, set_verdict
 
 
 class ApiError(Exception):

@@ -15,8 +15,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edge_agent.tools.console.db import Conn
-from edge_agent.tools.console.records import (
+from edge_agent.console.db import Conn
+from edge_agent.console.records import (
     CameraStatusRecord,
     CountRecord,
     DeviceStatusRecord,

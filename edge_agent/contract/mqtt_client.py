@@ -1,7 +1,7 @@
 """The one place a paho client is set up: protocol, credentials, TLS and the Last Will.
 
-The publisher (a fresh client at every connect), doctor's broker probe and `edge-agent
-listen` all take their client from `make_client`, so a fix to password or certificate
+The box's publisher (a fresh client at every connect), doctor's broker probe, `edge-agent
+listen` and the town console all take their client from `make_client`, so a fix to password or certificate
 handling is made once.
 """
 
@@ -11,13 +11,43 @@ import json
 import ssl
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge_agent.core.config import MqttConfig, TlsConfig, redact
+from edge_agent.core.config import redact
+
+
+class TlsSettings(Protocol):
+    """What a client needs of `mqtt.tls`: the box's and the console's configs both have it."""
+
+    @property
+    def ca(self) -> str | None: ...
+    @property
+    def cert(self) -> str | None: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def insecure(self) -> bool: ...
+
+
+class ClientSettings(Protocol):
+    """What a client needs of `mqtt`: plain settings, whichever application's config holds them."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def password_file(self) -> str | None: ...
+    @property
+    def tls(self) -> TlsSettings | None: ...
+    @property
+    def protocol(self) -> Literal["3.1.1", "5"]: ...
 
 
 class ClientSetupError(Exception):
@@ -55,7 +85,7 @@ def ssl_reason(err: BaseException) -> str:
     return str(err)
 
 
-def credentials(cfg: MqttConfig) -> tuple[str | None, str | None]:
+def credentials(cfg: ClientSettings) -> tuple[str | None, str | None]:
     """User name and password: the config's, else the URL's; `password_file` wins, read now.
 
     Read at every connect so a fixed password is picked up without a restart.
@@ -72,7 +102,7 @@ def credentials(cfg: MqttConfig) -> tuple[str | None, str | None]:
     return username, password
 
 
-def tls_context(tls: TlsConfig | None) -> ssl.SSLContext:
+def tls_context(tls: TlsSettings | None) -> ssl.SSLContext:
     """The TLS context of `mqtt.tls` (system CAs when no `ca` is given)."""
     try:
         ctx = ssl.create_default_context(cafile=tls.ca if tls else None)
@@ -87,7 +117,7 @@ def tls_context(tls: TlsConfig | None) -> ssl.SSLContext:
 
 
 def make_client(
-    cfg: MqttConfig,
+    cfg: ClientSettings,
     client_id: str,
     *,
     persistent: bool = False,

@@ -32,15 +32,13 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.console.config import MqttConfig
+from edge_agent.console.db import Database, transient_errors
+from edge_agent.console.records import parse_message
+from edge_agent.console.store import BatchResult, write_batch
+from edge_agent.contract.mqtt_client import ClientSetupError, make_client, parse_broker_url
+from edge_agent.contract.topics import API_VERSION
 from edge_agent.core.config import ConfigError, Problem, redact
-from edge_agent.core.config import MqttConfig as AgentMqttConfig
-from edge_agent.core.config import TlsConfig as AgentTlsConfig
-from edge_agent.delivery.mqtt_client import ClientSetupError, make_client, parse_broker_url
-from edge_agent.delivery.topics import API_VERSION
-from edge_agent.tools.console.config import MqttConfig
-from edge_agent.tools.console.db import Database, transient_errors
-from edge_agent.tools.console.records import parse_message
-from edge_agent.tools.console.store import BatchResult, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -198,18 +196,8 @@ class Ingest:
     def _new_client(self, clean: bool = False) -> paho.Client:
         """The console's client; `clean` only to make the broker drop the session (retire)."""
         cfg = self.cfg
-        agent_side = AgentMqttConfig(
-            url=cfg.url,
-            username=cfg.username,
-            password=cfg.password,
-            password_file=cfg.password_file,
-            tls=None
-            if cfg.tls is None
-            else AgentTlsConfig(ca=cfg.tls.ca, cert=cfg.tls.cert, key=cfg.tls.key),
-            protocol=cfg.protocol,
-        )
         try:
-            client = make_client(agent_side, cfg.client_id, persistent=not clean, manual_ack=True)
+            client = make_client(cfg, cfg.client_id, persistent=not clean, manual_ack=True)
         except ClientSetupError as err:
             raise ConfigError([Problem("mqtt", str(err))]) from err
         client.on_connect = self._on_connect

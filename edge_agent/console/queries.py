@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from edge_agent.tools.console.db import Conn
-from edge_agent.tools.console.records import epoch
+from edge_agent.console.db import Conn
+from edge_agent.console.records import epoch
 
 FILTER_KEYS = ("site", "device", "camera", "rule", "severity", "verdict")
 MAX_LIMIT = 1000

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.tools.console.db import Conn, Database, DatabaseError, Engine
+from edge_agent.console.db import Conn, Database, DatabaseError, Engine
 
 logger = logging.getLogger(__name__)
 
