@@ -68,13 +68,14 @@ console_show() {
   incidents=$(_console_get /api/status | "$BIN/python" -c \
     'import json,sys; print(json.load(sys.stdin)["database"]["rows"]["incidents"])')
   echo
-  echo "town console: $incidents alerts of the demo at $CONSOLE_URL"
+  echo "town console: $incidents alerts of the demo at $CONSOLE_URL (counts: ${CONSOLE_URL}counts, map: ${CONSOLE_URL}map)"
   if [ -t 0 ] && [ -t 1 ]; then
     echo "  open it in a browser; press Enter to stop"
     read -r _ || true
-  else
-    echo "  to see them again: $BIN/edge-agent console --config $CONSOLE_DIR/console.yaml --no-mqtt"
   fi
+  # The URL above ends with the demo; the stored alerts stay, and this serves them again
+  # (read-only, same port) for as long as it runs.
+  echo "  to open the console again after the demo: $BIN/edge-agent console --config $CONSOLE_DIR/console.yaml --no-mqtt"
 }
 
 console_stop() {

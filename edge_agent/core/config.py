@@ -99,12 +99,20 @@ def _check_points(points: Sequence[RelPoint], min_points: int, what: str) -> Seq
     return points
 
 
+class Location(_Model):
+    """Where a village or a camera is, for the town console's map (WGS 84 degrees)."""
+
+    lat: float = Field(ge=-90.0, le=90.0, description="latitude, degrees north")
+    lon: float = Field(ge=-180.0, le=180.0, description="longitude, degrees east")
+
+
 class SiteConfig(_Model):
     id: Id = Field(description="Site id, used in topics and events")
     name: str = Field("", max_length=200, description="Human name of the site")
     timezone: Annotated[str, AfterValidator(_timezone)] = Field(
-        "UTC", description="IANA zone for rule schedules, e.g. Asia/Shanghai"
+        "UTC", description="IANA zone for rule schedules and the console's times, e.g. Asia/Shanghai"
     )
+    location: Location | None = Field(None, description="The village on the console's map")
 
 
 class DeviceConfig(_Model):
@@ -251,6 +259,7 @@ class RuleConfigBase(_Model):
 class CameraConfig(_Model):
     id: Id
     url: str = Field(repr=False, description="rtsp://, file:// or a local video path")
+    location: Location | None = Field(None, description="The camera on the console's map")
     detect: DetectConfig = Field(default_factory=DetectConfig)
     masks: list[list[RelPoint]] = Field(default_factory=list, max_length=MAX_POINTS)
     zones: dict[str, ZoneConfig] = Field(default_factory=dict)

@@ -72,6 +72,7 @@ class MqttPublisher:
         backoff: Backoff | None = None,
         window: int = DEFAULT_WINDOW,
         outbox_extra: Callable[[], Mapping[str, Any]] | None = None,
+        announce: Mapping[str, Any] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"publisher window must be >= 1, got {window}")
@@ -80,6 +81,7 @@ class MqttPublisher:
         self._topics = topics
         self._stats_provider = stats_provider
         self._outbox_extra = outbox_extra  # the sink's memory queue, shown under `outbox`
+        self._announce = dict(announce or {})  # site name, time zone, locations: in every `online`
         self._backoff = backoff or Backoff(1.0, 60.0)
         self._window = window
         self._host, self._port, self._tls, _, _ = parse_broker_url(cfg.url)
@@ -446,7 +448,7 @@ class MqttPublisher:
         if not self._just_connected:
             return
         self._just_connected = False
-        online = {"state": "online", "since": self._connected_since, "reason": "connected"}
+        online = {"state": "online", "since": self._connected_since, "reason": "connected", **self._announce}
         client.publish(self._topics.status, json.dumps(online), qos=1, retain=True)
         client.publish(self._topics.available, "online", qos=1, retain=True)
         with self._lock:

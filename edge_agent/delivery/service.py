@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_agent.contract.status import announcement
 from edge_agent.contract.topics import Topics
 from edge_agent.core.config import Config, ConfigError, Problem
 from edge_agent.core.files import private_dir
@@ -52,6 +53,7 @@ class Delivery:
             topics,
             stats_provider=stats_provider,
             outbox_extra=self.outbox_sink.counters,
+            announce=announcement(cfg),
         )
 
     def start(self) -> None:
