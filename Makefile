@@ -13,6 +13,10 @@ APT_PACKAGES := mosquitto mosquitto-clients openssl ffmpeg \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	chromium shellcheck systemd postgresql
 SETUP_STAMP := $(VENV)/.setup-done
+# The town console's browser libraries (chart.js, leaflet) from npm, by its lock file; the
+# console serves them itself, so a town server needs no CDN (docs/console.md).
+CONSOLE_ASSETS := edge_agent/console/assets
+ASSETS_STAMP := $(CONSOLE_ASSETS)/node_modules/.ci-done
 # Every Python package comes from a lock file with hashes (requirements/README.md): the same
 # versions on every machine, whatever PyPI has released since. `make lock` makes them again.
 LOCKS := requirements/build.lock requirements/runtime.lock requirements/console.lock requirements/dev.lock
@@ -22,7 +26,16 @@ UV_COMPILE := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv pip compile --quiet --uni
 
 .PHONY: setup demo test lint bench fixtures clean apt model lock upgrade-check goldens asyncapi-check
 
-setup: $(SETUP_STAMP) apt model
+setup: $(SETUP_STAMP) apt model $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): $(CONSOLE_ASSETS)/package.json $(CONSOLE_ASSETS)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; \
+	  else echo "npm is missing; run: sudo apt-get install -y nodejs npm"; exit 1; fi; }
+	npm ci --prefix $(CONSOLE_ASSETS) --no-audit --no-fund --ignore-scripts --silent
+	@touch $@
 
 $(SETUP_STAMP): pyproject.toml $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

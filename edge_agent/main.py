@@ -13,6 +13,10 @@ from collections.abc import Sequence
 
 # the commands the town's application answers; everything else is the box's
 CONSOLE_COMMANDS = frozenset({"console"})
+# what the `console` extra installs (pyproject.toml): a box has none of it
+CONSOLE_STACK = frozenset(
+    {"fastapi", "starlette", "uvicorn", "sse_starlette", "sqlalchemy", "alembic", "psycopg"}
+)
 # options both command lines take before the command, with a value
 _GLOBAL_WITH_VALUE = frozenset({"--log-level", "--log-format"})
 
@@ -35,7 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command_of(args) in CONSOLE_COMMANDS:
         from edge_agent.console.cli import main as console_main
 
-        return console_main(args)
+        try:
+            return console_main(args)
+        except ModuleNotFoundError as err:
+            if (err.name or "").split(".")[0] not in CONSOLE_STACK:
+                raise
+            # a box's install: the console's web stack and database drivers are an extra
+            print(
+                f"edge-agent {command_of(args)}: the town console needs its extra ({err.name} is not "
+                "installed): pip install 'edge-agent[console]'",
+                file=sys.stderr,
+            )
+            return 1
     from edge_agent.tools.cli import main as box_main
 
     return box_main(args)

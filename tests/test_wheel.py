@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.broker import Mosquitto, fake_jpeg, make_event, mosquitto  # noqa: F401  (fixture)
+from tests.broker import Mosquitto, Subscriber, fake_jpeg, make_event, mosquitto  # noqa: F401  (fixture)
 from tests.conftest import FIXTURES, REPO, SHARED
 
 PACKAGED = {
@@ -248,3 +249,48 @@ def test_listen_from_the_wheel_checks_an_event_against_the_packaged_schema(
     assert [json.loads(line) for line in out.splitlines()] == [event.to_dict()]
     assert "1 events, 0 duplicates dropped, 0 invalid, 1 snapshots saved" in err
     assert (box / "snaps" / f"{event.event_id}.jpg").read_bytes() == jpeg
+
+
+CONSOLE_STACK = ("fastapi", "starlette", "uvicorn", "sse_starlette", "sqlalchemy", "alembic", "psycopg")
+
+
+def test_a_box_without_the_console_extra_has_none_of_its_stack_and_runs(
+    box: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    """The runtime lock alone: no web framework, SQL toolkit or database driver in the venv, and
+    `edge-agent run` works there (it would fail at its first import of any of them)."""
+    python = str(box / "venv" / "bin" / "python")
+    probe = f"import importlib.util as u; print([m for m in {CONSOLE_STACK!r} if u.find_spec(m)])"
+    found = subprocess.run([python, "-c", probe], cwd=box, env=clean_env(box), capture_output=True,
+                           text=True, timeout=60, check=True)  # fmt: skip
+    assert found.stdout.strip() == "[]"
+
+    config = write_config(box, mosquitto.url)
+    models, env = model_dir_of(box)
+    if not (models / "yolox_nano.onnx").is_file():
+        cache = str(SHARED / "models")
+        fetched = edge_agent(box, "models", "fetch", "yolox-nano", EDGE_AGENT_MODEL_CACHE=cache, **env)
+        assert fetched.returncode == 0, fetched.stderr
+    run = subprocess.Popen(
+        [str(box / "venv" / "bin" / "edge-agent"), "run", "--config", str(config)],
+        cwd=box, env=clean_env(box, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with Subscriber(mosquitto.port, ["eagleeye/v1/laohu/edge-01/status"]) as sub:
+            sub.wait_for(lambda m: any(x.json().get("state") == "online" for x in m), 60)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_the_console_without_its_extra_says_what_to_install(box: Path, tmp_path: Path) -> None:
+    config = tmp_path / "console.yaml"
+    config.write_text("version: 1\nmqtt: {url: 'mqtt://127.0.0.1:1'}\n")
+    result = edge_agent(box, "console", "--config", str(config))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "edge-agent[console]" in result.stderr
+    assert "Traceback" not in result.stderr
