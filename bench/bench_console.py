@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import sqlalchemy as sa  # noqa: E402
+
 from edge_agent.console.db import Database  # noqa: E402
 from edge_agent.contract.topics import Topics  # noqa: E402
 from edge_agent.core.backoff import Backoff  # noqa: E402
@@ -158,10 +160,9 @@ def drain(work: Path, broker: Mosquitto, database_url: str, instances: int, tag:
     # From the first batch taken to the last: the console's start-up (Python, imports) is not ingest.
     db = Database(database_url)
     with db.connection() as conn:
-        row = conn.one("SELECT MIN(received_at) AS a, MAX(received_at) AS b FROM events")
+        row = conn.execute(sa.text("SELECT MIN(received_at) AS a, MAX(received_at) AS b FROM events")).one()
     db.close()
-    assert row is not None
-    elapsed = float(row["b"]) - float(row["a"])
+    elapsed = float(row.b) - float(row.a)
     return total / elapsed, elapsed
 
 
@@ -175,16 +176,17 @@ def latency(work: Path, broker: Mosquitto, database_url: str, tag: str) -> list[
         db = Database(database_url)
         last = 0
         with db.connection() as conn:
-            last = int(conn.scalar("SELECT COALESCE(MAX(id), 0) FROM events"))
+            last = int(conn.execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM events")).scalar_one())
         while not stop.is_set():
             with db.connection() as conn:
-                rows = conn.all(
-                    "SELECT id, event_id, phase, ts FROM events WHERE id > ? ORDER BY id", (last,)
-                )
+                rows = conn.execute(
+                    sa.text("SELECT id, event_id, phase, ts FROM events WHERE id > :last ORDER BY id"),
+                    {"last": last},
+                ).all()
             now = time.time()
             for r in rows:
-                seen[(r["event_id"], r["phase"], r["ts"])] = now
-                last = max(last, int(r["id"]))
+                seen[(r.event_id, r.phase, r.ts)] = now
+                last = max(last, int(r.id))
             time.sleep(POLL_S)
         db.close()
 
@@ -229,14 +231,11 @@ def cost_per_event(work: Path, count: int = 5000) -> tuple[float, float]:
     parse_s = time.perf_counter() - t0
     db = Database(f"sqlite:///{work}/cost.sqlite3")
     migrate(db)
-    conn = db.connect()
     t0 = time.perf_counter()
     for i in range(0, count, 500):
-        conn.begin()
-        write_batch(conn, records[i : i + 500], time.time())
-        conn.commit()
+        with db.transaction() as conn:  # one commit per batch, as the ingest's writer
+            write_batch(conn, records[i : i + 500], time.time())
     write_s = time.perf_counter() - t0
-    conn.close()
     db.close()
     return parse_s / count * 1000, write_s / count * 1000
 

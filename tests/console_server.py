@@ -110,15 +110,20 @@ class ConsoleProcess:
 
 def event_rows(database_url: str) -> list[tuple[str, str, str]]:
     """Every (event_id, phase, ts) row of a console database, with repeats if there were any."""
-    from edge_agent.console.db import Database
+    import sqlalchemy as sa
 
-    db = Database(database_url)
+    from edge_agent.console.db import Database
+    from edge_agent.console.tables import events
+
+    db = Database(database_url, pool_size=1)
     try:
         with db.connection() as conn:
-            rows = conn.all("SELECT event_id, phase, ts FROM events ORDER BY id")
+            rows = conn.execute(
+                sa.select(events.c.event_id, events.c.phase, events.c.ts).order_by(events.c.id)
+            )
+            return [(r.event_id, r.phase, r.ts) for r in rows]
     finally:
         db.close()
-    return [(r["event_id"], r["phase"], r["ts"]) for r in rows]
 
 
 def wait_rows(database_url: str, count: int, timeout_s: float) -> list[tuple[str, str, str]]:

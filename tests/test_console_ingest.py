@@ -18,9 +18,12 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+import sqlalchemy as sa
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.console.db import Database
+from edge_agent.console.tables import refused
 from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig
@@ -145,6 +148,41 @@ def test_resent_events_are_stored_once(
         console.stop()
 
 
+def test_a_5_mb_event_is_refused_counted_and_acknowledged(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+    database_url: str,
+) -> None:
+    console = ConsoleProcess(tmp_path / "console", mosquitto.url, database_url).start()
+    try:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="big-box", clean_session=False)
+        client.connect("127.0.0.1", mosquitto.port)
+        client.loop_start()
+        small, big = make_event(1), make_event(2).to_dict()
+        big["details"] = {"junk": "x" * (5 * 1024 * 1024)}  # a 5 MB event, valid in every other way
+        topic = "eagleeye/v1/laohu/edge-01/events/cam-a/dumping"
+        for payload in (json.dumps(big), small.to_json()):
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        deadline = time.monotonic() + 15
+        while console.api("/api/status")["mqtt"]["committed"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = console.api("/api/status")
+        assert status["mqtt"]["refused"] == 1 and status["mqtt"]["events"] == 1
+        assert status["mqtt"]["acked"] == 2  # refused, yet acknowledged: it never blocks the queue
+        assert status["refused"] == {"laohu/edge-01": {"event": 1}}
+        assert event_rows(database_url) == [(small.event_id, small.phase, small.ts)]
+        db = Database(database_url)
+        with db.connection() as conn:
+            size = conn.execute(sa.select(refused.c.last_size)).scalar_one()
+        db.close()
+        assert size > 5 * 1024 * 1024
+        assert "Traceback" not in console.log()
+    finally:
+        console.stop()
+
+
 def test_two_instances_on_a_shared_subscription_split_the_load(
     tmp_path: Path,
     mosquitto: Mosquitto,  # noqa: F811
@@ -207,7 +245,7 @@ def test_replays_from_two_boxes_arrive_in_one_console(
         starts = {e["event_id"] for e in produced if e["phase"] == "start"}
         for event_id in starts:
             inc = console.api(f"/api/incidents/{event_id}")
-            assert inc["snapshot"]["sha256_ok"], event_id  # the JPEG stored is the one the event names
+            assert inc["snapshot_info"]["sha256_ok"], event_id  # the JPEG stored is the one the event names
         board = console.api("/api/health")["devices"]
         assert [(d["device"], d["state"]) for d in board] == [("edge-01", "offline"), ("edge-02", "offline")]
     finally:

@@ -1,7 +1,7 @@
 """The duty officer's page in Debian's headless Chromium (Playwright), fed by a real box and broker.
 
 The console runs as `edge-agent console` with basic auth and loopback trust
-off, so the browser logs in as a real user would and the verdict records that
+off, so the browser logs in as a real user would and the workflow records that
 user. The box is the project's delivery path (`Outbox` + `MqttPublisher`):
 its alert (with a real JPEG) must appear on the open page without a reload, and
 its camera going offline (the retained status the agent publishes) must show on
@@ -132,16 +132,17 @@ def test_alert_appears_live_snapshot_loads_false_alarm_persists_and_camera_offli
     assert page.locator("#timeline li").all_inner_texts()[0].startswith("start")
 
     page.click("#false-alarm")
-    page.wait_for_selector('#verdict[data-verdict="false_alarm"]')
+    page.wait_for_selector('#state[data-state="false_alarm"]')
     page.reload()
     page.wait_for_selector('main[data-ready="1"]')
-    assert page.inner_text("#verdict").startswith(f"false alarm by {USER}")
+    audit = page.locator('#audit li[data-to-state="false_alarm"]')
+    assert USER in audit.inner_text() and "new → false alarm" in audit.inner_text()
     page.goto(console.url)
-    page.wait_for_selector(f'#alerts tr[data-event-id="{ev.event_id}"][data-verdict="false_alarm"]')
-    page.select_option('select[name="verdict"]', "none")  # "not reviewed": the dismissed alert goes
+    page.wait_for_selector(f'#alerts tr[data-event-id="{ev.event_id}"][data-state="false_alarm"]')
+    page.select_option('select[name="state"]', "open")  # open ones only: the dismissed alert goes
     page.wait_for_selector('#alerts[data-ready="1"]')
     row.wait_for(state="detached")
-    page.select_option('select[name="verdict"]', "false_alarm")
+    page.select_option('select[name="state"]', "false_alarm")
     row.wait_for()
 
     box.publisher.set_camera_status("bridge", "online")

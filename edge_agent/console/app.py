@@ -1,9 +1,12 @@
 """`edge-agent console --config CONSOLE.yaml`: wiring and the command line.
 
 Order at start: config, database (migrations), web page, then the MQTT
-subscriber, so the page is up while a backlog drains. SIGTERM and Ctrl-C stop
-the subscriber first; what it had committed stays, what it had not is sent
-again by the broker next time.
+subscriber, so the page is up while a backlog drains, and the retention purge.
+SIGTERM and Ctrl-C stop the subscriber first; what it had committed stays, what
+it had not is sent again by the broker next time.
+
+`--no-mqtt` serves what is stored and changes nothing: no subscriber, no purge,
+and every POST is refused (403).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import threading
 from types import FrameType
 
+from edge_agent.console import retention
 from edge_agent.console.config import ConsoleConfig, load_console_config, read_secret
 from edge_agent.console.db import Database, DatabaseError
 from edge_agent.console.ingest import Ingest
@@ -67,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
         _err(str(err))
         return 1
     if applied:
-        print(f"database {db.shown}: schema migrated to version {max(applied)}", file=sys.stderr)
+        print(f"database {db.shown}: schema migrated to revision {applied[-1]}", file=sys.stderr)
     if args.migrate_only:
         print(f"database {db.shown}: up to date", file=sys.stderr)
         return 0
     try:
-        server = ConsoleServer(cfg, db)
+        server = ConsoleServer(cfg, db, read_only=args.no_mqtt)
     except ConfigError as err:
         for p in err.problems:
             _err(str(p))
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         _err(str(err))
         return 1
-    ingest = None if args.no_mqtt else Ingest(cfg.mqtt, db, on_commit=server.notify)
+    ingest = None if args.no_mqtt else Ingest(cfg.mqtt, db, limits=cfg.limits, on_commit=server.notify)
     if args.retire and ingest is not None:
         return _retire(ingest, db)
     server.ingest = ingest
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         _err(f"cannot listen on {cfg.web.bind}:{cfg.web.port}: {err.strerror or err}")
         return 1
-    print(f"console: open {server.url}", flush=True)
+    print(f"console: open {cfg.web.public_url or server.url}", flush=True)
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -97,9 +101,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    purger = None if args.no_mqtt else retention.Purger(db, cfg.retention)
     try:
         if ingest is not None:
             ingest.start()
+        if purger is not None:
+            purger.start()
         while not done.wait(1.0):
             if ingest is not None and ingest.failed.is_set():
                 # Nothing unstored was acknowledged; exit so the service manager restarts us.
@@ -113,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         _err(f"MQTT TLS setup failed: {err}")
         return 1
     finally:
+        if purger is not None:
+            purger.stop()
         if ingest is not None:
             ingest.stop()
         server.stop()

@@ -17,8 +17,7 @@ import binascii
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import Message
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 from edge_agent.console.config import AuthConfig, read_secret
@@ -27,7 +26,7 @@ from edge_agent.core.net import is_loopback
 TOKEN_COOKIE = "edge_console_token"  # noqa: S105 (a cookie name)
 TOKEN_HEADER = "X-Console-Token"  # noqa: S105 (a header name)
 LOOPBACK_USER = "loopback"
-Headers = Message | Mapping[str, str]  # http.server's headers, or a plain dict in tests
+Headers = Mapping[str, str]  # the framework's (case-insensitive) headers, or a plain dict in tests
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class Authenticator:
         return bool(self._users)
 
     def check(self, path: str, headers: Headers, peer: str) -> Principal | None:
-        """The principal of a request, or None (then answer 401)."""
+        """The principal of a request (`path` with its query string), or None (then answer 401)."""
         token, from_query = self._presented_token(path, headers)
         if token is not None:
             for name, secret in self._tokens:
@@ -91,7 +90,11 @@ class Authenticator:
         auth = headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             return auth.removeprefix("Bearer ").strip(), False
-        cookie = SimpleCookie(headers.get("Cookie", ""))
+        cookie: SimpleCookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("Cookie", ""))
+        except CookieError:
+            return None, False  # a mangled Cookie header is no token; the other ways still count
         if TOKEN_COOKIE in cookie:
             return cookie[TOKEN_COOKIE].value, False
         return None, False
@@ -99,6 +102,9 @@ class Authenticator:
 
 def same_origin(headers: Headers, public_url: str | None) -> bool:
     """A state-changing request must come from this console's own page (Origin = Host or public_url)."""
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False  # the browser itself says the request comes from another site
     origin = headers.get("Origin")
     if origin is None:
         # Browsers send Origin on every cross-site POST; a request without one comes from a

@@ -7,6 +7,7 @@ box's command line never imports this package.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +21,9 @@ def add_console_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="CONSOLE.yaml", help="the console's config file")
     parser.add_argument("--migrate-only", action="store_true", help="apply the database migrations and exit")
     parser.add_argument(
-        "--no-mqtt", action="store_true", help="serve the stored alerts without subscribing (read-only)"
+        "--no-mqtt",
+        action="store_true",
+        help="serve the stored alerts read-only: no subscription, no purge, every change refused",
     )
     parser.add_argument(
         "--retire",
@@ -45,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    if args.log_level != "DEBUG":
+        # Alembic announces each of its plugins and uvicorn its start-up at INFO; the console says
+        # what it migrated and where it listens itself. Their warnings and errors still show.
+        for name in ("alembic", "uvicorn"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from edge_agent.console import app
 
     try:

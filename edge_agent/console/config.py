@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -146,6 +147,64 @@ class WebConfig(_Model):
     )
 
 
+def check_timezone(v: str) -> str:
+    """An IANA zone name the system knows (`Asia/Shanghai`); ValueError otherwise."""
+    if not re.match(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", v):
+        raise ValueError(f"expected an IANA time zone such as Asia/Shanghai, got {v!r}")
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"expected an IANA time zone such as Asia/Shanghai, got {v!r}") from err
+    return v
+
+
+class MapConfig(_Model):
+    tile_url: str | None = Field(
+        None,
+        description="a slippy-map tile URL with {z}, {x} and {y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png;"
+        " none: the map page draws a plain plan of the coordinates",
+    )
+    attribution: str = Field("", max_length=500, description="shown on the map, as the tile server asks")
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tiles(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.match(r"^https?://[^/\s]+/\S*$", v) or not all(p in v for p in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"expected http(s)://host/...{{z}}/{{x}}/{{y}}..., got {redact(v)!r}")
+        return v
+
+
+class RetentionDays(_Model):
+    """Days each kind of row is kept (by when it was received or started); null keeps it for ever."""
+
+    events: float | None = Field(365, gt=0, description="incidents with their phases, audit trail, snapshot")
+    snapshots: float | None = Field(90, gt=0, description="the JPEG only; the incident stays")
+    stats: float | None = Field(30, gt=0)
+    status: float | None = Field(90, gt=0, description="device and camera status history")
+    counts: float | None = Field(730, gt=0)
+    rejected: float | None = Field(30, gt=0)
+    refused: float | None = Field(365, gt=0, description="the counters of messages over their size limit")
+
+
+class RetentionConfig(_Model):
+    days: RetentionDays = Field(default_factory=RetentionDays)
+    interval_s: float = Field(3600, ge=60, description="how often old rows are purged")
+
+
+class LimitsConfig(_Model):
+    """The largest message of each kind that is stored; a bigger one is acknowledged and counted."""
+
+    event_bytes: int = Field(262_144, ge=1024)
+    snapshot_bytes: int = Field(2_097_152, ge=1024)
+    clip_chunk_bytes: int = Field(300_000, ge=1024)
+    count_bytes: int = Field(65_536, ge=1024)
+    status_bytes: int = Field(65_536, ge=1024)
+    stats_bytes: int = Field(262_144, ge=1024)
+    rejected_keep_bytes: int = Field(4096, ge=0, description="how much of a rejected payload is kept")
+
+
 class ConsoleConfig(_Model):
     version: Literal[1]
     mqtt: MqttConfig
@@ -154,6 +213,17 @@ class ConsoleConfig(_Model):
     stalled_after_s: float = Field(
         120.0, gt=0, description="a device online but silent this long shows as stalled on the board"
     )
+    timezone: str | None = Field(
+        None, description="IANA zone for every time shown; none: each village's announced zone, else UTC"
+    )
+    map: MapConfig = Field(default_factory=MapConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        return None if v is None else check_timezone(v)
 
     @model_validator(mode="after")
     def _login_off_loopback(self) -> ConsoleConfig:

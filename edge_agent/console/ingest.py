@@ -13,6 +13,10 @@ connection that has since broken may name another message on the next one.
 Each queued message carries the connection generation it came on, and one from
 an older generation is stored but never acknowledged (the broker re-sends it).
 
+A message over its kind's size cap (`limits`) is acknowledged like any other
+but not stored: the `refused` table counts it per box and kind, so one box
+sending 5 MB events neither fills the disk nor blocks the queue.
+
 When the queue is full the network thread waits: paho stops reading the
 socket and the broker holds the rest (its in-flight window is `receive_maximum`).
 """
@@ -34,7 +38,7 @@ from paho.mqtt.properties import Properties
 
 from edge_agent.console.config import MqttConfig
 from edge_agent.console.db import Database, transient_errors
-from edge_agent.console.records import parse_message
+from edge_agent.console.records import Limits, parse_message
 from edge_agent.console.store import BatchResult, write_batch
 from edge_agent.contract.mqtt_client import ClientSetupError, make_client, parse_broker_url
 from edge_agent.contract.topics import API_VERSION
@@ -80,10 +84,12 @@ class Ingest:
         cfg: MqttConfig,
         db: Database,
         on_commit: Callable[[BatchResult], None] | None = None,
+        limits: object | None = None,
     ) -> None:
         self.cfg = cfg
         self.db = db
         self.on_commit = on_commit
+        self.limits = Limits.of(limits)  # the config's `limits`; the defaults when None
         self.host, self.port, _, _, _ = parse_broker_url(cfg.url)
         self.shown = redact(cfg.url)
         self._queue: queue.Queue[Received] = queue.Queue(QUEUE_MAX)
@@ -102,6 +108,7 @@ class Ingest:
         self.events_total = 0
         self.duplicates_total = 0
         self.rejected_total = 0
+        self.refused_total = 0
         self.acked_total = 0
         self.unacked_stale = 0
         self.db_retries = 0
@@ -186,6 +193,7 @@ class Ingest:
             "events": self.events_total,
             "duplicates": self.duplicates_total,
             "rejected": self.rejected_total,
+            "refused": self.refused_total,
             "acked": self.acked_total,
             "db_retries": self.db_retries,
             "last_error": self.last_error,
@@ -277,7 +285,6 @@ class Ingest:
         return batch
 
     def _write_loop(self) -> None:
-        conn = None
         delay = 0.5
         pending: list[Received] = []
         while True:
@@ -288,23 +295,16 @@ class Ingest:
                 if not pending:
                     continue
             try:
-                if conn is None:
-                    conn = self.db.connect()
-                records = [parse_message(self.cfg.topic_prefix, m.topic, m.payload) for m in pending]
-                conn.begin()
-                try:
+                records = [
+                    parse_message(self.cfg.topic_prefix, m.topic, m.payload, self.limits) for m in pending
+                ]
+                # The block commits when it ends: only then are the messages acknowledged (below).
+                with self.db.transaction() as conn:
                     result = write_batch(conn, records, time.time(), [m.retain for m in pending])
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
             except _RETRYABLE as err:
                 self.db_retries += 1
-                self.last_error = f"database {self.db.shown}: {redact(str(err)).strip()}"
+                self.last_error = f"database {self.db.describe(err)}"
                 logger.warning("%s; retrying the batch of %d in %.1f s", self.last_error, len(pending), delay)
-                if conn is not None:
-                    conn.close()
-                    conn = None
                 if self._stop.wait(delay):
                     break  # nothing acknowledged: the broker keeps these messages for us
                 delay = min(delay * 2, _RETRY_MAX_S)
@@ -322,6 +322,11 @@ class Ingest:
             self.events_total += result.events
             self.duplicates_total += result.duplicates
             self.rejected_total += result.rejected
+            self.refused_total += result.refused
+            if result.refused:
+                logger.warning(
+                    "%d message(s) over their size cap; counted in the refused table", result.refused
+                )
             if result.rejected:
                 logger.warning(
                     "%d message(s) broke the contract; kept in the rejected table", result.rejected
@@ -332,8 +337,6 @@ class Ingest:
                     self.on_commit(result)
                 except Exception:
                     logger.exception("commit listener failed")
-        if conn is not None:
-            conn.close()
 
     def _ack(self, batch: list[Received]) -> None:
         client = self._client

@@ -4,17 +4,21 @@ The topic tree is PRODUCT.md's: `{prefix}/v1/{site}/{device}/...`. A message
 that breaks the contract (not JSON, a schema error, a payload naming another
 site, device, camera or rule than its topic) becomes a `Rejected`: an ACL lets
 a box write only its own subtree, so a payload that disagrees with its topic is
-either a bug or a box speaking for another.
+either a bug or a box speaking for another. A message over its kind's size cap
+(`Limits`) becomes a `Refused` before it is even parsed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
 
@@ -56,12 +60,72 @@ class SnapshotRecord:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Per-message caps in bytes (console config `limits`); `rejected_keep_bytes` is how much of a
+    rejected payload is kept."""
+
+    event_bytes: int = 262144
+    snapshot_bytes: int = 2097152
+    clip_chunk_bytes: int = 300000
+    count_bytes: int = 65536
+    status_bytes: int = 65536
+    stats_bytes: int = 262144
+    rejected_keep_bytes: int = 4096
+
+    @classmethod
+    def of(cls, cfg: object | None) -> Limits:
+        """From any object with these attributes (the config's `limits`); defaults for the rest."""
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, Limits):
+            return cfg
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: int(getattr(cfg, n)) for n in names if getattr(cfg, n, None) is not None})
+
+
+# topic kind -> (refused kind, the Limits field that caps it)
+CAPS = {
+    "events": ("event", "event_bytes"),
+    "snapshots": ("snapshot", "snapshot_bytes"),
+    "clips": ("clip_chunk", "clip_chunk_bytes"),
+    "counts": ("count", "count_bytes"),
+    "status": ("status", "status_bytes"),
+    "cameras": ("status", "status_bytes"),
+    "stats": ("stats", "stats_bytes"),
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class CameraPlace:
+    camera: str
+    name: str | None
+    location: Location | None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What an online box says about itself in its status (all optional in the payload)."""
+
+    site_name: str | None
+    timezone: str | None
+    location: Location | None
+    cameras: tuple[CameraPlace, ...] | None
+
+
+@dataclass(frozen=True)
 class DeviceStatusRecord:
     site: str
     device: str
     state: str
     since: str
     reason: str | None
+    announced: Announcement | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +155,11 @@ class CountRecord:
     rule: str
     payload: str
     payload_sha256: str
+    interval_start: str
+    interval_epoch: float
+    interval_s: float
+    complete: bool
+    count: int
 
 
 @dataclass(frozen=True)
@@ -98,6 +167,18 @@ class Rejected:
     topic: str
     error: str
     payload: bytes
+    size: int | None = None  # the payload's size when `payload` keeps only its start
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message over its kind's size cap: acknowledged, counted, not stored."""
+
+    site: str
+    device: str
+    kind: str
+    size: int
+    topic: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +196,7 @@ Record = (
     | StatsRecord
     | CountRecord
     | Rejected
+    | Refused
     | Ignored
 )
 
@@ -134,12 +216,24 @@ def _json_object(topic: str, payload: bytes) -> dict[str, Any] | Rejected:
     return data
 
 
-def parse_message(prefix: str, topic: str, payload: bytes) -> Record:
-    """What `payload` on `topic` means for the console's database."""
+def parse_message(prefix: str, topic: str, payload: bytes, limits: Limits | None = None) -> Record:
+    """What `payload` on `topic` means for the console's database (`limits`: the defaults if None)."""
+    limits = limits or Limits()
     levels = topic.split("/")
     if len(levels) < 5 or levels[0] != prefix or levels[1] != API_VERSION:
         return Ignored(topic)
-    site, device, kind, rest = levels[2], levels[3], levels[4], levels[5:]
+    site, device, kind = levels[2], levels[3], levels[4]
+    cap = CAPS.get(kind)
+    if cap is not None and len(payload) > getattr(limits, cap[1]):
+        return Refused(site, device, cap[0], len(payload), topic)
+    record = _parse(topic, payload, site, device, kind, levels[5:])
+    keep = limits.rejected_keep_bytes
+    if isinstance(record, Rejected) and len(record.payload) > keep:
+        return Rejected(record.topic, record.error, record.payload[:keep], len(record.payload))
+    return record
+
+
+def _parse(topic: str, payload: bytes, site: str, device: str, kind: str, rest: list[str]) -> Record:
     if kind == "events" and len(rest) == 2:
         return _event(topic, payload, site, device, rest[0], rest[1])
     if kind == "snapshots" and len(rest) == 1:
@@ -151,12 +245,33 @@ def parse_message(prefix: str, topic: str, payload: bytes) -> Record:
     if kind == "stats" and not rest:
         return _stats(topic, payload, site, device)
     if kind == "counts" and len(rest) == 2:
-        data = _json_object(topic, payload)
-        if isinstance(data, Rejected):
-            return data
-        text = payload.decode("utf-8")
-        return CountRecord(site, device, rest[0], rest[1], text, hashlib.sha256(payload).hexdigest())
+        return _count(topic, payload, site, device, rest[0], rest[1])
     return Ignored(topic)
+
+
+def _count(topic: str, payload: bytes, site: str, device: str, camera: str, rule: str) -> Record:
+    data = _json_object(topic, payload)
+    if isinstance(data, Rejected):
+        return data
+    error = _schema_error("count", data)
+    if error is not None:
+        return Rejected(topic, f"count schema: {error}", payload)
+    for key, want in (("site", site), ("device", device), ("camera", camera), ("rule", rule)):
+        if data[key] != want:
+            return Rejected(topic, f"the payload's {key} {data[key]!r} is not the topic's {want!r}", payload)
+    return CountRecord(
+        site,
+        device,
+        camera,
+        rule,
+        payload.decode("utf-8"),
+        hashlib.sha256(payload).hexdigest(),
+        data["interval_start"],
+        epoch(data["interval_start"]),
+        float(data["interval_s"]),
+        bool(data["complete"]),
+        int(data["count"]),
+    )
 
 
 def _event(topic: str, payload: bytes, site: str, device: str, camera: str, rule: str) -> Record:
@@ -179,7 +294,54 @@ def _device_status(topic: str, payload: bytes, site: str, device: str) -> Record
     error = _schema_error("status", data)
     if error is not None:
         return Rejected(topic, f"status schema: {error}", payload)
-    return DeviceStatusRecord(site, device, data["state"], data["since"], data.get("reason"))
+    return DeviceStatusRecord(
+        site, device, data["state"], data["since"], data.get("reason"), _announcement(data)
+    )
+
+
+def _location(value: Any) -> Location | None:
+    if not isinstance(value, dict):
+        return None
+    lat, lon = value.get("lat"), value.get("lon")
+    numbers = [v for v in (lat, lon) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) != 2 or not all(math.isfinite(v) for v in numbers):
+        return None
+    if not (-90 <= numbers[0] <= 90 and -180 <= numbers[1] <= 180):
+        return None
+    return Location(float(numbers[0]), float(numbers[1]))
+
+
+def _zone(value: Any) -> str | None:
+    """An IANA zone name this machine knows, else None (times are then shown in the console's zone)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return value
+
+
+def _announcement(data: dict[str, Any]) -> Announcement | None:
+    """The optional facts an online status carries; None when it carries none (an older box)."""
+    if data["state"] != "online" or not any(
+        k in data for k in ("site_name", "timezone", "location", "cameras")
+    ):
+        return None
+    cameras = None
+    if isinstance(data.get("cameras"), list):
+        cameras = tuple(
+            CameraPlace(str(c["id"]), c.get("name") or None, _location(c.get("location")))
+            for c in data["cameras"]
+            if isinstance(c, dict) and isinstance(c.get("id"), str)
+        )
+    site_name = data.get("site_name")
+    return Announcement(
+        site_name if isinstance(site_name, str) and site_name else None,
+        _zone(data.get("timezone")),
+        _location(data.get("location")),
+        cameras,
+    )
 
 
 def _camera_status(topic: str, payload: bytes, site: str, device: str, camera: str) -> Record:

@@ -1,4 +1,4 @@
-"""Writes: a batch of parsed messages in one transaction, and the duty officer's verdicts.
+"""Writes of the ingest: a batch of parsed messages in one transaction (the caller commits).
 
 Every write is idempotent, because at-least-once delivery re-sends and several
 console instances may share the load: events, statuses, stats and counts are
@@ -11,83 +11,110 @@ in the same order and never deadlock.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from edge_agent.console.db import Conn
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from edge_agent.console import tables as t
 from edge_agent.console.records import (
+    Announcement,
     CameraStatusRecord,
     CountRecord,
     DeviceStatusRecord,
     EventRecord,
     Ignored,
     Record,
+    Refused,
     Rejected,
     SnapshotRecord,
     StatsRecord,
     device_of,
 )
 
-VERDICTS = ("confirmed", "false_alarm")
 
-_INSERT_EVENT = """
-INSERT INTO events (event_id, phase, ts, ts_epoch, site, device, camera, rule, kind, severity,
-                    topic, payload, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (event_id, phase, ts) DO NOTHING
-"""
-
-# The newest phase (by ts; at equal ts end > update > start) sets what the incident looks like
-# now; `end` closes it for good.
-_RANK = "CASE {t}.last_phase WHEN 'end' THEN 2 WHEN 'update' THEN 1 ELSE 0 END"
-_NEWER = (
-    "(excluded.last_epoch > incidents.last_epoch OR (excluded.last_epoch = incidents.last_epoch"
-    f" AND {_RANK.format(t='excluded')} >= {_RANK.format(t='incidents')}))"
-)
-_UPSERT_INCIDENT = """
-INSERT INTO incidents (event_id, site, device, camera, rule, kind, severity, zone, label, score,
-                       started_at, started_epoch, last_phase, last_ts, last_epoch, ended_at,
-                       duration_s, phases, objects, snapshot_topic, snapshot_sha256,
-                       first_received, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
-ON CONFLICT (event_id) DO UPDATE SET
-    phases = incidents.phases + 1,
-    severity = CASE WHEN @NEWER@
-                    THEN excluded.severity ELSE incidents.severity END,
-    label = CASE WHEN @NEWER@
-                 THEN excluded.label ELSE incidents.label END,
-    score = CASE WHEN @NEWER@
-                 THEN excluded.score ELSE incidents.score END,
-    objects = CASE WHEN @NEWER@
-                   THEN excluded.objects ELSE incidents.objects END,
-    duration_s = CASE WHEN @NEWER@
-                      THEN excluded.duration_s ELSE incidents.duration_s END,
-    last_phase = CASE WHEN @NEWER@
-                      THEN excluded.last_phase ELSE incidents.last_phase END,
-    last_ts = CASE WHEN @NEWER@
-                   THEN excluded.last_ts ELSE incidents.last_ts END,
-    last_epoch = CASE WHEN @NEWER@
-                      THEN excluded.last_epoch ELSE incidents.last_epoch END,
-    started_at = CASE WHEN excluded.started_epoch < incidents.started_epoch
-                      THEN excluded.started_at ELSE incidents.started_at END,
-    started_epoch = CASE WHEN excluded.started_epoch < incidents.started_epoch
-                         THEN excluded.started_epoch ELSE incidents.started_epoch END,
-    ended_at = COALESCE(incidents.ended_at, excluded.ended_at),
-    snapshot_topic = COALESCE(incidents.snapshot_topic, excluded.snapshot_topic),
-    snapshot_sha256 = COALESCE(incidents.snapshot_sha256, excluded.snapshot_sha256),
-    updated_at = excluded.updated_at
-""".replace("@NEWER@", _NEWER)
+def insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows `ON CONFLICT` (both engines spell it the same)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-_HEARD = (
-    "INSERT INTO devices (site, device, first_seen, last_seen) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (site, device) DO UPDATE SET last_seen = excluded.last_seen"
-)
-_REGISTERED = (
-    "INSERT INTO devices (site, device, first_seen, last_seen) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (site, device) DO NOTHING"
-)
+def _rank(cols: Any) -> Any:
+    """At equal `ts`: end > update > start."""
+    return sa.case({"end": 2, "update": 1}, value=cols.last_phase, else_=0)
+
+
+def _incident_upsert(stmt: Any) -> Any:
+    inc = t.incidents
+    ex = stmt.excluded
+    # The newest phase (by ts; at equal ts end > update > start) sets what the incident looks like
+    # now; `end` closes it for good.
+    newer = sa.or_(
+        ex.last_epoch > inc.c.last_epoch,
+        sa.and_(ex.last_epoch == inc.c.last_epoch, _rank(ex) >= _rank(inc.c)),
+    )
+    follow = ("severity", "label", "score", "objects", "duration_s", "last_phase", "last_ts", "last_epoch")
+    set_: dict[str, Any] = {name: sa.case((newer, ex[name]), else_=inc.c[name]) for name in follow}
+    earlier = ex.started_epoch < inc.c.started_epoch
+    set_.update(
+        phases=inc.c.phases + 1,
+        started_at=sa.case((earlier, ex.started_at), else_=inc.c.started_at),
+        started_epoch=sa.case((earlier, ex.started_epoch), else_=inc.c.started_epoch),
+        ended_at=sa.func.coalesce(inc.c.ended_at, ex.ended_at),
+        snapshot_topic=sa.func.coalesce(inc.c.snapshot_topic, ex.snapshot_topic),
+        snapshot_sha256=sa.func.coalesce(inc.c.snapshot_sha256, ex.snapshot_sha256),
+        updated_at=ex.updated_at,
+    )
+    return stmt.on_conflict_do_update(index_elements=["event_id"], set_=set_)
+
+
+@functools.cache
+def _statements(dialect: str) -> dict[str, Any]:
+    """The ingest's statements, built once per engine and run with each row's parameters: building
+    a Core statement per row costs more than running it."""
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    heard, refused, place = ins(t.devices), ins(t.refused), ins(t.cameras)
+    return {
+        "event": ins(t.events).on_conflict_do_nothing(index_elements=["event_id", "phase", "ts"]),
+        "incident": _incident_upsert(ins(t.incidents)),
+        "snapshot": ins(t.snapshots).on_conflict_do_nothing(index_elements=["event_id"]),
+        "device_status": ins(t.device_status).on_conflict_do_nothing(
+            index_elements=["site", "device", "state", "since"]
+        ),
+        "camera_status": ins(t.camera_status).on_conflict_do_nothing(
+            index_elements=["site", "device", "camera", "state", "since"]
+        ),
+        "stats": ins(t.stats).on_conflict_do_nothing(index_elements=["site", "device", "ts"]),
+        "count": ins(t.counts).on_conflict_do_nothing(
+            index_elements=["site", "device", "camera", "rule", "payload_sha256"]
+        ),
+        "rejected": sa.insert(t.rejected),
+        "refused": refused.on_conflict_do_update(
+            index_elements=["site", "device", "kind"],
+            set_={
+                "count": t.refused.c.count + 1,
+                "last_size": refused.excluded.last_size,
+                "last_at": refused.excluded.last_at,
+            },
+        ),
+        "heard": heard.on_conflict_do_update(
+            index_elements=["site", "device"], set_={"last_seen": heard.excluded.last_seen}
+        ),
+        "registered": ins(t.devices).on_conflict_do_nothing(index_elements=["site", "device"]),
+        "camera_place": place.on_conflict_do_update(
+            index_elements=["site", "device", "camera"],
+            set_={
+                "name": place.excluded.name,
+                "lat": place.excluded.lat,
+                "lon": place.excluded.lon,
+                "updated_at": place.excluded.updated_at,
+            },
+        ),
+    }
 
 
 @dataclass
@@ -101,6 +128,7 @@ class BatchResult:
     stats: int = 0
     counts: int = 0
     rejected: int = 0
+    refused: int = 0
     ignored: int = 0
     new_event_ids: list[str] = field(default_factory=list)
 
@@ -111,11 +139,13 @@ def _sort_key(record: Record) -> tuple[int, str]:
         return 0, f"{e['event_id']}\0{e['ts']}\0{e['phase']}"
     if isinstance(record, SnapshotRecord):
         return 1, record.event_id
-    return 2, ""
+    if isinstance(record, Refused):
+        return 2, f"{record.site}\0{record.device}\0{record.kind}"
+    return 3, ""
 
 
 def write_batch(
-    conn: Conn, records: Sequence[Record], received_at: float, retained: Sequence[bool] | None = None
+    conn: Connection, records: Sequence[Record], received_at: float, retained: Sequence[bool] | None = None
 ) -> BatchResult:
     """Store `records` inside the caller's transaction; the caller commits.
 
@@ -123,108 +153,155 @@ def write_batch(
     every subscribe, says nothing about when its box was last heard from, so it
     registers the box but leaves `last_seen` alone.
     """
+    sql = _statements(conn.dialect.name)
+
+    def new(name: str, row: dict[str, Any]) -> bool:
+        return bool(conn.execute(sql[name], row).rowcount > 0)
+
     result = BatchResult()
     heard: dict[tuple[str, str], bool] = {}  # (site, device) -> heard live in this batch
+    announced: dict[tuple[str, str], Announcement] = {}
     flags = list(retained) if retained is not None else [False] * len(records)
     order = sorted(range(len(records)), key=lambda i: _sort_key(records[i]))
+    _write_events(conn, sql, [r for r in records if isinstance(r, EventRecord)], received_at, result)
     for i in order:
-        record = records[i]
-        where = device_of(record)
+        r = records[i]
+        where = device_of(r)
         if where is not None:
             heard[where] = heard.get(where, False) or not flags[i]
-        if isinstance(record, EventRecord):
-            if _write_event(conn, record, received_at):
-                result.events += 1
-                result.new_event_ids.append(record.event["event_id"])
-            else:
-                result.duplicates += 1
-        elif isinstance(record, SnapshotRecord):
-            cur = conn.execute(
-                "INSERT INTO snapshots (event_id, site, device, topic, sha256, size, jpeg, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                (record.event_id, record.site, record.device, record.topic, record.sha256,
-                 len(record.jpeg), record.jpeg, received_at),
-            )  # fmt: skip
-            result.snapshots += cur.rowcount > 0
-        elif isinstance(record, DeviceStatusRecord):
-            cur = conn.execute(
-                "INSERT INTO device_status (site, device, state, since, reason, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, state, since) DO NOTHING",
-                (record.site, record.device, record.state, record.since, record.reason, received_at),
-            )
-            result.statuses += cur.rowcount > 0
-        elif isinstance(record, CameraStatusRecord):
-            cur = conn.execute(
-                "INSERT INTO camera_status (site, device, camera, state, since, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, camera, state, since) DO NOTHING",
-                (record.site, record.device, record.camera, record.state, record.since, received_at),
-            )
-            result.statuses += cur.rowcount > 0
-        elif isinstance(record, StatsRecord):
-            cur = conn.execute(
-                "INSERT INTO stats (site, device, ts, outbox_depth, outbox_dropped, payload, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, ts) DO NOTHING",
-                (record.site, record.device, record.ts, record.outbox_depth, record.outbox_dropped,
-                 record.payload, received_at),
-            )  # fmt: skip
-            result.stats += cur.rowcount > 0
-        elif isinstance(record, CountRecord):
-            cur = conn.execute(
-                "INSERT INTO counts (site, device, camera, rule, payload, payload_sha256, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (site, device, camera, rule, payload_sha256) DO NOTHING",
-                (record.site, record.device, record.camera, record.rule, record.payload,
-                 record.payload_sha256, received_at),
-            )  # fmt: skip
-            result.counts += cur.rowcount > 0
-        elif isinstance(record, Rejected):
-            conn.execute(
-                "INSERT INTO rejected (topic, error, payload, received_at) VALUES (?, ?, ?, ?)",
-                (record.topic, record.error[:2000], record.payload, received_at),
-            )
+        if isinstance(r, EventRecord):
+            pass  # written above, all at once
+        elif isinstance(r, SnapshotRecord):
+            result.snapshots += new("snapshot", {
+                "event_id": r.event_id, "site": r.site, "device": r.device, "topic": r.topic,
+                "sha256": r.sha256, "size": len(r.jpeg), "jpeg": r.jpeg, "received_at": received_at,
+            })  # fmt: skip
+        elif isinstance(r, DeviceStatusRecord):
+            result.statuses += new("device_status", {
+                "site": r.site, "device": r.device, "state": r.state, "since": r.since,
+                "reason": r.reason, "received_at": received_at,
+            })  # fmt: skip
+            if r.announced is not None:
+                announced[(r.site, r.device)] = r.announced
+        elif isinstance(r, CameraStatusRecord):
+            result.statuses += new("camera_status", {
+                "site": r.site, "device": r.device, "camera": r.camera, "state": r.state,
+                "since": r.since, "received_at": received_at,
+            })  # fmt: skip
+        elif isinstance(r, StatsRecord):
+            result.stats += new("stats", {
+                "site": r.site, "device": r.device, "ts": r.ts, "outbox_depth": r.outbox_depth,
+                "outbox_dropped": r.outbox_dropped, "payload": r.payload, "received_at": received_at,
+            })  # fmt: skip
+        elif isinstance(r, CountRecord):
+            result.counts += new("count", {
+                "site": r.site, "device": r.device, "camera": r.camera, "rule": r.rule,
+                "payload": r.payload, "payload_sha256": r.payload_sha256, "received_at": received_at,
+                "interval_start": r.interval_start, "interval_epoch": r.interval_epoch,
+                "interval_s": r.interval_s, "complete": r.complete, "count": r.count,
+            })  # fmt: skip
+        elif isinstance(r, Rejected):
+            conn.execute(sql["rejected"], {
+                "topic": r.topic, "error": r.error[:2000], "payload": r.payload, "received_at": received_at,
+                "size": r.size if r.size is not None else len(r.payload),
+            })  # fmt: skip
             result.rejected += 1
-        elif isinstance(record, Ignored):
+        elif isinstance(r, Refused):
+            conn.execute(sql["refused"], {
+                "site": r.site, "device": r.device, "kind": r.kind, "count": 1, "last_size": r.size,
+                "first_at": received_at, "last_at": received_at,
+            })  # fmt: skip
+            result.refused += 1
+        elif isinstance(r, Ignored):
             result.ignored += 1
     for (site, device), live in sorted(heard.items()):
-        conn.execute(_HEARD if live else _REGISTERED, (site, device, received_at, received_at))
+        row = {"site": site, "device": device, "first_seen": received_at, "last_seen": received_at}
+        conn.execute(sql["heard" if live else "registered"], row)
+    for (site, device), what in sorted(announced.items()):
+        _announce(conn, sql, site, device, what, received_at)
     return result
 
 
-def _write_event(conn: Conn, record: EventRecord, received_at: float) -> bool:
-    """Insert one phase; True if it was new (then the incident row follows it)."""
-    e = record.event
-    cur = conn.execute(
-        _INSERT_EVENT,
-        (e["event_id"], e["phase"], e["ts"], record.ts_epoch, e["site"], e["device"], e["camera"],
-         e["rule"], e["kind"], e["severity"], record.topic, record.payload, received_at),
-    )  # fmt: skip
-    if cur.rowcount <= 0:
-        return False
-    snap = e.get("snapshot") or {}
+def _announce(
+    conn: Connection, sql: dict[str, Any], site: str, device: str, what: Announcement, now: float
+) -> None:
+    """The box's own facts: the latest announcement replaces the last (the row exists by now)."""
+    loc = what.location
     conn.execute(
-        _UPSERT_INCIDENT,
-        (e["event_id"], e["site"], e["device"], e["camera"], e["rule"], e["kind"], e["severity"],
-         e.get("zone"), e.get("label"), e.get("score"), e["started_at"], record.started_epoch,
-         e["phase"], e["ts"], record.ts_epoch, e["ts"] if e["phase"] == "end" else None,
-         float(e["duration_s"]), json.dumps(e["objects"], separators=(",", ":")),
-         snap.get("topic"), snap.get("sha256"), received_at, received_at),
-    )  # fmt: skip
-    return True
+        sa.update(t.devices)
+        .where(t.devices.c.site == site, t.devices.c.device == device)
+        .values(
+            site_name=what.site_name,
+            timezone=what.timezone,
+            lat=loc.lat if loc else None,
+            lon=loc.lon if loc else None,
+        )
+    )
+    if what.cameras is None:
+        return
+    cams = t.cameras
+    ids = sorted({c.camera for c in what.cameras})
+    conn.execute(
+        sa.delete(cams).where(cams.c.site == site, cams.c.device == device, cams.c.camera.not_in(ids))
+    )
+    seen: set[str] = set()
+    for cam in sorted(what.cameras, key=lambda c: c.camera):
+        if cam.camera in seen:
+            continue
+        seen.add(cam.camera)
+        place = cam.location
+        conn.execute(sql["camera_place"], {
+            "site": site, "device": device, "camera": cam.camera, "name": cam.name,
+            "lat": place.lat if place else None, "lon": place.lon if place else None, "updated_at": now,
+        })  # fmt: skip
 
 
-def set_verdict(conn: Conn, event_id: str, verdict: str, by_user: str, at: str, now: float,
-                note: str | None = None) -> bool:  # fmt: skip
-    """Record a verdict (history row + the incident's latest); False if there is no such incident."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    cur = conn.execute(
-        "UPDATE incidents SET verdict = ?, verdict_by = ?, verdict_at = ?, updated_at = ? WHERE event_id = ?",
-        (verdict, by_user, at, now, event_id),
-    )
-    if cur.rowcount <= 0:
-        return False
-    conn.execute(
-        "INSERT INTO verdicts (event_id, verdict, by_user, at, note) VALUES (?, ?, ?, ?, ?)",
-        (event_id, verdict, by_user, at, note),
-    )
-    return True
+def _write_events(
+    conn: Connection, sql: dict[str, Any], records: list[EventRecord], received_at: float, result: BatchResult
+) -> None:
+    """Insert the phases in key order; the incident rows follow the phases that were new.
+
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING for all phases says which were
+    new (a copy, in the batch or already stored, returns nothing), then one
+    executemany applies the new ones to their incidents in the same key order,
+    so two instances writing the same incidents take their locks in one order.
+    """
+    if not records:
+        return
+    records = sorted(records, key=_sort_key)
+    ev = t.events
+    rows = []
+    for r in records:
+        e = r.event
+        rows.append({
+            "event_id": e["event_id"], "phase": e["phase"], "ts": e["ts"], "ts_epoch": r.ts_epoch,
+            "site": e["site"], "device": e["device"], "camera": e["camera"], "rule": e["rule"],
+            "kind": e["kind"], "severity": e["severity"], "topic": r.topic, "payload": r.payload,
+            "received_at": received_at,
+        })  # fmt: skip
+    stmt = sql["event"].returning(ev.c.event_id, ev.c.phase, ev.c.ts)
+    inserted = {(k.event_id, k.phase, k.ts) for k in conn.execute(stmt, rows)}
+    upserts = []
+    for r in records:
+        e = r.event
+        key = (e["event_id"], e["phase"], e["ts"])
+        if key not in inserted:
+            result.duplicates += 1
+            continue
+        inserted.discard(key)  # a second copy in the same batch is a duplicate
+        result.events += 1
+        result.new_event_ids.append(e["event_id"])
+        snap = e.get("snapshot") or {}
+        upserts.append({
+            "event_id": e["event_id"], "site": e["site"], "device": e["device"], "camera": e["camera"],
+            "rule": e["rule"], "kind": e["kind"], "severity": e["severity"], "zone": e.get("zone"),
+            "label": e.get("label"), "score": e.get("score"), "started_at": e["started_at"],
+            "started_epoch": r.started_epoch, "last_phase": e["phase"], "last_ts": e["ts"],
+            "last_epoch": r.ts_epoch, "ended_at": e["ts"] if e["phase"] == "end" else None,
+            "duration_s": float(e["duration_s"]), "phases": 1,
+            "objects": json.dumps(e["objects"], separators=(",", ":")),
+            "snapshot_topic": snap.get("topic"), "snapshot_sha256": snap.get("sha256"),
+            "first_received": received_at, "updated_at": received_at,
+        })  # fmt: skip
+    if upserts:
+        conn.execute(sql["incident"], upserts)

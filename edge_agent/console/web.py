@@ -1,33 +1,35 @@
-"""The console's web server: the duty officer's page, the JSON API and the live stream.
+"""The console's web server: the duty officer's pages, the JSON API and the live stream.
 
-Standard library only (`ThreadingHTTPServer`, a thread per request): a town has
-a handful of duty officers, not thousands. New alerts reach open pages by
-Server-Sent Events (`/api/stream`): each stream wakes when this instance commits
-and at least every `POLL_S` (rows another instance of a shared group wrote), and
-sends the incidents changed since it last looked.
-
-Every request needs a principal (see `auth`); state-changing ones also need
-JSON and, when the browser says where it comes from, this console's own origin.
+FastAPI on uvicorn, in a thread of the console's process (`ConsoleServer`: `start()`,
+`url`, `notify()` after each commit, `stop()`). Routes live in `routes_*`; the guard
+(`web_guard`) decides who gets in and which bodies are read before any of them runs.
+The OpenAPI description is generated from the routes and served at /api/openapi.json.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-import re
+import socket
 import threading
 import time
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from edge_agent.console import api, queries
-from edge_agent.console.auth import TOKEN_COOKIE, Authenticator, Principal, same_origin
+import uvicorn
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from edge_agent import __version__
+from edge_agent.console import routes_api, routes_export, routes_pages, routes_stream, routes_workflow
+from edge_agent.console.auth import TOKEN_COOKIE, TOKEN_HEADER, Authenticator
 from edge_agent.console.config import ConsoleConfig
 from edge_agent.console.db import Database, DatabaseError, transient_errors
-from edge_agent.console.store import BatchResult
+from edge_agent.console.web_guard import ConsoleH11Protocol, Guard
+from edge_agent.console.web_state import ApiError, WebContext, db_problem
 from edge_agent.core.config import redact
 from edge_agent.core.net import base_url, is_loopback
 
@@ -36,23 +38,101 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-STATIC_DIR = HERE / "static"
-OPENAPI = HERE / "openapi.json"
-POLL_S = 2.0  # how often a live stream looks for rows other instances wrote
-OVERLAP_S = 5.0  # a stream re-reads this far back: commits of other instances land late
-PING_S = 15.0
-MAX_BODY_BYTES = 64_000
-_STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css)$")
-_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8", "css": "text/css"}
-_DB_ERRORS: tuple[type[BaseException], ...] = (DatabaseError, *transient_errors())
-_INCIDENT = re.compile(r"^/api/incidents/([^/]+)(/snapshot\.jpg|/verdict)?$")
+OPENAPI_URL = "/api/openapi.json"
+ROUTERS = (routes_pages.router, routes_workflow.router, routes_stream.router, routes_api.router,
+           routes_export.router)  # fmt: skip
+STOP_GRACE_S = 3.0
+START_TIMEOUT_S = 15.0
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": redact(message)}, status_code=status)
+
+
+def _validation_message(err: RequestValidationError) -> tuple[int, str]:
+    """The first problem, named by its parameter: 400 for the query or path, 422 for a body."""
+    problems = err.errors()
+    first = problems[0] if problems else {}
+    loc = [str(p) for p in first.get("loc", ())]
+    where = loc[0] if loc else ""
+    name = ".".join(loc[1:]) or where
+    if first.get("type") == "json_invalid":
+        return 400, "malformed JSON"
+    status = 422 if where == "body" else 400
+    return status, f"{name}: {first.get('msg', 'invalid')}" if name else str(first.get("msg", "invalid"))
+
+
+def create_app(ctx: WebContext) -> FastAPI:
+    app = FastAPI(
+        title="Eagle Eye town console",
+        version=__version__,
+        description="The duty officer's API: incidents and their workflow, health, counts, the map.",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # the interactive pages load scripts from a CDN: not on this console
+        redoc_url=None,
+    )
+    app.state.console = ctx
+    for router in ROUTERS:
+        app.include_router(router)
+    app.openapi = lambda: _openapi_with_logins(app)  # type: ignore[method-assign]
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError) -> JSONResponse:
+        return _error(err.status, err.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        if err.status_code == 404:
+            return _error(404, f"no page {request.url.path}")
+        if err.status_code == 405:
+            return _error(405, f"{request.method} is not allowed on {request.url.path}")
+        return _error(err.status_code, str(err.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        return _error(*_validation_message(err))
+
+    async def database_down(request: Request, err: Exception) -> JSONResponse:
+        problem = db_problem(err)
+        logger.warning("%s: database: %s", request.url.path, problem)
+        return _error(503, f"database unavailable: {problem}")
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, err: Exception) -> JSONResponse:
+        # The framework logs the traceback (a bug); the client gets JSON like every other error.
+        return _error(500, "internal error (see the console's log)")
+
+    kinds: tuple[type[BaseException], ...] = (DatabaseError, *transient_errors())
+    for kind in kinds:
+        if issubclass(kind, Exception):
+            app.add_exception_handler(kind, database_down)
+    app.add_middleware(Guard, ctx=ctx)
+    return app
+
+
+def _openapi_with_logins(app: FastAPI) -> dict[str, Any]:
+    """The generated description, plus the ways to log in (the guard checks them on every path)."""
+    if app.openapi_schema is None:
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        spec.setdefault("components", {})["securitySchemes"] = {
+            "basic": {"type": "http", "scheme": "basic"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "header": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
+            "query": {"type": "apiKey", "in": "query", "name": "token"},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": TOKEN_COOKIE},
+        }
+        # any one of them; a request from this machine may need none (web.auth.trust_loopback)
+        spec["security"] = [{name: []} for name in ("basic", "bearer", "header", "query", "cookie")] + [{}]
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 class ConsoleServer:
-    """The HTTP side, on its own threads: `start()`, `url`, `notify()` after each commit, `stop()`."""
+    """The HTTP side, on its own thread: `start()`, `url`, `notify()` after each commit, `stop()`."""
 
-    def __init__(self, cfg: ConsoleConfig, db: Database) -> None:
+    def __init__(self, cfg: ConsoleConfig, db: Database, *, read_only: bool = False) -> None:
         web = cfg.web
         if not is_loopback(web.bind) and not (web.auth.users or web.auth.tokens):
             raise ValueError(
@@ -60,251 +140,90 @@ class ConsoleServer:
             )
         self.cfg = cfg
         self.db = db
-        self.auth = Authenticator(web.auth)
-        self.ingest: Ingest | None = None
+        self.ctx = WebContext(cfg, db, Authenticator(web.auth), read_only=read_only)
+        self.app = create_app(self.ctx)
         self.host, self.port = web.bind, web.port
-        self._changed = threading.Condition()
-        self._change_seq = 0
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def ingest(self) -> Ingest | None:
+        return self.ctx.ingest
+
+    @ingest.setter
+    def ingest(self, ingest: Ingest | None) -> None:
+        self.ctx.ingest = ingest
 
     @property
     def url(self) -> str:
         return base_url(self.host, self.port)
 
     def start(self) -> None:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="console-web", daemon=True)
+        """Listen (an OSError here names a port in use), then serve on a thread."""
+        sock = self._listen()
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self.app,
+            http=ConsoleH11Protocol,
+            ws="none",
+            lifespan="off",
+            log_config=None,  # the console's own logging set-up
+            access_log=False,  # it would log query strings, which may hold a token
+            proxy_headers=False,  # loopback trust reads the peer itself, never a forwarded header
+            server_header=False,
+            timeout_graceful_shutdown=int(STOP_GRACE_S),
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        started = threading.Event()
+
+        async def serve() -> None:
+            self.ctx.feed.bind(asyncio.get_running_loop())
+            await server.serve(sockets=[sock])
+
+        def run() -> None:
+            try:
+                asyncio.run(serve())
+            except Exception:
+                logger.exception("the console's web server stopped")
+            finally:
+                started.set()
+                sock.close()
+
+        self._thread = threading.Thread(target=run, name="console-web", daemon=True)
         self._thread.start()
-        self.port = int(self._httpd.server_address[1])
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not started.wait(0.02) and not server.started and time.monotonic() < deadline:
+            pass
+        if not server.started:
+            self.stop()
+            raise OSError(f"the web server did not start on {self.host}:{self.port}")
         logger.info("console page on %s:%d", self.host, self.port)
 
+    def _listen(self) -> socket.socket:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        return sock
+
     def stop(self) -> None:
-        self._stopping.set()
-        with self._changed:
-            self._changed.notify_all()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        self.ctx.feed.close()  # live streams end, so the server need not wait for them
+        if self._server is not None:
+            self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(5.0)
+            self._thread.join(STOP_GRACE_S + 5.0)
             self._thread = None
+        self._server = None
 
-    def notify(self, result: BatchResult | None = None) -> None:
-        """Wake the live streams (after a commit of this instance, or a verdict)."""
-        with self._changed:
-            self._change_seq += 1
-            self._changed.notify_all()
-
-    def wait_change(self, seen_seq: int, timeout_s: float) -> int:
-        with self._changed:
-            if self._change_seq == seen_seq and not self._stopping.is_set():
-                self._changed.wait(timeout_s)
-            return self._change_seq
-
-    def status(self) -> dict[str, Any]:
-        with self.db.connection() as conn:
-            totals = queries.totals(conn)
-        return {
-            "database": {"engine": self.db.engine, "url": self.db.shown, "rows": totals},
-            "mqtt": self.ingest.status() if self.ingest is not None else None,
-        }
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: ConsoleServer
-    server_version = "edge-agent-console"
-    protocol_version = "HTTP/1.1"
-    principal: Principal | None = None
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line may hold ?token=: log the path only.
-        logger.debug("%s %s %s", self.address_string(), self.command, urlsplit(self.path).path)
-
-    # --- responses ---------------------------------------------------------------------
-
-    def _headers(self, status: int, content_type: str, length: int | None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        if length is not None:
-            self.send_header("Content-Length", str(length))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("X-Frame-Options", "DENY")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
-        )
-        p = self.principal
-        if p is not None and p.token is not None:
-            self.send_header("Set-Cookie", f"{TOKEN_COOKIE}={p.token}; HttpOnly; SameSite=Strict; Path=/")
-        if status == HTTPStatus.UNAUTHORIZED and self.app.auth.wants_basic:
-            self.send_header("WWW-Authenticate", 'Basic realm="edge-agent console", charset="UTF-8"')
-        self.end_headers()
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self._headers(status, content_type, len(body))
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json")
-
-    def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": redact(message)})
-
-    # --- access ------------------------------------------------------------------------
-
-    def _allowed(self) -> bool:
-        self.principal = self.app.auth.check(self.path, self.headers, self.client_address[0])
-        if self.principal is None:
-            self._error(HTTPStatus.UNAUTHORIZED, "log in: a user name and password, or ?token=")
-            return False
-        return True
-
-    # --- routes ------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        if not self._allowed():
-            return
-        parts = urlsplit(self.path)
-        route, query = parts.path, parse_qs(parts.query)
-        try:
-            self._get(route, query)
-        except api.ApiError as err:
-            self._error(err.status, err.message)
-        except _DB_ERRORS as err:
-            logger.warning("%s: database: %s", route, redact(str(err)))
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"database unavailable: {err}")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away (a closed live stream)
-
-    do_HEAD = do_GET
-
-    def _get(self, route: str, query: dict[str, list[str]]) -> None:
-        app = self.app
-        if route in ("/", "/index.html"):
-            self._static("console.html")
-        elif route.startswith("/alert/"):
-            self._static("alert.html")
-        elif route.startswith("/static/"):
-            self._static(route.removeprefix("/static/"))
-        elif route == "/api/openapi.json":
-            self._send(200, OPENAPI.read_bytes(), "application/json")
-        elif route == "/api/me":
-            assert self.principal is not None
-            self._json(200, {"name": self.principal.name, "via": self.principal.via})
-        elif route == "/api/status":
-            self._json(200, app.status())
-        elif route == "/api/incidents":
-            self._json(200, api.list_incidents(app.db, query))
-        elif route == "/api/health":
-            self._json(200, api.get_health(app.db, app.cfg.stalled_after_s))
-        elif route == "/api/facets":
-            self._json(200, api.get_facets(app.db))
-        elif route == "/api/counts":
-            self._json(200, api.get_counts(app.db, query))
-        elif route == "/api/stream":
-            self._stream(query)
-        elif (m := _INCIDENT.match(route)) and m.group(2) != "/verdict":
-            event_id = unquote(m.group(1))
-            if m.group(2) == "/snapshot.jpg":
-                with app.db.connection() as conn:
-                    jpeg = queries.snapshot_jpeg(conn, event_id)
-                if jpeg is None:
-                    raise api.ApiError(HTTPStatus.NOT_FOUND, f"no snapshot for {event_id!r}")
-                self._send(200, jpeg, "image/jpeg")
-            else:
-                self._json(200, api.get_incident(app.db, event_id))
-        else:
-            self._error(HTTPStatus.NOT_FOUND, f"no page {route}")
-
-    def do_POST(self) -> None:
-        if not self._allowed():
-            return
-        route = urlsplit(self.path).path
-        m = _INCIDENT.match(route)
-        if not m or m.group(2) != "/verdict":
-            self._error(HTTPStatus.NOT_FOUND, f"no page {route}")
-            return
-        if not same_origin(self.headers, self.app.cfg.web.public_url):
-            self._error(HTTPStatus.FORBIDDEN, "cross-site request refused (Origin is not this console)")
-            return
-        # JSON only: a form on another site cannot send it without a CORS preflight we never answer.
-        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
-            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
-            return
-        try:
-            body = json.loads(self.rfile.read(length) or b"null")
-        except ValueError as err:
-            self._error(HTTPStatus.BAD_REQUEST, f"malformed JSON: {err}")
-            return
-        assert self.principal is not None
-        try:
-            out = api.post_verdict(self.app.db, unquote(m.group(1)), body, self.principal.name)
-        except api.ApiError as err:
-            self._error(err.status, err.message)
-            return
-        except _DB_ERRORS as err:
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"database unavailable: {err}")
-            return
-        logger.info("%s marked %s as %s", out["by"], out["event_id"], out["verdict"])
-        self.app.notify()
-        self._json(200, out)
-
-    def _static(self, name: str) -> None:
-        path = STATIC_DIR / name
-        if not _STATIC_NAME.match(name) or not path.is_file():
-            self._error(HTTPStatus.NOT_FOUND, f"no file {name}")
-            return
-        self._send(200, path.read_bytes(), _TYPES[name.rsplit(".", 1)[1]])
-
-    # --- the live stream ---------------------------------------------------------------
-
-    def _stream(self, query: dict[str, list[str]]) -> None:
-        """Server-Sent Events: `event: incident` with the incident's JSON, for each change."""
-        try:
-            flt = queries.IncidentFilter.from_query(query)
-            since = float(query.get("since", [str(time.time())])[0])
-        except ValueError as err:
-            raise api.ApiError(HTTPStatus.BAD_REQUEST, str(err)) from err
-        self._headers(200, "text/event-stream", None)
-        self.close_connection = True
-        sent: dict[str, float] = {}  # event_id -> updated_at already sent
-        cursor = since
-        seq = -1
-        last_write = time.monotonic()
-        self.wfile.write(b"retry: 2000\n: connected\n\n")
-        self.wfile.flush()
-        while not self.app._stopping.is_set():
-            try:
-                with self.app.db.connection() as conn:
-                    rows = queries.incidents(conn, flt, updated_since=cursor - OVERLAP_S)
-            except _DB_ERRORS as err:
-                # The headers are sent: end the stream; the browser reconnects (`retry`).
-                logger.warning("live stream: database: %s", redact(str(err)))
-                return
-            fresh = [r for r in rows if sent.get(r["event_id"], -1.0) < r["updated_at"]]
-            for row in reversed(fresh):  # oldest first, so the page ends with the newest on top
-                data = json.dumps(row, ensure_ascii=False)
-                self.wfile.write(f"event: incident\ndata: {data}\n\n".encode())
-                sent[row["event_id"]] = row["updated_at"]
-                cursor = max(cursor, row["updated_at"])
-            if fresh:
-                last_write = time.monotonic()
-            elif time.monotonic() - last_write >= PING_S:
-                self.wfile.write(b": ping\n\n")
-                last_write = time.monotonic()
-            self.wfile.flush()
-            for key in [k for k, v in sent.items() if v < cursor - 2 * OVERLAP_S]:
-                del sent[key]
-            seq = self.app.wait_change(seq, POLL_S)
+    def notify(self, result: Any = None) -> None:
+        """Wake the live streams (after a commit of this instance); any thread."""
+        self.ctx.feed.notify()
