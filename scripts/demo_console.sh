@@ -40,7 +40,8 @@ EOF
   "$BIN/edge-agent" console --config "$CONSOLE_DIR/console.yaml" > "$CONSOLE_DIR/console.log" 2>&1 &
   CONSOLE_PID=$!
   for _ in $(seq 100); do
-    if _console_get /api/status 2>/dev/null | grep -q '"subscribed": true'; then
+    if _console_get /api/status 2>/dev/null | "$BIN/python" -c \
+      'import json,sys; sys.exit(0 if (json.load(sys.stdin).get("mqtt") or {}).get("subscribed") else 1)' 2>/dev/null; then
       echo "town console: $CONSOLE_URL (SQLite: $CONSOLE_DIR/console.sqlite3)"
       return 0
     fi
