@@ -195,13 +195,14 @@ def test_every_published_payload_is_schema_valid(
 
     outbox = Outbox(tmp_path / "outbox.sqlite3", 8)
     cfg = MqttConfig(url=mosquitto.url, stats_interval_s=0.2, protocol=protocol)
-    pub = MqttPublisher(cfg, outbox, TOPICS, stats_provider=provider, backoff=Backoff(0.2, 1.0))
+    pub = MqttPublisher(cfg, outbox, TOPICS, backoff=Backoff(0.2, 1.0))
+    pub.board.put_stats(provider())
     sink = OutboxSink(outbox, TOPICS)
     with Subscriber(mosquitto.port, ["eagleeye/#"], protocol=protocol) as sub:
         pub.start()
         cam_topic = TOPICS.camera_status("bridge-east")
         for n, state in enumerate(("online", "stalled", "offline"), start=1):
-            pub.set_camera_status("bridge-east", state)  # only the latest is sent: wait for each
+            pub.board.set_camera_status("bridge-east", state)  # only the latest is sent: wait for each
             sub.wait_for(lambda m: sum(x.topic == cam_topic for x in m) >= n, 5)  # noqa: B023
         for seq, severity in enumerate(["info", "warning", "alert"]):
             snap = fake_jpeg(seq)

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 0.5
 STOP_DRAIN_S = 5.0
+STATS_EVERY_S = 2.0  # how often the agent's part of the stats is written on the status board
 SOURCE_STOP_S = 2.0
 RESTART_INITIAL_S = 1.0
 RESTART_MAX_S = 60.0
@@ -184,7 +185,7 @@ class CameraRuntime:
             self._emit(self.health_events.outage_end())
         # The incident is in the outbox before the status is asked for, so one publisher pass
         # sends both: a platform that sees the camera offline finds the incident beside it.
-        self.agent.delivery.publisher.set_camera_status(self.cam.id, state, self.health.since)
+        self.agent.delivery.board.set_camera_status(self.cam.id, state, self.health.since)
 
     def _emit(self, event: Event | None) -> None:
         if event is not None:  # None: the incident was already open (or not open) there
@@ -213,7 +214,7 @@ class Agent:
         self.config_path = config_path
         self.detector: Detector = detector_of(cfg)  # one session, called from every worker
         self.pool = WorkerPool(worker_count(cfg))
-        self.delivery = delivery_of(cfg, stats_provider=self.stats)
+        self.delivery = delivery_of(cfg)
         self.evidence = EvidenceStore(cfg.evidence.dir, cfg.evidence.max_mb, cfg.evidence.reserve_mb)
         self.cameras: list[CameraRuntime] = []
         self.wake = threading.Event()  # the main loop's: stop and reload requests
@@ -239,8 +240,9 @@ class Agent:
             worker.assign([rt for rt in cameras if rt.worker == worker.index])
 
     def start(self) -> None:
-        self.delivery.start()
         self.cameras = self._build_cameras(self.cfg)
+        self.delivery.board.put_stats(self.stats())  # the first stats message, sent on connect, has them
+        self.delivery.start()
         self.pool.start()
         self._serve(self.cameras)
         logger.info(
@@ -279,7 +281,8 @@ class Agent:
         return 0
 
     def _loop(self) -> None:
-        """Health, restarts, reloads and the watchdog; the workers do the frames."""
+        """Health, restarts, reloads, stats and the watchdog; the workers do the frames."""
+        stats_due = 0.0
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
@@ -291,6 +294,10 @@ class Agent:
             # A worker stuck inside a call (a hung accelerator driver) stops the kicks, so
             # systemd restarts the service instead of it running blind.
             self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
+            if now >= stats_due:
+                # On the board for the publisher's next stats message; it never calls back in here.
+                stats_due = now + STATS_EVERY_S
+                self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
             self.wake.wait(HEALTH_EVERY_S)

@@ -142,6 +142,20 @@ class MqttConfig(_Model):
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     keepalive_s: int = Field(30, ge=5, le=3600)
     stats_interval_s: float = Field(30.0, gt=0, le=86400)
+    receipts: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description=(
+            "Keep events until the platform's receipt says they are stored: required; off: until the"
+            " broker's PUBACK; auto: required once a platform announcing receipts has been seen"
+        ),
+    )
+    receipt_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description="Events with no receipt this long after their PUBACK are sent again (then with backoff)",
+    )
 
     @field_validator("url")
     @classmethod

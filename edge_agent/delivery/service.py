@@ -6,9 +6,7 @@ Built by app/wiring.py for `replay --publish` and the daemon, so both deliver ex
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from edge_agent.contract.topics import Topics
 from edge_agent.core.config import Config, ConfigError, Problem
@@ -19,6 +17,7 @@ from edge_agent.delivery.homeassistant import HaSetup, HomeAssistantSink, announ
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
+from edge_agent.delivery.status_board import StatusBoard
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,6 @@ class Delivery:
         self,
         cfg: Config,
         topics: Topics,
-        stats_provider: Callable[[], Mapping[str, Any]] | None = None,
         homeassistant: HaSetup | None = None,
     ) -> None:
         if cfg.mqtt is None:
@@ -46,11 +44,12 @@ class Delivery:
         self._state_dir = Path(cfg.outbox.path).parent
         self.ha_sink = HomeAssistantSink(self.outbox_sink, topics, homeassistant) if homeassistant else None
         self.sink: EventSink = self.ha_sink or self.outbox_sink
+        self.board = StatusBoard()  # the agent writes camera states and stats; the publisher sends them
         self.publisher = MqttPublisher(
             cfg.mqtt,
             self.outbox,
             topics,
-            stats_provider=stats_provider,
+            board=self.board,
             outbox_extra=self.outbox_sink.counters,
         )
 

@@ -163,17 +163,15 @@ def _camera_fix(reason: str) -> str:
 
 
 def check_broker(cfg: Config, timeout_s: float = 10.0) -> Check:
-    from edge_agent.delivery.mqtt import MqttPublisher
-    from edge_agent.delivery.outbox import Outbox
+    from edge_agent.contract.mqtt_client import parse_broker_url, probe_broker
 
     if cfg.mqtt is None:
         return Check("FAIL", "broker", "no mqtt section in the config", "add mqtt: {url: mqtts://…}")
-    with tempfile.TemporaryDirectory() as tmp, Outbox(Path(tmp) / "probe.sqlite3", 1) as box:
-        try:
-            publisher = MqttPublisher(cfg.mqtt, box, topics_of(cfg))
-        except ValueError as err:
-            return Check("FAIL", "broker", str(err), "fix mqtt.url / mqtt.tls")
-        ok, detail = publisher.probe(timeout_s)
+    _, _, tls, _, _ = parse_broker_url(cfg.mqtt.url)
+    if cfg.mqtt.tls is not None and not tls:
+        detail = f"mqtt.tls is set but mqtt.url {redact(cfg.mqtt.url)!r} is plain mqtt://; use mqtts://"
+        return Check("FAIL", "broker", detail, "fix mqtt.url / mqtt.tls")
+    ok, detail = probe_broker(cfg.mqtt, f"{topics_of(cfg).base}/doctor", timeout_s)
     if ok:
         return Check("OK", "broker", f"{redact(cfg.mqtt.url)} {detail}")
     fix = "check mqtt.url, the network, and the broker"
