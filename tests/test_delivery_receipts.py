@@ -9,6 +9,7 @@ with SIGKILL before it ever saves its queue (Mosquitto saves on a clean stop and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -85,18 +86,14 @@ def test_platform_status_round_trip() -> None:
 def test_a_receipt_settles_its_phase_and_the_snapshot_before_it() -> None:
     start = make_event(1, snapshot=fake_jpeg(1))
     update_a = make_event(1, phase="update")
-    update_b = update_a.__class__(**{**update_a.__dict__, "ts": "2026-11-26T08:16:00.000Z"})
+    update_b = dataclasses.replace(update_a, ts="2026-11-26T08:16:00.000Z")
     snap_key = receipt_key(TOPICS.snapshot(start.event_id), fake_jpeg(1))
     assert snap_key is not None and snap_key.phase is None
     assert receipt_key(TOPICS.counts("cam-a", "visitors"), b"{}") is None  # leaves on its PUBACK
     awaiting = AwaitingReceipts(timeout_s=5)
-    items = {1: snap_key, 2: start, 3: update_a, 4: update_b}
-    for item_id, what in items.items():
-        key = (
-            what
-            if what is snap_key
-            else receipt_key(TOPICS.event("cam-a", "dumping"), what.to_json().encode())
-        )
+    topic = TOPICS.event("cam-a", "dumping")
+    keys = [snap_key, *(receipt_key(topic, e.to_json().encode()) for e in (start, update_a, update_b))]
+    for item_id, key in enumerate(keys, start=1):
         assert key is not None
         awaiting.sent(item_id, key)
         assert awaiting.pubacked(item_id, now=100.0)

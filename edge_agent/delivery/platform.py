@@ -97,7 +97,10 @@ class PlatformWatch:
             os.replace(tmp, self._memory)
         except OSError as err:
             # Kept in memory for this run; the next announcement tries again.
-            logger.warning("cannot write %s (%s): the platform's receipts are remembered until a restart",
-                           self._memory, err.strerror or err)
+            logger.warning(
+                "cannot write %s (%s): the platform's receipts are remembered until a restart",
+                self._memory,
+                err.strerror or err,
+            )
             with contextlib.suppress(OSError):
                 tmp.unlink()
