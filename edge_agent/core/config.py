@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -317,6 +318,24 @@ class HomeAssistantConfig(_Model):
     )
 
 
+class WebhookConfig(_Model):
+    """The webhook sink: each event POSTed, signed, to a platform without MQTT (mqtt/README.md)."""
+
+    url: str = Field(description="https://platform.example/eagleeye (http:// only on a trusted network)")
+    secret_file: str = Field(min_length=1, description="File holding the HMAC-SHA256 signing secret")
+    timeout_s: float = Field(
+        10.0, gt=0, le=300, allow_inf_nan=False, description="Seconds to wait for an answer"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http://host/path or https://host/path")
+        return v
+
+
 class Config(_Model):
     version: Literal[1]
     site: SiteConfig
@@ -326,6 +345,7 @@ class Config(_Model):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    webhook: WebhookConfig | None = None
     cameras: Sequence[CameraConfig] = Field(min_length=1)
 
     def camera(self, camera_id: str) -> CameraConfig:

@@ -6,6 +6,7 @@ Built by app/wiring.py for `replay --publish` and the daemon, so both deliver ex
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from edge_agent.contract.topics import Topics
@@ -14,10 +15,12 @@ from edge_agent.core.files import private_dir
 from edge_agent.core.sink import EventSink
 from edge_agent.delivery.count_store import CountStore
 from edge_agent.delivery.homeassistant import HaSetup, HomeAssistantSink, announce
+from edge_agent.delivery.jsonl import FanoutSink
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from edge_agent.delivery.status_board import StatusBoard
+from edge_agent.delivery.webhook import WebhookPoster, WebhookSink
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +55,23 @@ class Delivery:
             board=self.board,
             outbox_extra=self.outbox_sink.counters,
         )
+        self.webhook: WebhookPoster | None = None
+        self.webhook_outbox: Outbox | None = None
+        if cfg.webhook is not None:
+            # Beside MQTT, in an outbox of its own: one sink's backlog never holds up the other.
+            self.webhook_outbox = Outbox(
+                out.with_name(out.stem + ".webhook" + (out.suffix or ".sqlite")), cfg.outbox.max_mb
+            )
+            self.webhook = WebhookPoster(cfg.webhook, self.webhook_outbox)
+            self.sink = FanoutSink(self.sink, WebhookSink(self.webhook_outbox))
 
     def start(self) -> None:
         # Discovery first (or the removal of an earlier run's entities): Home Assistant knows
         # the sensors before their first state arrives.
         announce(self.outbox, self.topics, self.homeassistant, self._state_dir)
         self.publisher.start()
+        if self.webhook is not None:
+            self.webhook.start()
 
     def reconfigure(self, homeassistant: HaSetup | None) -> None:
         """A reloaded config: announce its entities, remove those that went (when discovery was on)."""
@@ -72,12 +86,20 @@ class Delivery:
         self.homeassistant = homeassistant
 
     def wait_drained(self, timeout_s: float) -> int:
-        return self.publisher.wait_drained(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        left = self.publisher.wait_drained(timeout_s)
+        if self.webhook is not None:
+            left += self.webhook.wait_drained(max(0.0, deadline - time.monotonic()))
+        return left
 
     def close(self, timeout_s: float = 5.0) -> None:
         try:
             self.sink.close()
             self.publisher.stop(timeout_s)
+            if self.webhook is not None:
+                self.webhook.stop(timeout_s)
         finally:
             self.outbox.close()
             self.counts.close()
+            if self.webhook_outbox is not None:
+                self.webhook_outbox.close()
