@@ -366,6 +366,8 @@ class Agent:
             "cameras": {rt.cam.id: rt.stats() for rt in cameras},
             "evidence": self.evidence.counters(),
         }
+        if self.delivery.webhook is not None:
+            out["webhook"] = self.delivery.webhook.counters()
         ms = [rt.pipeline.detector_ms for rt in cameras if rt.pipeline.frames_analysed]
         if ms:
             out["detector_ms"] = round(sum(ms) / len(ms), 2)

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge_agent.contract.receipts import Receipt
 
 MAX_TIMEOUT_FACTOR = 8  # the resend wait doubles up to this many times receipt_timeout_s
+LATENCIES_KEPT = 10_000  # PUBACK-to-receipt times kept for the benchmark, the newest
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class AwaitingReceipts:
         self.resend_passes = 0
         self.receipted = 0
         self.unknown_receipts = 0
+        self.latencies_s: deque[float] = deque(maxlen=LATENCIES_KEPT)  # PUBACK -> receipt
 
     def __len__(self) -> int:
         return sum(1 for p in self._items.values() if p.acked_at is not None)
@@ -109,7 +112,11 @@ class AwaitingReceipts:
                 continue
             last = max(hits)
             hits += [i for i in ids if self._items[i].key.phase is None and i < last]
+            now = time.monotonic()
             for item_id in set(hits):
+                acked_at = self._items[item_id].acked_at
+                if acked_at is not None:
+                    self.latencies_s.append(now - acked_at)
                 # One still in flight is settled too: its PUBACK then finds nothing to wait for.
                 self._forget(item_id)
                 settled.append(item_id)
