@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from edge_agent.app.config import parse_config
+from edge_agent.app.wiring import delivery_of
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import WebhookConfig
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookPoster, WebhookSink
-from tests.broker import fake_jpeg, make_event
+from tests.broker import Mosquitto, Subscriber, fake_jpeg, make_event, mosquitto  # noqa: F401
 
 SECRET = b"town-webhook-secret"
 
@@ -159,3 +161,61 @@ def test_a_wrong_secret_is_refused_by_the_platform(tmp_path: Path, platform_fact
     assert platform.bad_signatures == 1 and platform.accepted == []
     assert outbox.dead_letters()[0].reason.startswith("HTTP 401")
     outbox.close()
+
+
+# --- wired by the config, with MQTT or alone ------------------------------------------------
+
+
+def _config_text(tmp_path: Path, url: str, mqtt_url: str | None) -> str:
+    secret = tmp_path / "webhook.secret"
+    secret.write_bytes(SECRET + b"\n")
+    data: dict[str, Any] = {
+        "version": 1,
+        "site": {"id": "laohu"},
+        "device": {"id": "edge-01"},
+        "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite3")},
+        "evidence": {"dir": str(tmp_path / "state" / "evidence")},
+        "cameras": [{"id": "cam-a", "url": "rtsp://127.0.0.1:9/live"}],
+        "webhook": {"url": url, "secret_file": str(secret), "timeout_s": 2},
+    }
+    if mqtt_url is not None:
+        data["mqtt"] = {"url": mqtt_url}
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("beside_mqtt", [True, False])
+def test_the_config_wires_the_webhook_beside_mqtt_or_alone(
+    tmp_path: Path,
+    platform_factory: Any,
+    mosquitto: Mosquitto,  # noqa: F811
+    beside_mqtt: bool,
+) -> None:
+    platform = platform_factory([503])
+    cfg = parse_config(_config_text(tmp_path, platform.url, mosquitto.url if beside_mqtt else None))
+    delivery = delivery_of(cfg)
+    with Subscriber(mosquitto.port, ["eagleeye/v1/+/+/events/#"]) as sub:
+        delivery.start()
+        try:
+            for seq in range(3):
+                snap = fake_jpeg(seq)
+                delivery.sink.emit(make_event(seq, snapshot=snap), snap)
+            assert delivery.wait_drained(15) == 0
+            if beside_mqtt:
+                sub.wait_events(3, 10)
+        finally:
+            delivery.close()
+        assert [b["event"]["event_id"] for b in platform.accepted] == [
+            make_event(s).event_id for s in range(3)
+        ]
+        assert len(sub.events()) == (3 if beside_mqtt else 0)
+
+
+def test_a_bad_webhook_section_is_named_by_validate(tmp_path: Path) -> None:
+    from edge_agent.app.checks import check_text
+
+    text = _config_text(tmp_path, "ftp://platform.example/x", None).replace(
+        '"timeout_s": 2', '"timeout_s": 0'
+    )
+    problems = [str(p) for p in check_text(text, environment=False).problems]
+    assert any("webhook.url" in p and "http" in p for p in problems), problems
+    assert any("webhook.timeout_s" in p for p in problems), problems

@@ -325,7 +325,11 @@ class Agent:
         self.pool.stop(SOURCE_STOP_S)
         left = self.delivery.wait_drained(STOP_DRAIN_S)
         if left:
-            logger.warning("%d item(s) wait in the outbox for the broker; the next start sends them", left)
+            logger.warning(
+                "%d item(s) wait in the outbox for the broker or the platform's receipt; the next start"
+                " sends them",
+                left,
+            )
         self.delivery.close()
         logger.info("stopped")
 

@@ -26,7 +26,12 @@ logger = logging.getLogger(__name__)
 
 
 class Delivery:
-    """The outbox, its publisher and the sink the pipeline writes into; `close()` ends all three."""
+    """The outbox, its publisher, the webhook and the sink the pipeline writes into; `close()` ends all.
+
+    MQTT (`mqtt`), the webhook (`webhook`) or both. Without `mqtt` the MQTT outbox is still
+    opened (the sink's memory queue and the count store live beside it) but nothing is put in
+    it: events go to the webhook only, counts and Home Assistant discovery are MQTT's.
+    """
 
     def __init__(
         self,
@@ -34,8 +39,10 @@ class Delivery:
         topics: Topics,
         homeassistant: HaSetup | None = None,
     ) -> None:
-        if cfg.mqtt is None:
-            raise ConfigError([Problem("mqtt", "publishing needs an mqtt section (url, credentials, tls)")])
+        if cfg.mqtt is None and cfg.webhook is None:
+            raise ConfigError(
+                [Problem("mqtt", "publishing needs an mqtt section (url, credentials, tls) or a webhook")]
+            )
         private_dir(Path(cfg.outbox.path).parent)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_mb)
         self.topics = topics
@@ -45,16 +52,20 @@ class Delivery:
         self.outbox_sink = OutboxSink(self.outbox, self.topics, self.counts)
         self.homeassistant = homeassistant
         self._state_dir = Path(cfg.outbox.path).parent
+        if cfg.mqtt is None:
+            self.homeassistant = homeassistant = None
         self.ha_sink = HomeAssistantSink(self.outbox_sink, topics, homeassistant) if homeassistant else None
         self.sink: EventSink = self.ha_sink or self.outbox_sink
         self.board = StatusBoard()  # the agent writes camera states and stats; the publisher sends them
-        self.publisher = MqttPublisher(
-            cfg.mqtt,
-            self.outbox,
-            topics,
-            board=self.board,
-            outbox_extra=self.outbox_sink.counters,
-        )
+        self.publisher: MqttPublisher | None = None
+        if cfg.mqtt is not None:
+            self.publisher = MqttPublisher(
+                cfg.mqtt,
+                self.outbox,
+                topics,
+                board=self.board,
+                outbox_extra=self.outbox_sink.counters,
+            )
         self.webhook: WebhookPoster | None = None
         self.webhook_outbox: Outbox | None = None
         if cfg.webhook is not None:
@@ -63,13 +74,15 @@ class Delivery:
                 out.with_name(out.stem + ".webhook" + (out.suffix or ".sqlite")), cfg.outbox.max_mb
             )
             self.webhook = WebhookPoster(cfg.webhook, self.webhook_outbox)
-            self.sink = FanoutSink(self.sink, WebhookSink(self.webhook_outbox))
+            webhook_sink = WebhookSink(self.webhook_outbox)
+            self.sink = webhook_sink if self.publisher is None else FanoutSink(self.sink, webhook_sink)
 
     def start(self) -> None:
         # Discovery first (or the removal of an earlier run's entities): Home Assistant knows
         # the sensors before their first state arrives.
-        announce(self.outbox, self.topics, self.homeassistant, self._state_dir)
-        self.publisher.start()
+        if self.publisher is not None:
+            announce(self.outbox, self.topics, self.homeassistant, self._state_dir)
+            self.publisher.start()
         if self.webhook is not None:
             self.webhook.start()
 
@@ -87,7 +100,7 @@ class Delivery:
 
     def wait_drained(self, timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
-        left = self.publisher.wait_drained(timeout_s)
+        left = self.publisher.wait_drained(timeout_s) if self.publisher is not None else 0
         if self.webhook is not None:
             left += self.webhook.wait_drained(max(0.0, deadline - time.monotonic()))
         return left
@@ -95,7 +108,8 @@ class Delivery:
     def close(self, timeout_s: float = 5.0) -> None:
         try:
             self.sink.close()
-            self.publisher.stop(timeout_s)
+            if self.publisher is not None:
+                self.publisher.stop(timeout_s)
             if self.webhook is not None:
                 self.webhook.stop(timeout_s)
         finally:

@@ -103,7 +103,6 @@ class WebhookPoster:
 
     def __init__(self, cfg: WebhookConfig, outbox: Outbox, backoff: Backoff | None = None) -> None:
         self._cfg = cfg
-        self._secret = read_secret(cfg.secret_file)
         self._outbox = outbox
         self._backoff = backoff or Backoff(1.0, 60.0)
         self._shown = redact(cfg.url)
@@ -189,6 +188,11 @@ class WebhookPoster:
 
     def _post(self, body: bytes) -> tuple[str, str]:
         """(delivered | refused | retry, what happened)."""
+        try:
+            # Read at every request, like mqtt.password_file: a fixed file needs no restart.
+            secret = read_secret(self._cfg.secret_file)
+        except ValueError as err:
+            return "retry", str(err)
         timestamp = str(int(time.time()))
         request = urllib.request.Request(  # noqa: S310 (the scheme is checked by the config: http/https)
             self._cfg.url,
@@ -197,7 +201,7 @@ class WebhookPoster:
             headers={
                 "Content-Type": "application/json",
                 TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+                SIGNATURE_HEADER: sign(secret, timestamp, body),
             },
         )
         try:

@@ -182,6 +182,31 @@ def check_broker(cfg: Config, timeout_s: float = 10.0) -> Check:
     return Check("FAIL", "broker", detail, fix)
 
 
+def check_webhook(cfg: Config, timeout_s: float = 10.0) -> Check:
+    """The signing secret is readable and the platform's host answers a TCP connect (nothing is POSTed)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from edge_agent.delivery.webhook import read_secret
+
+    assert cfg.webhook is not None
+    try:
+        read_secret(cfg.webhook.secret_file)
+    except ValueError as err:
+        return Check(
+            "FAIL", "webhook", str(err), "write the secret (one line) and give the service user read access"
+        )
+    url = urlsplit(cfg.webhook.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout_s):
+            pass
+    except OSError as err:
+        detail = f"cannot reach {redact(cfg.webhook.url)}: {err.strerror or err}"
+        return Check("FAIL", "webhook", detail, "check webhook.url and the network")
+    return Check("OK", "webhook", f"{redact(cfg.webhook.url)} reachable, secret readable")
+
+
 def check_directory(what: str, directory: Path) -> Check:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -230,7 +255,10 @@ def run_checks(config_path: str) -> Iterator[Check]:
     yield from _guarded("model", lambda: check_model(cfg))
     for cam in cfg.cameras:
         yield from _guarded(f"camera {cam.id}", lambda cam=cam: [check_camera(cam)])  # type: ignore[misc]
-    yield from _guarded("broker", lambda: [check_broker(cfg)])
+    if cfg.mqtt is not None or cfg.webhook is None:
+        yield from _guarded("broker", lambda: [check_broker(cfg)])
+    if cfg.webhook is not None:
+        yield from _guarded("webhook", lambda: [check_webhook(cfg)])
     yield from _guarded("outbox", lambda: [check_directory("outbox", Path(cfg.outbox.path).parent)])
     yield from _guarded("evidence", lambda: [check_directory("evidence", Path(cfg.evidence.dir))])
     yield check_clock()
