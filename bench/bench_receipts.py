@@ -112,8 +112,8 @@ def one_round(url: str, workdir: Path, mode: str) -> tuple[float, list[float], i
             if pub.wait_drained(120) != 0:
                 raise TimeoutError(f"{mode}: the outbox did not empty")
             elapsed = time.perf_counter() - t0
-            latencies = list(pub._awaiting.latencies_s)  # the benchmark reads the publisher's record
-            resends = pub._awaiting.resends
+            latencies = list(pub._receipts.awaiting.latencies_s)  # the benchmark reads the publisher's record
+            resends = pub._receipts.awaiting.resends
         finally:
             pub.stop(5)
     return EVENTS / elapsed, latencies, resends

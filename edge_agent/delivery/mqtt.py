@@ -41,7 +41,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -49,15 +48,13 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.contract.mqtt_client import ClientSetupError, make_client, parse_broker_url, ssl_reason
-from edge_agent.contract.receipts import ReceiptError, parse_receipts
 from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, redact
 from edge_agent.core.types import iso_utc
-from edge_agent.delivery.awaiting import AwaitingReceipts, receipt_key
 from edge_agent.delivery.ledger import Ledger
 from edge_agent.delivery.outbox import Outbox, OutboxItem
-from edge_agent.delivery.platform import PlatformWatch
+from edge_agent.delivery.platform import ReceiptDesk
 from edge_agent.delivery.status_board import StatusBoard
 
 logger = logging.getLogger(__name__)
@@ -87,9 +84,7 @@ class MqttPublisher:
         self._outbox = outbox
         self._topics = topics
         self.board = board or StatusBoard()
-        # What the platform announced (receipts or not) is kept beside the outbox.
-        self._platform = PlatformWatch(cfg.receipts, Path(f"{outbox.path}.platform.json"))
-        self._awaiting = AwaitingReceipts(cfg.receipt_timeout_s)
+        self._receipts = ReceiptDesk(cfg, topics, outbox)
         self._outbox_extra = outbox_extra  # the sink's memory queue, shown under `outbox`
         self._backoff = backoff or Backoff(1.0, 60.0)
         self._window = window
@@ -131,7 +126,6 @@ class MqttPublisher:
         self.acked_total = 0
         self.rejected_total = 0
         self.connect_failures = 0
-        self.bad_receipts = 0
 
     # --- public API ------------------------------------------------------------------
 
@@ -190,11 +184,7 @@ class MqttPublisher:
             "reconnects": max(0, self._connect_count - 1),
             "connect_failures": self.connect_failures,
             "inflight": len(self._inflight),
-            "receipts": {
-                **self._platform.counters(),
-                **self._awaiting.counters(),
-                "bad_receipts": self.bad_receipts,
-            },
+            "receipts": self._receipts.counters(),
         }
 
     def stats_payload(self) -> dict[str, Any]:
@@ -269,7 +259,8 @@ class MqttPublisher:
             if self._connected and client.socket() is not None:
                 self._after_connect(client)
                 self._send_camera_status(client)
-                self._resend_if_due()
+                if self._receipts.resend_due():
+                    self._rewind()
                 self._pump(client)
                 self._send_stats(client)
         if self._refusal is not None:
@@ -383,28 +374,14 @@ class MqttPublisher:
             self._ledger.refused(item_id, f"refused by the MQTT broker: {reason_code}")
             return
         self.acked_total += 1
-        if self._platform.waiting and self._awaiting.pubacked(item_id):
-            return  # the broker has it; the outbox keeps it until the platform's receipt
-        self._awaiting.forget([item_id])
-        self._acks.append(item_id)
+        if not self._receipts.pubacked(item_id):  # else the outbox keeps it until its receipt
+            self._acks.append(item_id)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        if msg.topic == self._topics.platform_status:
-            if self._platform.on_status(bytes(msg.payload)) and self._platform.waiting:
-                # A platform that connected afresh may have lost what the broker held for it.
-                self._awaiting.platform_online()
-                self._resend(why="the platform is online again")
-            return
-        if msg.topic != self._topics.receipts:
-            return
-        try:
-            receipts = parse_receipts(bytes(msg.payload))
-        except ReceiptError as err:
-            self.bad_receipts += 1
-            if self.bad_receipts == 1:
-                logger.warning("ignored a receipt that breaks its schema: %s", err)
-            return
-        self._acks.extend(self._awaiting.receipt(receipts))
+        settled, resend = self._receipts.on_message(msg.topic, bytes(msg.payload))
+        self._acks.extend(settled)
+        if resend:
+            self._rewind()
 
     # --- work done on the network thread while connected -----------------------------
 
@@ -415,8 +392,9 @@ class MqttPublisher:
         online = {"state": "online", "since": self._connected_since, "reason": "connected"}
         client.publish(self._topics.status, json.dumps(online), qos=1, retain=True)
         client.publish(self._topics.available, "online", qos=1, retain=True)
-        if self._platform.listening:
-            client.subscribe([(self._topics.receipts, 1), (self._topics.platform_status, 1)])
+        subscriptions = self._receipts.subscriptions()
+        if subscriptions:
+            client.subscribe(subscriptions)
         self._send_camera_status(client, all_cameras=True)
         self._next_stats = time.monotonic()
 
@@ -471,23 +449,11 @@ class MqttPublisher:
         else:
             self._inflight[info.mid] = item.id
             self._ledger.sent(item.id)
-            key = receipt_key(item.topic, item.payload) if self._platform.waiting else None
-            if key is not None:
-                self._awaiting.sent(item.id, key)
+            self._receipts.sent(item)
         return True
 
-    def _resend_if_due(self) -> None:
-        if self._awaiting.due():
-            self._resend(why=f"no receipt within {self._awaiting.timeout_s:g} s")
-
-    def _resend(self, why: str) -> None:
-        """Send every item waiting for its receipt again, from the oldest, in order."""
-        ids = self._awaiting.resend_all()
-        if not ids:
-            return
-        present = self._outbox.present(ids)
-        self._awaiting.forget(i for i in ids if i not in present)  # dropped by the size cap meanwhile
-        logger.warning("%s: sending %d item(s) again, the oldest first", why, len(present))
+    def _rewind(self) -> None:
+        """Send again from the oldest item not settled, in order (those waiting for a receipt)."""
         self._cursor = 0
         self._outbox_dirty = True
 

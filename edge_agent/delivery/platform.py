@@ -1,4 +1,5 @@
-"""Whether the box waits for receipts: `mqtt.receipts` and what the platform has announced.
+"""Whether the box waits for receipts (`mqtt.receipts`, what the platform announced), and the desk
+that takes the platform's messages for the publisher.
 
 `required` always waits, `off` never (an item leaves on its PUBACK), `auto` waits
 from the first time a platform status with `receipts: true` is seen. That
@@ -15,8 +16,12 @@ import logging
 import os
 from pathlib import Path
 
-from edge_agent.contract.receipts import PlatformStatus, ReceiptError, parse_platform_status
+from edge_agent.contract.receipts import PlatformStatus, ReceiptError, parse_platform_status, parse_receipts
+from edge_agent.contract.topics import Topics
+from edge_agent.core.config import MqttConfig
 from edge_agent.core.files import FILE_MODE
+from edge_agent.delivery.awaiting import AwaitingReceipts, receipt_key
+from edge_agent.delivery.outbox import Outbox, OutboxItem
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +109,73 @@ class PlatformWatch:
             )
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+class ReceiptDesk:
+    """The publisher's side of receipts: what to subscribe to, what waits, what a message settles.
+
+    Owned by the publisher's network thread. `on_message` and `resend_due` return the
+    outbox ids now settled and whether everything waiting must be sent again.
+    """
+
+    def __init__(self, cfg: MqttConfig, topics: Topics, outbox: Outbox) -> None:
+        self._topics = topics
+        self._outbox = outbox
+        # What the platform announced (receipts or not) is kept beside the outbox.
+        self.platform = PlatformWatch(cfg.receipts, Path(f"{outbox.path}.platform.json"))
+        self.awaiting = AwaitingReceipts(cfg.receipt_timeout_s)
+        self.bad_receipts = 0
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        if not self.platform.listening:
+            return []
+        return [(self._topics.receipts, 1), (self._topics.platform_status, 1)]
+
+    def sent(self, item: OutboxItem) -> None:
+        key = receipt_key(item.topic, item.payload) if self.platform.waiting else None
+        if key is not None:
+            self.awaiting.sent(item.id, key)
+
+    def pubacked(self, item_id: int) -> bool:
+        """True when the item now waits for its receipt; False when its PUBACK settles it."""
+        if self.platform.waiting and self.awaiting.pubacked(item_id):
+            return True
+        self.awaiting.forget([item_id])
+        return False
+
+    def on_message(self, topic: str, payload: bytes) -> tuple[list[int], bool]:
+        """(ids settled by a receipt, True when everything waiting must be sent again now)."""
+        if topic == self._topics.platform_status:
+            if self.platform.on_status(payload) and self.platform.waiting:
+                # A platform that connected afresh may have lost what the broker held for it.
+                self.awaiting.platform_online()
+                return [], self._resend("the platform is online again")
+            return [], False
+        if topic != self._topics.receipts:
+            return [], False
+        try:
+            receipts = parse_receipts(payload)
+        except ReceiptError as err:
+            self.bad_receipts += 1
+            if self.bad_receipts == 1:
+                logger.warning("ignored a receipt that breaks its schema: %s", err)
+            return [], False
+        return self.awaiting.receipt(receipts), False
+
+    def resend_due(self) -> bool:
+        """True when the oldest item has waited too long: everything waiting goes again."""
+        if not self.awaiting.due():
+            return False
+        return self._resend(f"no receipt within {self.awaiting.timeout_s:g} s")
+
+    def _resend(self, why: str) -> bool:
+        ids = self.awaiting.resend_all()
+        if not ids:
+            return False
+        present = self._outbox.present(ids)
+        self.awaiting.forget(i for i in ids if i not in present)  # dropped by the size cap meanwhile
+        logger.warning("%s: sending %d item(s) again, the oldest first", why, len(present))
+        return True
+
+    def counters(self) -> dict[str, object]:
+        return {**self.platform.counters(), **self.awaiting.counters(), "bad_receipts": self.bad_receipts}
