@@ -319,6 +319,17 @@ def test_no_receipt_in_time_sends_again_in_order(
         assert box.outbox.depth() == 5 + 2 and box.receipts()["resends"] >= 5
         copies = [(e["event_id"], e["phase"], e["ts"]) for e in sub.events()]
         assert copies[:5] == sent and copies[5:10] == sent  # the second pass in order too
+        # A platform that says it is offline gets no more copies: the broker queues for it.
+        offline = platform_status("offline", receipts=True, since="2026-11-26T08:00:00Z")
+        sub.client.publish(TOPICS.platform_status, offline, qos=1, retain=True).wait_for_publish(5)
+        _wait(lambda: box.receipts()["platform"] == "offline", 5, "the platform's offline status")
+        before = len(sub.events())
+        time.sleep(5.0)  # past the doubled wait (1 s, then 2 s, then 4 s)
+        assert len(sub.events()) == before
+        # Back online (a new connection): everything waiting goes at once, then the receipts settle it.
+        again = platform_status("online", receipts=True, since="2026-11-26T09:00:00Z")
+        sub.client.publish(TOPICS.platform_status, again, qos=1, retain=True).wait_for_publish(5)
+        sub.wait_for(lambda m: len([x for x in m if "/events/" in x.topic]) >= before + 5, 5)
         for key in sent:
             receipt = next(receipt_payloads([Receipt(*key)]))
             sub.client.publish(TOPICS.receipts, receipt, qos=1).wait_for_publish(5)

@@ -11,9 +11,10 @@ When the oldest item has waited `timeout_s` since its PUBACK the publisher sends
 everything not yet receipted again, from the oldest, in order (the platform
 removes the duplicates by `event_id`, phase and `ts`); each such pass without a
 receipt in between doubles the wait, up to `MAX_TIMEOUT_FACTOR` times
-`timeout_s`, so a platform that is down does not make the broker queue the same
-backlog again and again. A receipt, or a platform that announces itself online,
-starts the wait over.
+`timeout_s`, so a platform that does not answer does not make the broker queue
+the same backlog again and again (and none is made while the platform says it
+is offline: `platform.py`). A receipt, or a platform that announces itself
+online, starts the wait over.
 
 Only what a receipt can name waits: event phases and snapshots. Counts,
 discovery configs and statuses leave on their PUBACK.

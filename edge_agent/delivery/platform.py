@@ -44,6 +44,11 @@ class PlatformWatch:
         return self.mode == "required" or (self.mode == "auto" and self.announced)
 
     @property
+    def offline(self) -> bool:
+        """True when the platform's last word was `offline` (its Last Will or a clean stop)."""
+        return self.last is not None and self.last.state == "offline"
+
+    @property
     def listening(self) -> bool:
         """True when the publisher subscribes to receipts and the platform status."""
         return self.mode != "off"
@@ -163,8 +168,13 @@ class ReceiptDesk:
         return self.awaiting.receipt(receipts), False
 
     def resend_due(self) -> bool:
-        """True when the oldest item has waited too long: everything waiting goes again."""
-        if not self.awaiting.due():
+        """True when the oldest item has waited too long: everything waiting goes again.
+
+        Not while the platform says it is offline: the broker queues for it, and sending the
+        backlog again each time would only fill that queue with copies. Its next `online`
+        sends everything waiting at once (`on_message`).
+        """
+        if self.platform.offline or not self.awaiting.due():
             return False
         return self._resend(f"no receipt within {self.awaiting.timeout_s:g} s")
 
