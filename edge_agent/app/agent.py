@@ -41,6 +41,7 @@ from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, Config, redact
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Event
+from edge_agent.delivery.status_board import StatusBoard
 from edge_agent.pipeline.camera import CameraPipeline
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.evidence import EvidenceStore
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 0.5
 STOP_DRAIN_S = 5.0
-STATS_EVERY_S = 2.0  # how often the agent's part of the stats is written on the status board
+STATS_EVERY_S = 2.0  # at most this long between the agent's stats on the board (or mqtt.stats_interval_s)
 SOURCE_STOP_S = 2.0
 RESTART_INITIAL_S = 1.0
 RESTART_MAX_S = 60.0
@@ -82,11 +83,18 @@ class CameraRuntime:
     """One camera's reader, health, pipeline and fault state; the unit that restarts alone."""
 
     def __init__(
-        self, agent: Agent, cam: CameraConfig, sink: EventSink, wake: threading.Event, worker: int = 0
+        self,
+        agent: Agent,
+        cam: CameraConfig,
+        sink: EventSink,
+        board: StatusBoard,
+        wake: threading.Event,
+        worker: int = 0,
     ) -> None:
         self.agent = agent
         self.cam = cam
         self.sink = sink
+        self.board = board  # where the camera's state goes for the publisher
         self.wake = wake  # the serving worker's: set by the reader on each new frame
         self.worker = worker
         self.lock = threading.Lock()  # held by the worker's step, the restart and the close
@@ -185,7 +193,7 @@ class CameraRuntime:
             self._emit(self.health_events.outage_end())
         # The incident is in the outbox before the status is asked for, so one publisher pass
         # sends both: a platform that sees the camera offline finds the incident beside it.
-        self.agent.delivery.board.set_camera_status(self.cam.id, state, self.health.since)
+        self.board.set_camera_status(self.cam.id, state, self.health.since)
 
     def _emit(self, event: Event | None) -> None:
         if event is not None:  # None: the incident was already open (or not open) there
@@ -230,7 +238,9 @@ class Agent:
         built: dict[int, CameraRuntime] = {}
         for worker, indices in zip(self.pool.workers, groups, strict=True):
             for i in indices:
-                built[i] = CameraRuntime(self, cfg.cameras[i], self.delivery.sink, worker.wake, worker.index)
+                built[i] = CameraRuntime(
+                    self, cfg.cameras[i], self.delivery.sink, self.delivery.board, worker.wake, worker.index
+                )
         return [built[i] for i in range(len(cfg.cameras))]
 
     def _serve(self, cameras: list[CameraRuntime]) -> None:
@@ -296,7 +306,12 @@ class Agent:
             self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
             if now >= stats_due:
                 # On the board for the publisher's next stats message; it never calls back in here.
-                stats_due = now + STATS_EVERY_S
+                every = (
+                    STATS_EVERY_S
+                    if self.cfg.mqtt is None
+                    else min(STATS_EVERY_S, self.cfg.mqtt.stats_interval_s)
+                )
+                stats_due = now + every
                 self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
