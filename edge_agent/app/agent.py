@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 0.5
 STOP_DRAIN_S = 5.0
-STATS_EVERY_S = 2.0  # at most this long between the agent's stats on the board (or mqtt.stats_interval_s)
 SOURCE_STOP_S = 2.0
 RESTART_INITIAL_S = 1.0
 RESTART_MAX_S = 60.0
@@ -292,7 +291,6 @@ class Agent:
 
     def _loop(self) -> None:
         """Health, restarts, reloads, stats and the watchdog; the workers do the frames."""
-        stats_due = 0.0
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
@@ -304,15 +302,9 @@ class Agent:
             # A worker stuck inside a call (a hung accelerator driver) stops the kicks, so
             # systemd restarts the service instead of it running blind.
             self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
-            if now >= stats_due:
-                # On the board for the publisher's next stats message; it never calls back in here.
-                every = (
-                    STATS_EVERY_S
-                    if self.cfg.mqtt is None
-                    else min(STATS_EVERY_S, self.cfg.mqtt.stats_interval_s)
-                )
-                stats_due = now + every
-                self.delivery.board.put_stats(self.stats())
+            # On the board for the publisher's next stats message (it never calls back in here):
+            # at most one tick old when it is sent.
+            self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
             self.wake.wait(HEALTH_EVERY_S)
