@@ -170,10 +170,10 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
 class Box:
     """One box's outbox, sink and publisher, in this process."""
 
-    def __init__(self, tmp: Path, url: str, device: str = "edge-01", **cfg: Any) -> None:
+    def __init__(self, tmp: Path, url: str, device: str = "edge-01", max_mb: float = 32, **cfg: Any) -> None:
         self.topics = Topics("eagleeye", "laohu", device)
         self.device = device
-        self.outbox = Outbox(tmp / f"{device}.sqlite3", 32)
+        self.outbox = Outbox(tmp / f"{device}.sqlite3", max_mb)
         settings = MqttConfig(url=url, keepalive_s=5, stats_interval_s=60, **cfg)
         self.publisher = MqttPublisher(settings, self.outbox, self.topics, backoff=Backoff(0.2, 1.0))
         self.sink = OutboxSink(self.outbox, self.topics)
@@ -335,6 +335,31 @@ def test_no_receipt_in_time_sends_again_in_order(
             sub.client.publish(TOPICS.receipts, receipt, qos=1).wait_for_publish(5)
         assert box.publisher.wait_drained(10) == 0
         sub.client.publish(TOPICS.platform_status, b"", qos=1, retain=True).wait_for_publish(5)
+
+
+def test_items_waiting_for_receipts_count_against_the_cap_info_first(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+    boxes: list[Box],
+) -> None:
+    """`required` and a platform that never answers: the outbox stays under max_mb, info goes first."""
+    box = Box(tmp_path, mosquitto.url, max_mb=0.05, receipts="required", receipt_timeout_s=1)
+    boxes.append(box)
+    box.publisher.start()
+    _wait(lambda: box.publisher.connected, 10, "the connection")
+    severities = ["info", "info", "alert"]
+    for seq in range(150):
+        event = make_event(seq, severity=severities[seq % 3])
+        box.sink.emit(event, None)
+    counters = box.outbox.counters()
+    assert box.outbox.size_bytes() <= 0.05 * 1024 * 1024
+    dropped = counters["dropped_by_severity"]
+    assert isinstance(dropped, dict) and dropped["info"] > 0 and dropped["alert"] == 0
+    # After a resend pass the dropped ones no longer count as waiting: what waits is what is kept.
+    _wait(lambda: box.receipts()["resends"] > 0, 10, "a resend pass")
+    _wait(lambda: box.receipts()["awaiting_receipt"] == box.outbox.depth(), 10, "waiting == kept")
+    kept = [json.loads(item.payload)["severity"] for item in box.outbox.peek(1000)]
+    assert kept.count("alert") == 50
 
 
 # --- a flapping broker --------------------------------------------------------------------
