@@ -27,6 +27,7 @@ SECTIONS = [
     "bench_quantize",
     "bench_console",
     "bench_reliability",
+    "bench_receipts",
 ]
 
 

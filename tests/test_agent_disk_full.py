@@ -63,12 +63,18 @@ def test_a_full_disk_does_not_stop_the_daemon_and_events_go_out_when_space_retur
             thread = threading.Thread(target=lambda: done.append(agent.run()), name="agent", daemon=True)
             thread.start()
             try:
+                # The agent's part of the stats (evidence) is written on the status board once a
+                # health tick, the delivery's (outbox) read when the message is sent: wait for both.
                 wait_until(
-                    lambda: _stats(sub).get("outbox", {}).get("held_in_memory", 0) > 0, 90, "a held event"
+                    lambda: (
+                        _stats(sub).get("outbox", {}).get("held_in_memory", 0) > 0
+                        and _stats(sub).get("evidence", {}).get("refused_low_space", 0) > 0
+                    ),
+                    90,
+                    "a held event and a refused picture",
                 )
                 stats = _stats(sub)
                 assert stats["outbox"]["write_errors"] > 0 and stats["outbox"]["last_write_error"]
-                assert stats["evidence"]["refused_low_space"] > 0
                 assert stats["cameras"]["cam"]["pipeline_faults"] == 0  # the camera was not blamed
                 assert thread.is_alive() and not done
                 assert not [e for e in sub.events() if e["rule"] == "people"]

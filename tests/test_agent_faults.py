@@ -123,7 +123,7 @@ def diagnosis(sub: Subscriber, agent: Agent) -> str:
     ]
     return (
         f"camera_health as received: {health}; subscriber connects: {sub.connects}; "
-        f"publisher: {agent.delivery.publisher.counters()}"
+        f"publisher: {agent.delivery.publisher and agent.delivery.publisher.counters()}"
     )
 
 

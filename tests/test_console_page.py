@@ -145,11 +145,11 @@ def test_alert_appears_live_snapshot_loads_false_alarm_persists_and_camera_offli
     page.select_option('select[name="state"]', "false_alarm")
     row.wait_for()
 
-    box.publisher.set_camera_status("bridge", "online")
+    box.publisher.board.set_camera_status("bridge", "online")
     page.goto(console.url + "#health")
     page.wait_for_selector('#health tr[data-device="laohu/edge-07"][data-state="online"]', timeout=15_000)
     page.wait_for_selector('#health [data-camera="bridge"][data-state="online"]', timeout=15_000)
-    box.publisher.set_camera_status("bridge", "offline")  # retained, as the agent does when its RTSP drops
+    box.publisher.board.set_camera_status("bridge", "offline")  # retained, as when its RTSP drops
     cam = page.locator('#health [data-camera="bridge"][data-state="offline"]')
     cam.wait_for(timeout=15_000)
     assert "bridge: offline since" in cam.inner_text()

@@ -195,13 +195,14 @@ def test_every_published_payload_is_schema_valid(
 
     outbox = Outbox(tmp_path / "outbox.sqlite3", 8)
     cfg = MqttConfig(url=mosquitto.url, stats_interval_s=0.2, protocol=protocol)
-    pub = MqttPublisher(cfg, outbox, TOPICS, stats_provider=provider, backoff=Backoff(0.2, 1.0))
+    pub = MqttPublisher(cfg, outbox, TOPICS, backoff=Backoff(0.2, 1.0))
+    pub.board.put_stats(provider())
     sink = OutboxSink(outbox, TOPICS)
     with Subscriber(mosquitto.port, ["eagleeye/#"], protocol=protocol) as sub:
         pub.start()
         cam_topic = TOPICS.camera_status("bridge-east")
         for n, state in enumerate(("online", "stalled", "offline"), start=1):
-            pub.set_camera_status("bridge-east", state)  # only the latest is sent: wait for each
+            pub.board.set_camera_status("bridge-east", state)  # only the latest is sent: wait for each
             sub.wait_for(lambda m: sum(x.topic == cam_topic for x in m) >= n, 5)  # noqa: B023
         for seq, severity in enumerate(["info", "warning", "alert"]):
             snap = fake_jpeg(seq)
@@ -246,6 +247,8 @@ EXPECTED_CHANNELS = {
     TOPICS.rule_state("{camera}", "{rule}"): (1, True, "ruleState"),
     TOPICS.latest_snapshot("{camera}"): (1, True, "latestSnapshot"),
     "{discovery_prefix}/{component}/{node_id}/{object_id}/config": (1, True, "discoveryConfig"),
+    TOPICS.receipts: (1, False, "receipt"),  # from the platform: `publish` operations
+    TOPICS.platform_status: (1, True, "platformStatus"),
 }
 
 
@@ -260,9 +263,10 @@ def test_asyncapi_describes_every_topic() -> None:
     messages = doc["components"]["messages"]
     for name, spec in doc["channels"].items():
         qos, retain, message = EXPECTED_CHANNELS[concrete(name)]
-        binding = spec["subscribe"]["bindings"]["mqtt"]
+        operation = spec["publish" if message in ("receipt", "platformStatus") else "subscribe"]
+        binding = operation["bindings"]["mqtt"]
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
-        assert spec["subscribe"]["message"]["$ref"] == f"#/components/messages/{message}"
+        assert operation["message"]["$ref"] == f"#/components/messages/{message}"
         assert set(re.findall(r"{(\w+)}", name)) == set(spec["parameters"]), name
         payload = messages[message]["payload"]
         if "$ref" in payload:
@@ -335,6 +339,11 @@ def test_example_acl_confines_each_device_to_its_subtree(
         own = TOPICS.event("cam-a", "dumping")
         assert _publish_v5(broker.port, "edge-02", users["edge-02"], own) == 0x87  # not authorised
         assert _publish_v5(broker.port, "platform", users["platform"], own) == 0x87  # platform only reads
+        # ... and writes receipts and its own status; no box writes another's receipts.
+        assert _publish_v5(broker.port, "platform", users["platform"], TOPICS.receipts) == 0
+        assert _publish_v5(broker.port, "platform", users["platform"], TOPICS.platform_status) == 0
+        assert _publish_v5(broker.port, "edge-02", users["edge-02"], TOPICS.receipts) == 0x87
+        assert _publish_v5(broker.port, "edge-02", users["edge-02"], TOPICS.platform_status) == 0x87
         assert _publish_v5(broker.port, "edge-02", users["edge-02"], "eagleeye/v1/laohu/edge-02/stats") == 0
         msgs = sub.wait_for(lambda m: any(x.topic.endswith("edge-02/stats") for x in m), 5)
     topics = [m.topic for m in msgs]

@@ -136,3 +136,32 @@ def test_a_broken_config_is_reported_and_nothing_else_runs(tmp_path: Path) -> No
     [only] = proc.stdout.splitlines()
     assert only.startswith("FAIL config: cameras[0].colour: unknown key 'colour' (expected one of: id, url,")
     assert only.endswith("-> edit the config file")
+
+
+def test_webhook_check_names_an_unreadable_secret_and_an_unreachable_platform(tmp_path: Path) -> None:
+    import socket
+
+    from edge_agent.app.config import parse_config
+    from edge_agent.tools.doctor import check_webhook
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    secret = tmp_path / "webhook.secret"
+    text = yaml.safe_dump(
+        {
+            "version": 1,
+            "site": {"id": "s"},
+            "device": {"id": "d"},
+            "cameras": [{"id": "gate", "url": "rtsp://127.0.0.1:9/x"}],
+            "webhook": {"url": f"http://127.0.0.1:{port}/hook", "secret_file": str(secret)},
+        }
+    )
+    cfg = parse_config(text)
+    missing = check_webhook(cfg, 2)
+    assert missing.status == "FAIL" and str(secret) in missing.detail
+    secret.write_text("s3cret-value\n")
+    ok = check_webhook(cfg, 2)
+    assert ok.status == "OK" and "s3cret" not in ok.detail
+    server.close()
+    down = check_webhook(cfg, 2)
+    assert down.status == "FAIL" and "cannot reach" in down.detail

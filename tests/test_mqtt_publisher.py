@@ -394,13 +394,13 @@ def test_corrupt_outbox_at_start_is_reported_and_publisher_runs(
 def test_status_is_restored_after_the_broker_loses_it(mosquitto: Mosquitto, outbox: Outbox) -> None:  # noqa: F811
     cam_topic = TOPICS.camera_status("bridge-east")
     pub = _publisher(mosquitto.url, outbox)
-    pub.set_camera_status("bridge-east", "online")
+    pub.board.set_camera_status("bridge-east", "online")
     pub.start()
     try:
         with Subscriber(mosquitto.port, [cam_topic]) as sub:
             sub.wait_for(lambda m: len(m) >= 1, 5)
-            pub.set_camera_status("bridge-east", "stalled")
-            pub.set_camera_status("bridge-east", "stalled")  # unchanged: not sent again
+            pub.board.set_camera_status("bridge-east", "stalled")
+            pub.board.set_camera_status("bridge-east", "stalled")  # unchanged: not sent again
             msgs = sub.wait_for(lambda m: len(m) >= 2, 5)
             time.sleep(0.3)
             assert [m.json()["state"] for m in sub.snapshot()] == ["online", "stalled"]
@@ -415,7 +415,7 @@ def test_status_is_restored_after_the_broker_loses_it(mosquitto: Mosquitto, outb
         assert by_topic[TOPICS.status]["state"] == "online"
         assert pub.counters()["reconnects"] == 1
         with pytest.raises(ValueError, match="camera state"):
-            pub.set_camera_status("bridge-east", "broken")
+            pub.board.set_camera_status("bridge-east", "broken")
     finally:
         pub.stop(5)
 
@@ -441,23 +441,13 @@ def test_wait_drained_reports_what_waits_while_the_broker_is_down(
         pub.stop(5)
 
 
-def test_stats_provider_is_merged_and_its_failure_logged(
-    outbox: Outbox, caplog: pytest.LogCaptureFixture
-) -> None:
-    calls = {"n": 0}
-
-    def provider() -> dict[str, Any]:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("camera table is being rebuilt")
-        return {"cameras": {"cam-a": {"fps": 5.0, "skipped_frames": 3, "reconnects": 0}}, "outbox": "ignored"}
-
-    pub = MqttPublisher(MqttConfig(url="mqtt://127.0.0.1:1"), outbox, TOPICS, stats_provider=provider)
+def test_status_board_stats_are_merged(outbox: Outbox) -> None:
+    pub = MqttPublisher(MqttConfig(url="mqtt://127.0.0.1:1"), outbox, TOPICS)
+    alone = pub.stats_payload()
+    assert "cameras" not in alone and validate("stats", alone) == []
+    cameras = {"cam-a": {"fps": 5.0, "skipped_frames": 3, "reconnects": 0}}
+    pub.board.put_stats({"cameras": cameras, "outbox": "x"})
     merged = pub.stats_payload()
     assert merged["cameras"]["cam-a"]["fps"] == 5.0 and isinstance(merged["outbox"], dict)
     assert validate("stats", merged) == []
-    alone = pub.stats_payload()
-    assert "cameras" not in alone and validate("stats", alone) == []
-    assert pub.stats_errors == 1
-    assert any("stats provider failed" in r.getMessage() for r in caplog.records)
     json.dumps(merged)

@@ -41,6 +41,7 @@ from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import CameraConfig, Config, redact
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Event
+from edge_agent.delivery.status_board import StatusBoard
 from edge_agent.pipeline.camera import CameraPipeline
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.evidence import EvidenceStore
@@ -81,11 +82,18 @@ class CameraRuntime:
     """One camera's reader, health, pipeline and fault state; the unit that restarts alone."""
 
     def __init__(
-        self, agent: Agent, cam: CameraConfig, sink: EventSink, wake: threading.Event, worker: int = 0
+        self,
+        agent: Agent,
+        cam: CameraConfig,
+        sink: EventSink,
+        board: StatusBoard,
+        wake: threading.Event,
+        worker: int = 0,
     ) -> None:
         self.agent = agent
         self.cam = cam
         self.sink = sink
+        self.board = board  # where the camera's state goes for the publisher
         self.wake = wake  # the serving worker's: set by the reader on each new frame
         self.worker = worker
         self.lock = threading.Lock()  # held by the worker's step, the restart and the close
@@ -184,7 +192,7 @@ class CameraRuntime:
             self._emit(self.health_events.outage_end())
         # The incident is in the outbox before the status is asked for, so one publisher pass
         # sends both: a platform that sees the camera offline finds the incident beside it.
-        self.agent.delivery.publisher.set_camera_status(self.cam.id, state, self.health.since)
+        self.board.set_camera_status(self.cam.id, state, self.health.since)
 
     def _emit(self, event: Event | None) -> None:
         if event is not None:  # None: the incident was already open (or not open) there
@@ -213,7 +221,7 @@ class Agent:
         self.config_path = config_path
         self.detector: Detector = detector_of(cfg)  # one session, called from every worker
         self.pool = WorkerPool(worker_count(cfg))
-        self.delivery = delivery_of(cfg, stats_provider=self.stats)
+        self.delivery = delivery_of(cfg)
         self.evidence = EvidenceStore(cfg.evidence.dir, cfg.evidence.max_mb, cfg.evidence.reserve_mb)
         self.cameras: list[CameraRuntime] = []
         self.wake = threading.Event()  # the main loop's: stop and reload requests
@@ -229,7 +237,9 @@ class Agent:
         built: dict[int, CameraRuntime] = {}
         for worker, indices in zip(self.pool.workers, groups, strict=True):
             for i in indices:
-                built[i] = CameraRuntime(self, cfg.cameras[i], self.delivery.sink, worker.wake, worker.index)
+                built[i] = CameraRuntime(
+                    self, cfg.cameras[i], self.delivery.sink, self.delivery.board, worker.wake, worker.index
+                )
         return [built[i] for i in range(len(cfg.cameras))]
 
     def _serve(self, cameras: list[CameraRuntime]) -> None:
@@ -239,8 +249,9 @@ class Agent:
             worker.assign([rt for rt in cameras if rt.worker == worker.index])
 
     def start(self) -> None:
-        self.delivery.start()
         self.cameras = self._build_cameras(self.cfg)
+        self.delivery.board.put_stats(self.stats())  # the first stats message, sent on connect, has them
+        self.delivery.start()
         self.pool.start()
         self._serve(self.cameras)
         logger.info(
@@ -279,7 +290,7 @@ class Agent:
         return 0
 
     def _loop(self) -> None:
-        """Health, restarts, reloads and the watchdog; the workers do the frames."""
+        """Health, restarts, reloads, stats and the watchdog; the workers do the frames."""
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
@@ -291,6 +302,9 @@ class Agent:
             # A worker stuck inside a call (a hung accelerator driver) stops the kicks, so
             # systemd restarts the service instead of it running blind.
             self.delivery.outbox_sink.retry()  # events held in memory while the disk refused them
+            # On the board for the publisher's next stats message (it never calls back in here):
+            # at most one tick old when it is sent.
+            self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
             self.wake.wait(HEALTH_EVERY_S)
@@ -318,7 +332,11 @@ class Agent:
         self.pool.stop(SOURCE_STOP_S)
         left = self.delivery.wait_drained(STOP_DRAIN_S)
         if left:
-            logger.warning("%d item(s) wait in the outbox for the broker; the next start sends them", left)
+            logger.warning(
+                "%d item(s) wait in the outbox for the broker or the platform's receipt; the next start"
+                " sends them",
+                left,
+            )
         self.delivery.close()
         logger.info("stopped")
 
@@ -359,6 +377,8 @@ class Agent:
             "cameras": {rt.cam.id: rt.stats() for rt in cameras},
             "evidence": self.evidence.counters(),
         }
+        if self.delivery.webhook is not None:
+            out["webhook"] = self.delivery.webhook.counters()
         ms = [rt.pipeline.detector_ms for rt in cameras if rt.pipeline.frames_analysed]
         if ms:
             out["detector_ms"] = round(sum(ms) / len(ms), 2)

@@ -132,8 +132,9 @@ def check_text(
         return Checked(None, err.problems)
     labels = known_labels if known_labels is not None else _model_problems(parsed.data, parsed, verify_model)
     check_refs(parsed.data, labels, parsed)
-    if need_mqtt and isinstance(parsed.data, dict) and parsed.data.get("mqtt") is None:
-        parsed.add((), "mqtt: the daemon needs an mqtt section (url, credentials, tls)")
+    data = parsed.data if isinstance(parsed.data, dict) else {}
+    if need_mqtt and data.get("mqtt") is None and data.get("webhook") is None:
+        parsed.add((), "mqtt: the daemon needs an mqtt section (url, credentials, tls) or a webhook section")
     if environment:
         _environment(parsed.data, parsed, camera_files)
     problems = parsed.sorted_problems()

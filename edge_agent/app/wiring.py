@@ -7,9 +7,6 @@ a new stage or sink is wired once, in this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 from edge_agent.app.workers import physical_cores
 from edge_agent.contract.topics import Topics
 from edge_agent.core.config import CameraConfig, Config
@@ -88,6 +85,6 @@ def homeassistant_of(cfg: Config) -> HaSetup | None:
     return HaSetup(cfg.homeassistant.prefix, cfg.site.name, rules_of(cameras, INSTANT_KINDS))
 
 
-def delivery_of(cfg: Config, stats_provider: Callable[[], Mapping[str, Any]] | None = None) -> Delivery:
-    """The outbox, its MQTT publisher and the sink the pipelines write into."""
-    return Delivery(cfg, topics_of(cfg), stats_provider=stats_provider, homeassistant=homeassistant_of(cfg))
+def delivery_of(cfg: Config) -> Delivery:
+    """The outbox, its MQTT publisher, its status board and the sink the pipelines write into."""
+    return Delivery(cfg, topics_of(cfg), homeassistant=homeassistant_of(cfg))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -16,8 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.core.config import redact
+from edge_agent.core.types import iso_utc
 
 
 class TlsSettings(Protocol):
@@ -150,3 +154,64 @@ def make_client(
         if cfg.tls is not None and cfg.tls.insecure:
             client.tls_insecure_set(True)
     return client
+
+
+def probe_broker(cfg: ClientSettings, topic: str, timeout_s: float = 10.0) -> tuple[bool, str]:
+    """Installer check: connect, publish one QoS 1 message on `topic`, wait for its PUBACK.
+
+    A throw-away client with no Last Will, so the device's status topic is never
+    touched by a check run beside a live agent. Returns (ok, one line).
+    """
+    _, _, tls, _, _ = parse_broker_url(cfg.url)
+    shown = redact(cfg.url)
+    try:
+        client = make_client(cfg, new_client_id("edge-agent-doctor"))
+    except ClientSetupError as err:
+        return False, str(err)
+    answer: dict[str, Any] = {}
+    answered = threading.Event()
+
+    def on_connect(c: paho.Client, u: Any, f: Any, rc: ReasonCode, p: Any) -> None:
+        answer["rc"] = rc
+        answered.set()
+
+    def on_disconnect(c: paho.Client, u: Any, f: Any, rc: ReasonCode, p: Any) -> None:
+        answer.setdefault("closed", rc)
+        answered.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    host, port, _, _, _ = parse_broker_url(cfg.url)
+    t0 = time.monotonic()
+    try:
+        client.connect(host, port, keepalive=max(10, int(timeout_s)))
+    except ssl.SSLError as err:
+        return False, f"TLS handshake with {shown} failed: {ssl_reason(err)}"
+    except OSError as err:
+        return False, f"cannot reach {shown}: {err.strerror or err}"
+    client.loop_start()
+    try:
+        if not answered.wait(timeout_s):
+            return False, f"{shown} did not answer within {timeout_s:g} s"
+        rc = answer.get("rc")
+        if rc is None:
+            hint = " (a client certificate may be needed: mqtt.tls.cert/key)" if tls else ""
+            return False, f"{shown} closed the connection ({answer.get('closed')}){hint}"
+        if rc.is_failure:
+            hint = " (check mqtt.username and the password)" if rc.value in (4, 5, 0x86, 0x87) else ""
+            return False, f"{shown} refused the connection: {rc}{hint}"
+        connect_ms = (time.monotonic() - t0) * 1000
+        payload = json.dumps({"check": "doctor", "ts": iso_utc()})
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            return False, f"connected, but the test message got no PUBACK within {timeout_s:g} s"
+        total_ms = (time.monotonic() - t0) * 1000
+        tls_text = "TLS, " if tls else ""
+        return (
+            True,
+            f"{tls_text}connected in {connect_ms:.0f} ms, test message acknowledged ({total_ms:.0f} ms)",
+        )
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -82,6 +82,15 @@ class Topics:
         return f"{self.base}/stats"
 
     @property
+    def receipts(self) -> str:
+        """Where the platform says what it has stored of this device's events (`contract/receipts.py`)."""
+        return f"{self.base}/receipts"
+
+    @property
+    def platform_status(self) -> str:
+        return platform_status_topic(self.prefix)
+
+    @property
     def available(self) -> str:
         """Plain `online` / `offline` (retained), beside the JSON status, for Frigate-style consumers."""
         return f"{self.base}/available"
@@ -93,6 +102,16 @@ class Topics:
     def latest_snapshot(self, camera: str) -> str:
         """The camera's newest event snapshot, a JPEG (retained)."""
         return f"{self.base}/cameras/{_level('camera id', camera)}/snapshot"
+
+
+def platform_status_topic(prefix: str) -> str:
+    """The platform's retained status (online, offline; whether it sends receipts)."""
+    return f"{check_prefix(prefix)}/{API_VERSION}/platform/status"
+
+
+def device_receipts(prefix: str, site: str, device: str) -> str:
+    """Where a platform publishes the receipts of one device's events."""
+    return Topics(prefix, site, device).receipts
 
 
 def all_devices_filter(prefix: str) -> str:

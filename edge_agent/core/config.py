@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -150,6 +151,20 @@ class MqttConfig(_Model):
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     keepalive_s: int = Field(30, ge=5, le=3600)
     stats_interval_s: float = Field(30.0, gt=0, le=86400)
+    receipts: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description=(
+            "Keep events until the platform's receipt says they are stored: required; off: until the"
+            " broker's PUBACK; auto: required once a platform announcing receipts has been seen"
+        ),
+    )
+    receipt_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description="Events with no receipt this long after their PUBACK are sent again (then with backoff)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -312,6 +327,24 @@ class HomeAssistantConfig(_Model):
     )
 
 
+class WebhookConfig(_Model):
+    """The webhook sink: each event POSTed, signed, to a platform without MQTT (mqtt/README.md)."""
+
+    url: str = Field(description="https://platform.example/eagleeye (http:// only on a trusted network)")
+    secret_file: str = Field(min_length=1, description="File holding the HMAC-SHA256 signing secret")
+    timeout_s: float = Field(
+        10.0, gt=0, le=300, allow_inf_nan=False, description="Seconds to wait for an answer"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http://host/path or https://host/path")
+        return v
+
+
 class Config(_Model):
     version: Literal[1]
     site: SiteConfig
@@ -321,6 +354,7 @@ class Config(_Model):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    webhook: WebhookConfig | None = None
     cameras: Sequence[CameraConfig] = Field(min_length=1)
 
     def camera(self, camera_id: str) -> CameraConfig:

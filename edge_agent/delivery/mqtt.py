@@ -1,4 +1,4 @@
-"""The MQTT publisher: drains the outbox to the broker, at least once, in order.
+"""The MQTT publisher: drains the outbox to the broker, at least once, in order, end to end.
 
 One thread owns the paho client and does all of its I/O (paho's external-loop
 API: our own `select` on the broker socket and a wake-up socket), so publishing,
@@ -7,10 +7,21 @@ every connection: paho's in-memory resend queue is thrown away with it and the
 outbox stays the only source of what still has to go out.
 
 Delivery: items are published in outbox id order with at most `window` waiting
-for their PUBACK; an item is removed from the outbox only on its PUBACK. After
-a reconnect, sending starts again from the oldest item not acknowledged, so
-items in flight when the connection broke are sent again (duplicates, which
-the platform removes by `event_id`) and the order per camera holds.
+for their PUBACK. An item is removed from the outbox on its PUBACK, or, while
+the box waits for receipts (`mqtt.receipts`, `platform.py`), an event phase and
+its snapshot only on the platform's receipt (`awaiting.py`): a broker that dies
+before it saved its queue loses nothing. After a reconnect, and when the oldest
+item has waited `mqtt.receipt_timeout_s` for its receipt, sending starts again
+from the oldest item not settled, so the order per camera holds; the platform
+removes the duplicates by `event_id`, phase and `ts`.
+
+Only draining happens here: device status goes with the connection (online on
+connect, the Last Will, offline on stop); camera states and the agent's stats
+are read from the status board (`status_board.py`) that the agent writes.
+
+The reconnect backoff starts over once a connection has carried a publish and
+its PUBACK: a broker that flaps (down a few seconds in every ten) never pushes
+the delay up, so the box is back within a second or two of each return.
 
 Poison messages never block the queue, and acks a full disk refuses do not
 turn into re-sends: `ledger.py` keeps what is known about items beyond the
@@ -36,31 +47,25 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.contract.mqtt_client import (
-    ClientSetupError,
-    make_client,
-    new_client_id,
-    parse_broker_url,
-    ssl_reason,
-)
+from edge_agent.contract.mqtt_client import ClientSetupError, make_client, parse_broker_url, ssl_reason
 from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, redact
 from edge_agent.core.types import iso_utc
 from edge_agent.delivery.ledger import Ledger
 from edge_agent.delivery.outbox import Outbox, OutboxItem
+from edge_agent.delivery.platform import ReceiptDesk
+from edge_agent.delivery.status_board import StatusBoard
 
 logger = logging.getLogger(__name__)
 
 STATS_SCHEMA = "eagleeye.stats/1"
-CAMERA_STATES = ("online", "offline", "stalled")
 DEFAULT_WINDOW = 32
-_STABLE_S = 10.0  # a connection that held this long resets the backoff
 _MAX_SELECT_S = 1.0  # keepalive pings and the stop flag are checked at least this often
 
 
 class MqttPublisher:
-    """Publishes the outbox, device status (with Last Will), camera status and stats."""
+    """Drains the outbox to the broker; sends what the status board holds; takes the receipts."""
 
     def __init__(
         self,
@@ -68,7 +73,7 @@ class MqttPublisher:
         outbox: Outbox,
         topics: Topics,
         *,
-        stats_provider: Callable[[], Mapping[str, Any]] | None = None,
+        board: StatusBoard | None = None,
         backoff: Backoff | None = None,
         window: int = DEFAULT_WINDOW,
         outbox_extra: Callable[[], Mapping[str, Any]] | None = None,
@@ -79,7 +84,8 @@ class MqttPublisher:
         self._cfg = cfg
         self._outbox = outbox
         self._topics = topics
-        self._stats_provider = stats_provider
+        self.board = board or StatusBoard()
+        self._receipts = ReceiptDesk(cfg, topics, outbox)
         self._outbox_extra = outbox_extra  # the sink's memory queue, shown under `outbox`
         self._announce = dict(announce or {})  # site name, time zone, locations: in every `online`
         self._backoff = backoff or Backoff(1.0, 60.0)
@@ -91,7 +97,6 @@ class MqttPublisher:
             )
         self._url_shown = redact(cfg.url)
         self._client_id = cfg.client_id or f"edge-agent-{topics.site}-{topics.device}"
-        self._lock = threading.Lock()
         self._drained = threading.Condition()
         self._stop_evt = threading.Event()
         self._stop_deadline = 0.0
@@ -115,16 +120,14 @@ class MqttPublisher:
         self._offline_acked = False
         self._next_stats = 0.0
         self._connect_ok_at: float | None = None
+        self._proven = False  # this connection carried a publish and its PUBACK
         self._connected_since = iso_utc()
         self._just_connected = False
-        self._camera_status: dict[str, tuple[str, str]] = {}
-        self._camera_dirty: set[str] = set()
         # Counters (written by the network thread, read by anyone).
         self.published_total = 0
         self.acked_total = 0
         self.rejected_total = 0
         self.connect_failures = 0
-        self.stats_errors = 0
 
     # --- public API ------------------------------------------------------------------
 
@@ -140,12 +143,14 @@ class MqttPublisher:
                 "TLS certificate checks are off (mqtt.tls.insecure: true); never use this in the field"
             )
         self._outbox.add_listener(self._on_outbox_put)
+        self.board.add_listener(self._wake)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Publish `offline` (if connected), disconnect and end the thread; items not acked stay."""
         self._outbox.remove_listener(self._on_outbox_put)
+        self.board.remove_listener(self._wake)
         self._stop_deadline = time.monotonic() + max(0.0, timeout_s) * 0.8
         self._stop_evt.set()
         self._wake()
@@ -168,75 +173,6 @@ class MqttPublisher:
                     return depth
                 self._drained.wait(min(remaining, 0.5))
 
-    def set_camera_status(self, camera: str, state: str, since: str | None = None) -> None:
-        """Publish a camera's state (retained); the latest per camera is re-sent on every connect."""
-        if state not in CAMERA_STATES:
-            raise ValueError(f"camera state must be one of {CAMERA_STATES}, got {state!r}")
-        with self._lock:
-            old = self._camera_status.get(camera)
-            if old is not None and old[0] == state and since is None:
-                return
-            self._camera_status[camera] = (state, since or iso_utc())
-            self._camera_dirty.add(camera)
-        self._wake()
-
-    def probe(self, timeout_s: float = 10.0) -> tuple[bool, str]:
-        """Installer check: connect, publish one QoS 1 message on `{base}/doctor`, wait for its PUBACK.
-
-        A throw-away client with no Last Will, so the device's status topic is
-        never touched by a check run beside a live agent.
-        """
-        try:
-            client = make_client(self._cfg, new_client_id("edge-agent-doctor"))
-        except ClientSetupError as err:
-            return False, str(err)
-        answer: dict[str, Any] = {}
-        answered = threading.Event()
-
-        def on_connect(c: paho.Client, u: Any, f: Any, rc: ReasonCode, p: Any) -> None:
-            answer["rc"] = rc
-            answered.set()
-
-        def on_disconnect(c: paho.Client, u: Any, f: Any, rc: ReasonCode, p: Any) -> None:
-            answer.setdefault("closed", rc)
-            answered.set()
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        t0 = time.monotonic()
-        try:
-            client.connect(self._host, self._port, keepalive=max(10, int(timeout_s)))
-        except ssl.SSLError as err:
-            return False, f"TLS handshake with {self._url_shown} failed: {ssl_reason(err)}"
-        except OSError as err:
-            return False, f"cannot reach {self._url_shown}: {err.strerror or err}"
-        client.loop_start()
-        try:
-            if not answered.wait(timeout_s):
-                return False, f"{self._url_shown} did not answer within {timeout_s:g} s"
-            rc = answer.get("rc")
-            if rc is None:
-                hint = " (a client certificate may be needed: mqtt.tls.cert/key)" if self._tls else ""
-                return False, f"{self._url_shown} closed the connection ({answer.get('closed')}){hint}"
-            if rc.is_failure:
-                hint = " (check mqtt.username and the password)" if rc.value in (4, 5, 0x86, 0x87) else ""
-                return False, f"{self._url_shown} refused the connection: {rc}{hint}"
-            connect_ms = (time.monotonic() - t0) * 1000
-            payload = json.dumps({"check": "doctor", "ts": iso_utc()})
-            info = client.publish(f"{self._topics.base}/doctor", payload, qos=1)
-            info.wait_for_publish(timeout_s)
-            if not info.is_published():
-                return False, f"connected, but the test message got no PUBACK within {timeout_s:g} s"
-            total_ms = (time.monotonic() - t0) * 1000
-            tls = "TLS, " if self._tls else ""
-            return (
-                True,
-                f"{tls}connected in {connect_ms:.0f} ms, test message acknowledged ({total_ms:.0f} ms)",
-            )
-        finally:
-            client.disconnect()
-            client.loop_stop()
-
     def counters(self) -> dict[str, Any]:
         """The publisher's counters (the `mqtt` member of the stats payload)."""
         return {
@@ -250,19 +186,13 @@ class MqttPublisher:
             "reconnects": max(0, self._connect_count - 1),
             "connect_failures": self.connect_failures,
             "inflight": len(self._inflight),
+            "receipts": self._receipts.counters(),
         }
 
     def stats_payload(self) -> dict[str, Any]:
-        """The stats message: the pipeline's stats_provider() with the publisher's own counters."""
-        extra: dict[str, Any] = {}
-        if self._stats_provider is not None:
-            try:
-                extra = dict(self._stats_provider())
-            except Exception:
-                self.stats_errors += 1
-                logger.exception("stats provider failed; publishing the publisher's own stats only")
+        """The stats message: what the agent wrote on the status board, with the delivery's counters."""
         return {
-            **extra,
+            **self.board.stats(),
             "schema": STATS_SCHEMA,
             "ts": iso_utc(),
             "uptime_s": round(time.monotonic() - self._started_mono, 3),
@@ -295,7 +225,7 @@ class MqttPublisher:
                 self._end_session()
             if self._stop_evt.is_set():
                 break
-            if self._connect_ok_at is not None and time.monotonic() - self._connect_ok_at >= _STABLE_S:
+            if self._proven:
                 self._backoff.reset()
             delay = self._backoff.next_delay()
             logger.warning("%s; retrying in %.1f s", failure, delay)
@@ -305,6 +235,7 @@ class MqttPublisher:
     def _session(self) -> str:
         """One connection, from connect to loss; returns why it ended."""
         self._connect_ok_at = None
+        self._proven = False
         self._refusal = None
         self._disconnect_reason = None
         client = self._new_client()
@@ -330,6 +261,8 @@ class MqttPublisher:
             if self._connected and client.socket() is not None:
                 self._after_connect(client)
                 self._send_camera_status(client)
+                if self._receipts.resend_due():
+                    self._rewind()
                 self._pump(client)
                 self._send_stats(client)
         if self._refusal is not None:
@@ -387,6 +320,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.max_inflight_messages_set(self._window + 8)  # outbox window + status and stats
         client.max_queued_messages_set(0)
         return client
@@ -427,6 +361,8 @@ class MqttPublisher:
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any
     ) -> None:
+        if not reason_code.is_failure:
+            self._proven = True
         if mid == self._offline_mid:
             self._offline_acked = True
             return
@@ -440,7 +376,14 @@ class MqttPublisher:
             self._ledger.refused(item_id, f"refused by the MQTT broker: {reason_code}")
             return
         self.acked_total += 1
-        self._acks.append(item_id)
+        if not self._receipts.pubacked(item_id):  # else the outbox keeps it until its receipt
+            self._acks.append(item_id)
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        settled, resend = self._receipts.on_message(msg.topic, bytes(msg.payload))
+        self._acks.extend(settled)
+        if resend:
+            self._rewind()
 
     # --- work done on the network thread while connected -----------------------------
 
@@ -451,8 +394,10 @@ class MqttPublisher:
         online = {"state": "online", "since": self._connected_since, "reason": "connected", **self._announce}
         client.publish(self._topics.status, json.dumps(online), qos=1, retain=True)
         client.publish(self._topics.available, "online", qos=1, retain=True)
-        with self._lock:
-            self._camera_dirty = set(self._camera_status)
+        subscriptions = self._receipts.subscriptions()
+        if subscriptions:
+            client.subscribe(subscriptions)
+        self._send_camera_status(client, all_cameras=True)
         self._next_stats = time.monotonic()
 
     def _flush_acks(self) -> None:
@@ -474,8 +419,9 @@ class MqttPublisher:
             if len(items) == room:
                 self._outbox_dirty = True  # there may be more behind them
             sent = 0
+            inflight = set(self._inflight.values())
             for item in items:
-                if self._ledger.settled(item.id):  # delivered or refused, only not yet written
+                if self._ledger.settled(item.id) or item.id in inflight:  # known: not again
                     self._cursor = item.id
                     continue
                 if not self._send_item(client, item):
@@ -505,15 +451,16 @@ class MqttPublisher:
         else:
             self._inflight[info.mid] = item.id
             self._ledger.sent(item.id)
+            self._receipts.sent(item)
         return True
 
-    def _send_camera_status(self, client: paho.Client) -> None:
-        with self._lock:
-            if not self._camera_dirty:
-                return
-            todo = [(cam, self._camera_status[cam]) for cam in sorted(self._camera_dirty)]
-            self._camera_dirty.clear()
-        for camera, (state, since) in todo:
+    def _rewind(self) -> None:
+        """Send again from the oldest item not settled, in order (those waiting for a receipt)."""
+        self._cursor = 0
+        self._outbox_dirty = True
+
+    def _send_camera_status(self, client: paho.Client, *, all_cameras: bool = False) -> None:
+        for camera, state, since in self.board.camera_changes(all_cameras=all_cameras):
             payload = json.dumps({"state": state, "since": since})
             client.publish(self._topics.camera_status(camera), payload, qos=1, retain=True)
 

@@ -1,4 +1,9 @@
-"""The durable outbox: every event and snapshot waits here until the broker's PUBACK.
+"""The durable outbox: every event and snapshot waits here until it is delivered.
+
+Delivered means the broker's PUBACK, or, while the box waits for receipts
+(`mqtt.receipts`), the platform's receipt after it: items the broker has
+acknowledged stay here, count against `max_mb` and are dropped by the same
+policy as the others when the cap is reached.
 
 One SQLite database in WAL mode. The row id is the global order: the publisher
 sends in id order and, after a reconnect, starts again from the oldest row not
@@ -393,8 +398,27 @@ class Outbox:
             for r in rows
         ]
 
+    def present(self, item_ids: Iterable[int]) -> set[int]:
+        """Which of `item_ids` are still in the outbox (not acked, dropped or moved aside)."""
+        ids = list(item_ids)
+        found: set[int] = set()
+        with self._lock:
+            self._ensure_open()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                try:
+                    rows = self._conn.execute(
+                        f"SELECT id FROM items WHERE id IN ({marks})",  # noqa: S608
+                        chunk,
+                    ).fetchall()
+                except sqlite3.Error as err:
+                    raise OutboxError(f"outbox {self.path}: cannot read: {err}") from err
+                found.update(int(r[0]) for r in rows)
+        return found
+
     def depth(self) -> int:
-        """Items waiting for their PUBACK."""
+        """Items waiting for their PUBACK, or for the platform's receipt after it."""
         with self._lock:
             return self._depth
 

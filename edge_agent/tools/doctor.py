@@ -163,17 +163,15 @@ def _camera_fix(reason: str) -> str:
 
 
 def check_broker(cfg: Config, timeout_s: float = 10.0) -> Check:
-    from edge_agent.delivery.mqtt import MqttPublisher
-    from edge_agent.delivery.outbox import Outbox
+    from edge_agent.contract.mqtt_client import parse_broker_url, probe_broker
 
     if cfg.mqtt is None:
         return Check("FAIL", "broker", "no mqtt section in the config", "add mqtt: {url: mqtts://…}")
-    with tempfile.TemporaryDirectory() as tmp, Outbox(Path(tmp) / "probe.sqlite3", 1) as box:
-        try:
-            publisher = MqttPublisher(cfg.mqtt, box, topics_of(cfg))
-        except ValueError as err:
-            return Check("FAIL", "broker", str(err), "fix mqtt.url / mqtt.tls")
-        ok, detail = publisher.probe(timeout_s)
+    _, _, tls, _, _ = parse_broker_url(cfg.mqtt.url)
+    if cfg.mqtt.tls is not None and not tls:
+        detail = f"mqtt.tls is set but mqtt.url {redact(cfg.mqtt.url)!r} is plain mqtt://; use mqtts://"
+        return Check("FAIL", "broker", detail, "fix mqtt.url / mqtt.tls")
+    ok, detail = probe_broker(cfg.mqtt, f"{topics_of(cfg).base}/doctor", timeout_s)
     if ok:
         return Check("OK", "broker", f"{redact(cfg.mqtt.url)} {detail}")
     fix = "check mqtt.url, the network, and the broker"
@@ -182,6 +180,31 @@ def check_broker(cfg: Config, timeout_s: float = 10.0) -> Check:
     elif "TLS" in detail or "certificate" in detail:
         fix = "check mqtt.tls.ca (and cert/key if the broker wants a client certificate)"
     return Check("FAIL", "broker", detail, fix)
+
+
+def check_webhook(cfg: Config, timeout_s: float = 10.0) -> Check:
+    """The signing secret is readable and the platform's host answers a TCP connect (nothing is POSTed)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from edge_agent.delivery.webhook import read_secret
+
+    assert cfg.webhook is not None
+    try:
+        read_secret(cfg.webhook.secret_file)
+    except ValueError as err:
+        return Check(
+            "FAIL", "webhook", str(err), "write the secret (one line) and give the service user read access"
+        )
+    url = urlsplit(cfg.webhook.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout_s):
+            pass
+    except OSError as err:
+        detail = f"cannot reach {redact(cfg.webhook.url)}: {err.strerror or err}"
+        return Check("FAIL", "webhook", detail, "check webhook.url and the network")
+    return Check("OK", "webhook", f"{redact(cfg.webhook.url)} reachable, secret readable")
 
 
 def check_directory(what: str, directory: Path) -> Check:
@@ -232,7 +255,10 @@ def run_checks(config_path: str) -> Iterator[Check]:
     yield from _guarded("model", lambda: check_model(cfg))
     for cam in cfg.cameras:
         yield from _guarded(f"camera {cam.id}", lambda cam=cam: [check_camera(cam)])  # type: ignore[misc]
-    yield from _guarded("broker", lambda: [check_broker(cfg)])
+    if cfg.mqtt is not None or cfg.webhook is None:
+        yield from _guarded("broker", lambda: [check_broker(cfg)])
+    if cfg.webhook is not None:
+        yield from _guarded("webhook", lambda: [check_webhook(cfg)])
     yield from _guarded("outbox", lambda: [check_directory("outbox", Path(cfg.outbox.path).parent)])
     yield from _guarded("evidence", lambda: [check_directory("evidence", Path(cfg.evidence.dir))])
     yield check_clock()

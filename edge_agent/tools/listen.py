@@ -3,8 +3,13 @@
 Subscribes to every device's events (and snapshots and status) under a topic
 prefix, checks each event against `mqtt/event.schema.json`, drops the
 duplicates that at-least-once delivery brings (by `(event_id, phase, ts)`), saves
-snapshots as `<event_id>.jpg` and prints one line per event. This is CLI code:
-its output goes to stdout with `print`.
+snapshots as `<event_id>.jpg` and prints one line per event. With `--store FILE`
+each new event is appended to FILE (one JSON line, synced to disk) and FILE is
+read at start, so an event is stored once across restarts. With `--receipts` it
+is a receipt-sending platform (`contract/receipts.py`): it announces itself on the
+retained platform status (Last Will `offline`) and sends a receipt for each event
+once it is stored (duplicates too: the box may not have had the first one). This
+is CLI code: its output goes to stdout with `print`.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ import paho.mqtt.client as paho
 
 from edge_agent.app.config import load_config
 from edge_agent.contract.mqtt_client import ClientSetupError, make_client, new_client_id, parse_broker_url
+from edge_agent.contract.receipts import Receipt, platform_status, receipt_payloads
 from edge_agent.contract.schemas import validate
-from edge_agent.contract.topics import API_VERSION, all_devices_filter
+from edge_agent.contract.topics import API_VERSION, all_devices_filter, device_receipts, platform_status_topic
 from edge_agent.core.config import ConfigError, MqttConfig, TlsConfig, redact
+from edge_agent.core.types import iso_utc
 from edge_agent.tools.event_line import event_line
 
 _SEEN_MAX = 100_000  # (event_id, phase, ts) keys remembered for deduplication
@@ -53,6 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, metavar="N", help="exit after N distinct events")
     parser.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
     parser.add_argument("--json", action="store_true", help="print each event as a JSON line")
+    parser.add_argument(
+        "--store",
+        metavar="FILE",
+        help="append each new event to FILE (JSON lines); read at start to drop duplicates",
+    )
+    parser.add_argument(
+        "--receipts",
+        action="store_true",
+        help="announce receipts on the platform status and send one for each event once it is stored",
+    )
     parser.add_argument(
         "--client-id",
         metavar="ID",
@@ -103,6 +120,32 @@ class _Listener:
         self.saved = 0
         self.done = threading.Event()
         self.failure: str | None = None
+        self.receipts = bool(args.receipts)
+        self.pending: dict[str, list[Receipt]] = {}  # receipts topic -> receipts not yet sent
+        self.pending_lock = threading.Lock()
+        self.store_fd: int | None = None
+        if args.store:
+            self._load_store(Path(args.store))
+            self.store_fd = os.open(args.store, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def _load_store(self, path: Path) -> None:
+        """The keys of the events stored by an earlier run, so none is stored twice."""
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                event = json.loads(line)
+                self.seen[(event["event_id"], event["phase"], event["ts"])] = None
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash: its event was not receipted, so it comes again
+
+    def take_receipts(self) -> list[tuple[str, list[Receipt]]]:
+        with self.pending_lock:
+            out = list(self.pending.items())
+            self.pending.clear()
+        return out
 
     def on_message(self, topic: str, payload: bytes) -> None:
         levels = topic.split("/")
@@ -126,10 +169,16 @@ class _Listener:
         key = (event["event_id"], event["phase"], event["ts"])
         if key in self.seen:
             self.duplicates += 1
+            self._receipt(topic, event)  # stored before: the box may not have had that receipt
             return
         self.seen[key] = None
         if len(self.seen) > _SEEN_MAX:
             self.seen.popitem(last=False)
+        if self.store_fd is not None:
+            line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+            os.write(self.store_fd, line.encode("utf-8"))
+            os.fsync(self.store_fd)
+        self._receipt(topic, event)
         self.events += 1
         if self.json:
             print(json.dumps(event, ensure_ascii=False, separators=(",", ":")), flush=True)
@@ -138,6 +187,14 @@ class _Listener:
         self._check_snapshot(event)
         if self.count is not None and self.events >= self.count:
             self.done.set()
+
+    def _receipt(self, topic: str, event: dict[str, Any]) -> None:
+        if not self.receipts:
+            return
+        levels = topic.split("/")
+        where = device_receipts(self.prefix, levels[-5], levels[-4])
+        with self.pending_lock:
+            self.pending.setdefault(where, []).append(Receipt.of_event(event))
 
     def _invalid(self, topic: str, error: str) -> None:
         self.invalid += 1
@@ -200,8 +257,18 @@ def run(args: argparse.Namespace) -> int:
         Path(args.snapshots).mkdir(parents=True, exist_ok=True)
     listener = _Listener(args, s.topic_prefix)
     persistent = args.client_id is not None
+    status_topic = platform_status_topic(s.topic_prefix)
+    since = iso_utc()
+    will = None
+    if args.receipts:
+        will = (
+            status_topic,
+            json.loads(platform_status("offline", receipts=True, since=since, name="listen")),
+        )
     try:
-        client = make_client(s, args.client_id or new_client_id("edge-agent-listen"), persistent=persistent)
+        client = make_client(
+            s, args.client_id or new_client_id("edge-agent-listen"), persistent=persistent, will=will
+        )
     except ClientSetupError as err:
         _err(str(err))
         return 1
@@ -221,6 +288,9 @@ def run(args: argparse.Namespace) -> int:
             listener.done.set()
             return
         c.subscribe(subscriptions)
+        if args.receipts:
+            online = platform_status("online", receipts=True, since=since, name="listen")
+            c.publish(status_topic, online, qos=1, retain=True)
 
     def on_subscribe(c: paho.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
         if any(rc.is_failure for rc in rcs):
@@ -259,11 +329,16 @@ def run(args: argparse.Namespace) -> int:
         while not listener.done.is_set():
             if args.timeout is not None and time.monotonic() - began >= args.timeout:
                 break
-            listener.done.wait(0.2)
+            listener.done.wait(0.1)
+            _send_receipts(client, listener)
     except KeyboardInterrupt:
         pass
     finally:
         listener.done.set()
+        _send_receipts(client, listener)
+        if args.receipts:
+            offline = platform_status("offline", receipts=True, since=since, name="listen")
+            client.publish(status_topic, offline, qos=1, retain=True).wait_for_publish(2.0)
         client.disconnect()
         client.loop_stop()
     _err(
@@ -277,6 +352,13 @@ def run(args: argparse.Namespace) -> int:
         _err(f"only {listener.events} of {args.count} events before the timeout")
         return 1
     return 0
+
+
+def _send_receipts(client: paho.Client, listener: _Listener) -> None:
+    """The receipts of what was stored since the last call, batched per device."""
+    for topic, receipts in listener.take_receipts():
+        for payload in receipt_payloads(receipts):
+            client.publish(topic, payload, qos=1)
 
 
 def main(argv: list[str] | None = None) -> int:
