@@ -33,11 +33,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
+import sqlalchemy as sa
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge_agent.console import tables
 from edge_agent.console.config import MqttConfig
 from edge_agent.console.db import Database, transient_errors
+from edge_agent.console.receipts import ReceiptSender
 from edge_agent.console.records import Limits, parse_message
 from edge_agent.console.store import BatchResult, write_batch
 from edge_agent.contract.mqtt_client import ClientSetupError, make_client, parse_broker_url
@@ -112,10 +116,19 @@ class Ingest:
         self.acked_total = 0
         self.unacked_stale = 0
         self.db_retries = 0
+        # end-to-end receipts: boxes keep an event until the console says it is stored
+        self.receipts = ReceiptSender(cfg.topic_prefix, name="town console")
+        self.connects = 0
+        self.sessions_lost = 0  # connects where the broker had no session although it should have
+        self._had_data = False
 
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
+        # A broker that answers "no session" to a console that has stored messages before has
+        # lost what it held for us (a crash, its persistence file gone): say so loudly.
+        with self.db.connection() as conn:
+            self._had_data = conn.execute(sa.select(tables.events.c.id).limit(1)).first() is not None
         self._writer = threading.Thread(target=self._write_loop, name="console-writer", daemon=True)
         self._writer.start()
         client = self._new_client()
@@ -128,6 +141,7 @@ class Ingest:
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
+                self.receipts.offline(client)  # a crash leaves it to the Last Will
                 client.disconnect()
             client.loop_stop()
         self._stop.set()
@@ -196,6 +210,8 @@ class Ingest:
             "refused": self.refused_total,
             "acked": self.acked_total,
             "db_retries": self.db_retries,
+            "receipts_sent": self.receipts.sent_total,
+            "sessions_lost": self.sessions_lost,
             "last_error": self.last_error,
         }
 
@@ -205,7 +221,9 @@ class Ingest:
         """The console's client; `clean` only to make the broker drop the session (retire)."""
         cfg = self.cfg
         try:
-            client = make_client(cfg, cfg.client_id, persistent=not clean, manual_ack=True)
+            client = make_client(
+                cfg, cfg.client_id, persistent=not clean, manual_ack=True, will=self.receipts.will()
+            )
         except ClientSetupError as err:
             raise ConfigError([Problem("mqtt", str(err))]) from err
         client.on_connect = self._on_connect
@@ -233,13 +251,37 @@ class Ingest:
         self.connected = True
         self.last_error = None
         resumed = bool(getattr(flags, "session_present", False))
-        logger.info(
-            "connected to %s as %s (%s session)",
-            self.shown,
-            self.cfg.client_id,
-            "resumed" if resumed else "new",
-        )
-        client.subscribe(subscriptions(self.cfg))
+        expected = self.connects > 0 or self._had_data
+        self.connects += 1
+        if not resumed and expected:
+            self.sessions_lost += 1
+            logger.warning(
+                "the broker %s has no session for %s: what it held for the console while it was away "
+                "is gone (broker restarted without its persistence?); boxes that wait for receipts "
+                "send it again, others lose it",
+                self.shown,
+                self.cfg.client_id,
+            )
+        else:
+            logger.info(
+                "connected to %s as %s (%s session)",
+                self.shown,
+                self.cfg.client_id,
+                "resumed" if resumed else "new",
+            )
+        client.subscribe(self._subscribe_args())
+        self.receipts.announce(client)
+
+    def _subscribe_args(self) -> list[tuple[str, Any]]:
+        """The filters at QoS 1; with MQTT 5, "no local" where allowed, so the console's own
+        receipts and platform status do not come back to it (MQTT 5 forbids it on a shared
+        subscription: there, they arrive and are ignored as any message that is not a box's)."""
+        if self.cfg.protocol != "5":
+            return list(subscriptions(self.cfg))
+        return [
+            (topic, SubscribeOptions(qos=qos, noLocal=not topic.startswith("$share/")))
+            for topic, qos in subscriptions(self.cfg)
+        ]
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
         failed = [str(rc) for rc in rcs if rc.is_failure]
@@ -318,6 +360,9 @@ class Ingest:
                 break
             delay = 0.5
             self._ack(pending)
+            client = self._client
+            if client is not None:  # else the boxes send again after their receipt timeout
+                self.receipts.committed(client, [(m.topic, m.payload) for m in pending])
             self.committed_total += len(pending)
             self.events_total += result.events
             self.duplicates_total += result.duplicates
