@@ -12,7 +12,9 @@ import sys
 from collections.abc import Sequence
 
 # the commands the town's application answers; everything else is the box's
-CONSOLE_COMMANDS = frozenset({"console"})
+CONSOLE_COMMANDS = frozenset({"console", "command", "keys"})
+# the platform side of remote operations (console/fleet_cli.py): no web framework, no database
+FLEET_COMMANDS = frozenset({"command", "keys"})
 # options both command lines take before the command, with a value
 _GLOBAL_WITH_VALUE = frozenset({"--log-level", "--log-format"})
 
@@ -32,7 +34,12 @@ def command_of(args: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if command_of(args) in CONSOLE_COMMANDS:
+    word = command_of(args)
+    if word in FLEET_COMMANDS:
+        from edge_agent.console.fleet_cli import main as fleet_main
+
+        return fleet_main(args)
+    if word in CONSOLE_COMMANDS:
         from edge_agent.console.cli import main as console_main
 
         return console_main(args)
