@@ -81,6 +81,10 @@ class Box:
         weights = bytearray((REPO / "models" / "yolox_nano.onnx").read_bytes())
         weights[len(weights) // 2] ^= 0xFF  # one flipped byte: loads and runs, detects nonsense
         (self.cache / "yolox_tampered.onnx").write_bytes(bytes(weights))
+        # and one that is the same network under another name: an update that must succeed
+        manifest |= {"name": "yolox-copy", "file": "yolox_copy.onnx"}
+        (self.models / "yolox-copy.yaml").write_text(yaml.safe_dump(manifest))
+        shutil.copy(REPO / "models" / "yolox_nano.onnx", self.cache / "yolox_copy.onnx")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def text(self, cameras: list[dict[str, Any]]) -> str:
@@ -327,6 +331,16 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
         after = json.loads(cli(console, "--json", "ping").stdout)["data"]
         assert after["model"] == inventory["model"]
         assert box.config.read_text() == new_text
+
+        # model-update to a good model: fetched, loaded, running, written into the config
+        done = cli(console, "model-update", "yolox-copy")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "model-update: applied: model yolox-copy running" in done.stdout
+        assert yaml.safe_load(box.config.read_text())["model"]["name"] == "yolox-copy"
+        after = json.loads(cli(console, "--json", "ping").stdout)["data"]
+        assert after["model"]["file"].endswith("yolox_copy.onnx")
+        frames = analysed(sub)
+        wait_until(lambda: analysed(sub) > frames + 5, 30, "the new model analysing")
 
         assert box.stop() == 0
     log = box.log()
