@@ -159,13 +159,15 @@ def manifest_dirs() -> list[Path]:
     return out
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
     """A local copy of model files to fetch from: `$EDGE_AGENT_MODEL_CACHE`, else `../shared/models`
-    beside a source checkout (development and CI machines keep the weights there)."""
+    beside a source checkout (development and CI machines keep the weights there); None on an
+    installed box without the variable (no folder inside the package is a place to put weights)."""
     env = os.environ.get("EDGE_AGENT_MODEL_CACHE")
     if env:
         return Path(env)
-    return (source_checkout() or REPO_ROOT).parent / "shared" / "models"
+    repo = source_checkout()
+    return repo.parent / "shared" / "models" if repo is not None else None
 
 
 # `resolve_model` takes a `model_dir` argument that shadows the function.
