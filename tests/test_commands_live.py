@@ -342,6 +342,24 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
         frames = analysed(sub)
         wait_until(lambda: analysed(sub) > frames + 5, 30, "the new model analysing")
 
+        # the agent killed in the middle of a config-set's trial: the next start restores the
+        # previous file and answers rolled_back
+        kept = box.config.read_text()
+        trial = new_command(
+            "testsite", "edge-t", "config-set", {"config": box.text([cam, camera("b", _server.url)])}
+        )
+        trial = trial.signed_with(key)
+        assert publish(broker.port, "platform", trial.payload(), TOPICS.command("config-set")) == 0
+        wait_until(lambda: (box.tmp / "config.yaml.pending").exists(), 30, "the trial")
+        box.kill()
+        assert box.config.read_text() != kept
+        box.start()
+        answer = wait_result(sub, trial.id, 60)
+        assert (
+            answer["state"] == "rolled_back" and "stopped before the confirmation ended" in answer["message"]
+        )
+        assert box.config.read_text() == kept and not (box.tmp / "config.yaml.pending").exists()
+
         assert box.stop() == 0
     log = box.log()
     assert USERS["edge-t"] not in log and "version: 1" not in log  # no password, no config text

@@ -243,6 +243,8 @@ EXPECTED_CHANNELS = {
     TOPICS.stats: (0, False, "stats"),
     TOPICS.counts("{camera}", "{rule}"): (1, True, "count"),
     TOPICS.available: (1, True, "availability"),
+    TOPICS.command("{action}"): (1, False, "command"),
+    TOPICS.command_result("{action}"): (1, False, "commandResult"),
     TOPICS.rule_state("{camera}", "{rule}"): (1, True, "ruleState"),
     TOPICS.latest_snapshot("{camera}"): (1, True, "latestSnapshot"),
     "{discovery_prefix}/{component}/{node_id}/{object_id}/config": (1, True, "discoveryConfig"),
@@ -260,9 +262,11 @@ def test_asyncapi_describes_every_topic() -> None:
     messages = doc["components"]["messages"]
     for name, spec in doc["channels"].items():
         qos, retain, message = EXPECTED_CHANNELS[concrete(name)]
-        binding = spec["subscribe"]["bindings"]["mqtt"]
+        # `publish`: what the box receives (commands); `subscribe`: what it publishes
+        operation = spec["publish"] if message == "command" else spec["subscribe"]
+        binding = operation["bindings"]["mqtt"]
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
-        assert spec["subscribe"]["message"]["$ref"] == f"#/components/messages/{message}"
+        assert operation["message"]["$ref"] == f"#/components/messages/{message}"
         assert set(re.findall(r"{(\w+)}", name)) == set(spec["parameters"]), name
         payload = messages[message]["payload"]
         if "$ref" in payload:

@@ -35,8 +35,7 @@ from types import FrameType
 from typing import Any
 
 from edge_agent.app.checks import check_file
-from edge_agent.app.command_actions import Actions
-from edge_agent.app.commands import CommandListener
+from edge_agent.app.command_actions import command_listener
 from edge_agent.app.config import load_config
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
@@ -46,7 +45,6 @@ from edge_agent.app.wiring import (
     delivery_of,
     detector_of,
     homeassistant_of,
-    topics_of,
     worker_count,
 )
 from edge_agent.app.workers import WorkerPool, assign_by_load
@@ -226,8 +224,10 @@ class Agent:
         cfg: Config,
         config_path: str | None = None,
         fetch_model: Callable[[str], Path] | None = None,
+        interrupted: Mapping[str, str] | None = None,
     ) -> None:
-        """`fetch_model(name)` gets a model by its manifest for a remote model-update (tools layer)."""
+        """`fetch_model(name)` gets a model by its manifest for a remote model-update (tools layer);
+        `interrupted` is a config-set the previous run did not finish (`recover_interrupted`)."""
         limit_malloc_arenas()  # before any thread of ours starts
         self.cfg = cfg
         self.config_path = config_path
@@ -242,15 +242,7 @@ class Agent:
         self._reload_lock = threading.Lock()
         self._reload_waiters: list[Future[list[str]]] = []
         self.watchdog = Watchdog()
-        self.commands: CommandListener | None = None
-        if cfg.commands.public_key_file and cfg.mqtt is not None:
-            self.commands = CommandListener(
-                cfg.mqtt,
-                topics_of(cfg),
-                cfg.commands.public_key_file,
-                Path(cfg.outbox.path).parent,
-                Actions(self, fetch_model),
-            )
+        self.commands = command_listener(self, fetch_model, interrupted)  # None: remote operations off
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -295,6 +287,8 @@ class Agent:
 
     def reload_and_wait(self, timeout_s: float) -> list[str]:
         """A reload by the main loop as SIGHUP does it, asked from another thread; its problems."""
+        if self.stopping:
+            return ["the agent is stopping"]
         done: Future[list[str]] = Future()
         with self._reload_lock:
             self._reload_waiters.append(done)
@@ -367,12 +361,12 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop readers, end open incidents, flush the outbox to the broker, say offline."""
-        if self.commands is not None:
-            self.commands.stop()
         with self._reload_lock:
             waiters, self._reload_waiters = self._reload_waiters, []
         for done in waiters:
             done.set_result(["the agent is stopping"])
+        if self.commands is not None:
+            self.commands.stop()
         self._stop_cameras(self.cameras)
         self.pool.stop(SOURCE_STOP_S)
         left = self.delivery.wait_drained(STOP_DRAIN_S)

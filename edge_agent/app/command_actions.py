@@ -15,12 +15,13 @@ import base64
 import hashlib
 import importlib.metadata
 import io
+import json
 import logging
 import platform
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ import cv2
 from ruamel.yaml import YAML
 
 from edge_agent.app.checks import check_text
+from edge_agent.app.commands import CommandListener
+from edge_agent.app.wiring import topics_of
 from edge_agent.contract.commands import Command, CommandResult
 from edge_agent.core.config import redact
 from edge_agent.core.files import write_private
@@ -205,7 +208,20 @@ class Actions:
         old = path.read_bytes()
         mode = path.stat().st_mode & 0o777
         write_private(path.with_name(path.name + ".previous"), old, mode)
+        # Until the verdict, a marker says the file is on trial: an agent killed meanwhile (power
+        # cut, watchdog, a config that crashes it) starts again on the previous file.
+        marker = pending_marker(path)
+        write_private(marker, json.dumps({"id": cmd.id, "action": cmd.action}).encode())
         write_private(path, text.encode("utf-8"), mode)
+        try:
+            result = self._trial(cmd, text, path, old, mode)
+        finally:
+            if not agent.stopping:  # stopped mid-trial: the next start reports the roll-back
+                marker.unlink(missing_ok=True)
+        return result
+
+    def _trial(self, cmd: Command, text: str, path: Path, old: bytes, mode: int) -> CommandResult:
+        agent = self.agent
         before = {rt.cam.id for rt in list(agent.cameras) if rt.health.state == "online"}
         problems = agent.reload_and_wait(RELOAD_WAIT_S)
         if problems:
@@ -247,6 +263,48 @@ class Actions:
             error = rt.source.last_error
             details.append(f"{c} ({rt.health.state or 'not connected'}{': ' + error if error else ''})")
         return f"not online {confirm_s:g} s after the change: {', '.join(details)}"
+
+
+def command_listener(
+    agent: Agent, fetch_model: FetchModel | None, interrupted: Mapping[str, str] | None
+) -> CommandListener | None:
+    """The agent's remote operations, or None where `commands.public_key_file` is not set."""
+    cfg = agent.cfg
+    if not cfg.commands.public_key_file or cfg.mqtt is None:
+        return None
+    listener = CommandListener(
+        cfg.mqtt, topics_of(cfg), cfg.commands.public_key_file, Path(cfg.outbox.path).parent,
+        Actions(agent, fetch_model),
+    )  # fmt: skip
+    if interrupted is not None:
+        cmd_id, action, message = interrupted["id"], interrupted["action"], interrupted["message"]
+        site, device = cfg.site.id, cfg.device.id
+        listener.pending.append(CommandResult(cmd_id, action, site, device, "rolled_back", message))
+    return listener
+
+
+def pending_marker(config: Path) -> Path:
+    return config.with_name(config.name + ".pending")
+
+
+def recover_interrupted(config_path: str) -> dict[str, str] | None:
+    """At start: a config left on trial by an agent that stopped before the verdict goes back to
+    the previous file. The command's id and action with the reason, for its result; else None."""
+    config = Path(config_path)
+    marker, previous = pending_marker(config), config.with_name(config.name + ".previous")
+    if not marker.is_file():
+        return None
+    try:
+        trial = json.loads(marker.read_text(encoding="utf-8"))
+        command = {"id": str(trial["id"]), "action": str(trial["action"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        command = {"id": "unknown", "action": "config-set"}
+    if previous.is_file():
+        write_private(config, previous.read_bytes(), config.stat().st_mode & 0o777)
+    marker.unlink(missing_ok=True)
+    message = "the agent stopped before the confirmation ended; the previous config is restored"
+    logger.warning("command %s (%s): %s", command["id"], command["action"], message)
+    return {**command, "message": message}
 
 
 def _with_model(text: str, name: str) -> str:

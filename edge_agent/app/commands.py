@@ -93,6 +93,7 @@ class CommandListener:
         self._client: paho.Client | None = None
         self._worker: threading.Thread | None = None
         self.subscribed = threading.Event()
+        self.pending: list[CommandResult] = []  # results to send once connected (an interrupted trial)
         self.taken = 0
         self.refused = 0
 
@@ -138,6 +139,9 @@ class CommandListener:
             )
             return
         client.subscribe(self._topics.commands_filter, qos=1)
+        while self.pending:
+            result = self.pending.pop(0)
+            client.publish(self._topics.command_result(result.action), result.payload(), qos=1)
         self.subscribed.set()
 
     def _on_disconnect(self, client: paho.Client, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
