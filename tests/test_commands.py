@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import paho.mqtt.publish as publish
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,7 +31,9 @@ from edge_agent.contract.schemas import validate
 from edge_agent.contract.topics import Topics
 from edge_agent.core.config import MqttConfig
 from edge_agent.main import CONSOLE_COMMANDS, FLEET_COMMANDS, command_of
+from tests.broker import Mosquitto, Subscriber, mosquitto  # noqa: F401
 from tests.conftest import REPO
+from tests.rtsp import wait_until
 
 TOPICS = Topics("eagleeye", "laohu", "edge-01")
 NOW = 1_800_000_000.0
@@ -243,3 +246,40 @@ def test_commands_config_keys(tmp_path: Path) -> None:
     assert any(p.startswith("commands.confirm_s") for p in shown), shown
     assert any(p.startswith("commands.public_key") and "public_key_file" in p for p in shown), shown
     assert ok.cfg.commands.public_key_file == "/etc/edge-agent/platform.pub"
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_a_command_sent_while_the_box_is_away_waits_for_it(
+    tmp_path: Path,
+    keys: tuple[Ed25519PrivateKey, Path],
+    mosquitto: Mosquitto,  # noqa: F811
+    protocol: str,
+) -> None:
+    key, pub = keys
+    ran: list[Command] = []
+
+    def handler(cmd: Command) -> CommandResult:
+        ran.append(cmd)
+        return CommandResult(cmd.id, cmd.action, "laohu", "edge-01", "applied", "pong")
+
+    def box() -> CommandListener:
+        cfg = MqttConfig(url=mosquitto.url, protocol=protocol)  # type: ignore[arg-type]
+        return CommandListener(cfg, TOPICS, str(pub), tmp_path / "state", handler)
+
+    first = box()
+    first.start()
+    wait_until(first.subscribed.is_set, 10, "subscribed")
+    first.stop()
+    cmd = new_command("laohu", "edge-01", "ping").signed_with(key)
+    with Subscriber(mosquitto.port, [TOPICS.command_results_filter]) as sub:
+        publish.single(
+            TOPICS.command("ping"), cmd.payload(), qos=1, hostname="127.0.0.1", port=mosquitto.port
+        )
+        again = box()
+        again.start()
+        try:
+            msgs = sub.wait_for(lambda m: len(m) >= 1, 15)
+        finally:
+            again.stop()
+    assert [c.id for c in ran] == [cmd.id]
+    assert json.loads(msgs[0].payload)["state"] == "applied"

@@ -239,13 +239,6 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
         assert inventory["versions"]["edge-agent"] and inventory["disk"]["outbox_free_mb"] > 0
         wait_until(lambda: cli(console, "--json", "ping").stdout.count('"online"') == 1, 30, "camera online")
 
-        # snapshot: a JPEG of the camera, written by the CLI
-        jpeg = box.tmp / "snap.jpg"
-        snap = cli(console, "snapshot", "cam", "-o", str(jpeg))
-        assert snap.returncode == 0, snap.stderr
-        image = cv2.imdecode(np.frombuffer(jpeg.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-        assert image is not None and image.shape[1] >= 320 and image.shape[0] >= 180
-
         # config-set adding a rule: applied after confirm_s, the new rule's events arrive
         cam = camera("cam", _server.url)
         cam["rules"] = [
@@ -261,6 +254,17 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
         assert box.config.read_text() == new_text
         assert (box.tmp / "config.yaml.previous").is_file()
         wait_until(lambda: rule_events_since(sub, "walkers", t_set), 60, "events of the new rule")
+
+        # snapshot: a fresh JPEG of the camera, masks blacked out, written by the CLI
+        jpeg = box.tmp / "snap.jpg"
+        snap = cli(console, "snapshot", "cam", "-o", str(jpeg))
+        assert snap.returncode == 0, snap.stderr
+        image = cv2.imdecode(np.frombuffer(jpeg.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape[1] >= 320 and image.shape[0] >= 180
+        # the privacy mask of the new config is filled black in what leaves the box
+        h, w = image.shape[:2]
+        assert image[int(h * 0.1) : int(h * 0.25), int(w * 0.1) : int(w * 0.25)].mean() < 10
+        assert image[int(h * 0.6) :, int(w * 0.6) :].mean() > 30
 
         # commands that must be refused, each leaving the config as it is
         before = box.config_sha()

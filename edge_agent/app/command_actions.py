@@ -34,6 +34,8 @@ from edge_agent.app.wiring import topics_of
 from edge_agent.contract.commands import Command, CommandResult
 from edge_agent.core.config import redact
 from edge_agent.core.files import write_private
+from edge_agent.core.geometry import to_pixels
+from edge_agent.core.masks import black_out
 from edge_agent.pipeline.detect.models import ModelError, cached_sha256
 from edge_agent.pipeline.evidence import draw_overlays
 
@@ -144,7 +146,10 @@ class Actions:
         if frame is None:
             why = runtime.source.last_error or "no frame yet"
             return self._result(cmd, "refused", f"camera {camera} has no picture: {why}")
-        image = frame.image.copy()  # the pipeline may still read the frame
+        # privacy masks filled black, as in every picture that leaves the box (a copy: the
+        # pipeline may still read the frame), then zones, lines and masks outlined
+        height, width = frame.image.shape[:2]
+        image = black_out(frame.image, [to_pixels(m, width, height) for m in runtime.cam.masks])
         draw_overlays(image, runtime.cam)
         quality = self.agent.cfg.evidence.jpeg_quality
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -21,6 +21,7 @@ from edge_agent import __version__
 from edge_agent.console.config import MqttConfig
 from edge_agent.console.fleet import FleetConfig, FleetError, parse_device, send_command
 from edge_agent.contract.commands import (
+    MAX_TTL_S,
     CommandError,
     CommandResult,
     KeyFileError,
@@ -53,11 +54,21 @@ def _err(message: str, code: int = EXIT_PROBLEM) -> int:
     return code
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value <= MAX_TTL_S:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and {MAX_TTL_S}, got {text}")
+    return value
+
+
 def add_command_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="CONSOLE.yaml", help="the console's config file")
     p.add_argument("--device", required=True, metavar="SITE/DEVICE", help="the box, as site id/device id")
-    p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the result")
-    p.add_argument("--ttl", type=float, metavar="S", help="the command expires after this (box away)")
+    p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds to wait for the result")
+    p.add_argument("--ttl", type=_seconds, metavar="S", help="the command expires after this (box away)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     acts.add_parser("ping", help="versions, config hash, model, uptime, disk, cameras")
