@@ -245,6 +245,7 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
             *cam["rules"],
             {"id": "walkers", "kind": "presence", "zone": "path", "labels": ["person"]},
         ]
+        cam["masks"] = [[[0.0, 0.0], [0.3, 0.0], [0.3, 0.3], [0.0, 0.3]]]  # a neighbour's window
         new_text = box.text([cam])
         (box.tmp / "new.yaml").write_text(new_text)
         t_set = time.time()
