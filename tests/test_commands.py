@@ -283,3 +283,19 @@ def test_a_command_sent_while_the_box_is_away_waits_for_it(
             again.stop()
     assert [c.id for c in ran] == [cmd.id]
     assert json.loads(msgs[0].payload)["state"] == "applied"
+
+
+def test_what_each_side_loads() -> None:
+    """A box with remote operations off never maps `cryptography` (about 8 MB of RSS); the
+    town's `edge-agent command` loads no web framework or database."""
+    probe = (
+        "import sys\n"
+        "import edge_agent.app.agent, edge_agent.app.command_actions, edge_agent.tools.cli\n"
+        "box = 'cryptography' in sys.modules\n"
+        "import edge_agent.console.fleet_cli\n"
+        "web = ('fastapi', 'starlette', 'sqlalchemy', 'alembic', 'uvicorn', 'psycopg')\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules if m.startswith(web)})\n"
+        "print(box, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout == "False []\n"

@@ -19,15 +19,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.contract.schemas import validate
 from edge_agent.core.files import write_private
 from edge_agent.core.types import iso_utc
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# `cryptography` is imported where a key is used: a box with remote operations off never maps
+# its libraries (about 8 MB of RSS).
 
 COMMAND_SCHEMA = "eagleeye.command/1"
 RESULT_SCHEMA = "eagleeye.command-result/1"
@@ -112,6 +114,8 @@ class Command:
 
     def verify(self, key: Ed25519PublicKey) -> None:
         """CommandError unless `signature` is the town's over this very command."""
+        from cryptography.exceptions import InvalidSignature
+
         if not self.signature:
             raise CommandError("unsigned command")
         try:
@@ -236,6 +240,9 @@ def parse_result(payload: bytes) -> CommandResult:
 
 def generate_keys(private_file: str | os.PathLike[str], public_file: str | os.PathLike[str]) -> str:
     """A new Ed25519 pair as PEM files (the private one 0600); never overwrites. Returns the public PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     private_path, public_path = Path(private_file), Path(public_file)
     for p in (private_path, public_path):
         if p.exists():
@@ -263,6 +270,9 @@ def _read_key(path: str | os.PathLike[str], what: str) -> bytes:
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = _read_key(path, "private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -274,6 +284,9 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     data = _read_key(path, "public key")
     try:
         key = serialization.load_pem_public_key(data)
