@@ -267,8 +267,19 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
         assert image[int(h * 0.1) : int(h * 0.25), int(w * 0.1) : int(w * 0.25)].mean() < 10
         assert image[int(h * 0.6) :, int(w * 0.6) :].mean() > 30
 
-        # commands that must be refused, each leaving the config as it is
+        # what only the box itself may change: refused, nothing written
         before = box.config_sha()
+        moved = yaml.safe_load(new_text)
+        moved["mqtt"]["url"] = "mqtt://127.0.0.1:1"
+        _, result = send_command(mqtt, key, target, "config-set", {"config": yaml.safe_dump(moved)})
+        assert result is not None and result.state == "refused"
+        assert result.message.startswith("mqtt cannot be changed remotely")
+        renamed = yaml.safe_load(new_text) | {"device": {"id": "edge-x"}}
+        _, result = send_command(mqtt, key, target, "config-set", {"config": yaml.safe_dump(renamed)})
+        assert result is not None and result.message.startswith("device.id cannot be changed remotely")
+        assert box.config_sha() == before
+
+        # commands that must be refused, each leaving the config as it is
         broken = box.text([camera("cam", "rtsp://127.0.0.1:9/never")])
         signed = new_command("testsite", "edge-t", "config-set", {"config": broken}).signed_with(key)
         refused = []

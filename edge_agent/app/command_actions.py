@@ -6,7 +6,8 @@ SIGHUP reloads, and watched for `commands.confirm_s`: every camera that was onli
 new one) must be online at the end and no camera pipeline may fail meanwhile. Else the
 previous file is written back and reloaded: `rolled_back`, with the reason. mqtt, outbox and
 commands take effect only at a restart, after any watch could vouch for them, so a remote
-config-set may not change them: a wrong broker address would cut the box off for good.
+config-set may not change them: a wrong broker address would cut the box off for good; nor the
+site and device ids, which name the box's topics.
 """
 
 from __future__ import annotations
@@ -202,7 +203,10 @@ class Actions:
         if checked.cfg is None:
             shown = "; ".join(str(p) for p in checked.problems[:10])
             return self._result(cmd, "refused", f"the config does not validate: {shown}")
-        changed = [s for s in FIXED_SECTIONS if getattr(checked.cfg, s) != getattr(agent.cfg, s)]
+        new = checked.cfg
+        changed = [s for s in FIXED_SECTIONS if getattr(new, s) != getattr(agent.cfg, s)]
+        # the ids name the box's topics, its command channel included
+        changed += [f"{s}.id" for s in ("site", "device") if getattr(new, s).id != getattr(agent.cfg, s).id]
         if changed:
             return self._result(
                 cmd, "refused",
