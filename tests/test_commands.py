@@ -299,3 +299,28 @@ def test_what_each_side_loads() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout == "False []\n"
+
+
+def test_a_failing_action_or_an_unwritable_id_store_is_answered(
+    tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]
+) -> None:
+    key, pub = keys
+
+    def broken(cmd: Command) -> CommandResult:
+        raise RuntimeError("disk on fire")
+
+    box = CommandListener(MqttConfig(url="mqtt://127.0.0.1:1"), TOPICS, str(pub), tmp_path / "state", broken)
+    result = box.take(TOPICS.command("ping"), signed(key).payload(), NOW)
+    assert result is not None and result.state == "refused"
+    assert result.message == "the box could not run it: RuntimeError: disk on fire"
+    (tmp_path / "state" / "commands-seen.json").unlink()
+    (tmp_path / "state" / "commands-seen.json").mkdir()  # cannot be written any more
+    ran: list[Command] = []
+    box = listener(tmp_path, pub, ran)
+    result = box.take(TOPICS.command("ping"), signed(key).payload(), NOW)
+    assert (
+        result is not None
+        and result.state == "refused"
+        and "cannot record the command's id" in result.message
+    )
+    assert ran == []

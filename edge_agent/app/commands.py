@@ -193,10 +193,19 @@ class CommandListener:
             self.refused += 1
             logger.warning("command %s (%s) refused: %s", cmd.id, cmd.action, err)
             return self.result(cmd, "refused", str(err))
-        self.seen.add(cmd.id, cmd.expires_ts, now)
+        try:
+            self.seen.add(cmd.id, cmd.expires_ts, now)
+        except OSError as err:  # unrecorded, it could be replayed: not run
+            self.refused += 1
+            logger.error("command %s (%s) refused: cannot record its id: %s", cmd.id, cmd.action, err)
+            return self.result(cmd, "refused", f"cannot record the command's id: {err.strerror or err}")
         self.taken += 1
         logger.info("command %s (%s, issued %s): running", cmd.id, cmd.action, cmd.issued_at)
-        result = self._handler(cmd)
+        try:
+            result = self._handler(cmd)
+        except Exception as err:  # a bug in one action: answered and logged, the listener goes on
+            logger.exception("command %s (%s) failed", cmd.id, cmd.action)
+            return self.result(cmd, "refused", f"the box could not run it: {type(err).__name__}: {err}")
         log = logger.info if result.ok else logger.warning
         log("command %s (%s): %s: %s", cmd.id, cmd.action, result.state, redact(result.message))
         return result
