@@ -324,3 +324,20 @@ def test_a_failing_action_or_an_unwritable_id_store_is_answered(
         and "cannot record the command's id" in result.message
     )
     assert ran == []
+
+
+def test_doctor_checks_the_commands_key(tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]) -> None:
+    from edge_agent.app.config import parse_config
+    from edge_agent.tools.doctor import check_commands
+
+    base = (REPO / "fixtures" / "walkway.yaml").read_text()
+    assert check_commands(parse_config(base, {})) == []  # remote operations off: nothing to check
+    (tmp_path / "rsa.pub").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    for key_file, status, text in (
+        (keys[1], "OK", f"signed by the key in {keys[1]}, confirmed for 60 s"),
+        (tmp_path / "missing.pub", "FAIL", "cannot read the public key"),
+        (tmp_path / "rsa.pub", "FAIL", "is not a PEM public key"),
+    ):
+        cfg = parse_config(base + f"commands: {{public_key_file: {key_file}}}\n", {})
+        [check] = check_commands(cfg)
+        assert (check.status, check.what) == (status, "commands") and text in check.detail, check

@@ -178,9 +178,24 @@ def fake_tools(tmp: Path, monkeypatch: pytest.MonkeyPatch, **scripts: str) -> No
 def test_clock_sync_names_the_state_and_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: dict[str, str], status: str, detail: str, fix: str
 ) -> None:
+    from edge_agent.tools import doctor
     from edge_agent.tools.doctor import check_clock_sync
 
+    monkeypatch.setattr(doctor, "TIMESYNCD_SYNCED", tmp_path / "no-such-mark")
     fake_tools(tmp_path, monkeypatch, **tools)
     check = check_clock_sync()
     assert (check.status, check.what) == (status, "clock sync")
     assert detail in check.detail and fix in check.fix
+
+
+def test_clock_sync_reads_the_mark_of_systemd_timesyncd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_agent.tools import doctor
+
+    fake_tools(tmp_path, monkeypatch, timedatectl="!")  # no D-Bus to ask, as in a container
+    mark = tmp_path / "synchronized"
+    monkeypatch.setattr(doctor, "TIMESYNCD_SYNCED", mark)
+    assert doctor.check_clock_sync().status == "WARN"
+    mark.touch()
+    assert doctor.check_clock_sync().detail == "synchronised (systemd-timesyncd)"
