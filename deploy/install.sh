@@ -4,18 +4,25 @@
 #
 #   sudo deploy/install.sh                      # from a checkout of the repository
 #   sudo deploy/install.sh --wheel edge_agent-0.1.0-py3-none-any.whl
+#   sudo deploy/install.sh --wheels /media/usb/wheels --model /media/usb/yolox_nano.onnx   # no internet
 #   deploy/install.sh --prefix /tmp/root --no-apt --no-venv --no-model   # a tree only
 #
 # What it does, each step printed as it runs:
 #   1. Debian packages (python3, python3-venv, ...) with apt-get
 #   2. the system user `edge-agent` (in the `video` group, for hardware decode)
 #   3. a venv in /opt/edge-agent/venv with the project installed
-#   4. the model in /var/lib/edge-agent/models (sha256 checked; the manifests ship in the package)
+#   4. the model in /var/lib/edge-agent/models (sha256 checked; the manifests ship in the package):
+#      fetched by name, or copied from --model FILE (a box without internet)
 #   5. /etc/edge-agent/config.yaml from deploy/config.example.yaml (never overwritten),
 #      /etc/edge-agent/env and /etc/edge-agent/mqtt.pass (mode 0600, never overwritten)
 #   6. /var/lib/edge-agent for the outbox and evidence
 #   7. the unit /etc/systemd/system/edge-agent.service, enabled (and started
 #      once the config has been edited)
+#   8. checks: `edge-agent validate` on the installed config, then `edge-agent doctor`
+#
+# A step that needs the internet and cannot have it (the model download) does not stop the
+# others: the config, secrets and unit are written all the same, and the end says what is
+# missing and how to bring it (exit 1).
 #
 # With --prefix DIR everything lands under DIR (tests, building an image): no
 # apt-get (the command is printed), no useradd, no chown, no systemctl.
@@ -29,8 +36,11 @@ DO_APT=1
 DO_VENV=1
 DO_MODEL=1
 DO_START=1
+DO_DOCTOR=1
 WHEEL=""
+WHEELS=""
 MODEL_NAME=yolox-nano
+MODEL_FILE=""
 PYTHON=python3
 ORT_GPU=""
 SERVICE_USER=edge-agent
@@ -47,12 +57,19 @@ usage: install.sh [options]
   --python PY              the Python that creates the venv (default: python3, 3.10 or newer)
   --onnxruntime-gpu SPEC   replace onnxruntime with onnxruntime-gpu: a wheel file, a URL or a
                            requirement (Jetson; set PIP_EXTRA_INDEX_URL for an index)
+  --wheels DIR             install Python packages from this folder only, never from an
+                           index (a box without internet; the wheels of requirements/runtime.lock)
   --no-model               do not fetch the model
-  --model NAME             the model manifest to fetch (default: yolox-nano)
+  --model NAME|FILE        the model manifest to fetch (default: yolox-nano), or a model file
+                           to install from this machine (no internet needed): a shipped model
+                           is recognised by its sha256, any other becomes model.path with its
+                           model.sha256 in a new config
   --no-start               enable the service but do not start or restart it
+  --no-doctor              do not run `edge-agent doctor` at the end
   -h, --help               this text
 
-Environment: EDGE_AGENT_MODEL_CACHE=DIR fetches the model from a local copy (offline boxes).
+Environment: EDGE_AGENT_MODEL_CACHE=DIR fetches the model from a folder holding its file
+instead of the internet (offline boxes); --model FILE is the same for one file.
 EOF
 }
 
@@ -79,6 +96,9 @@ while [ $# -gt 0 ]; do
         --no-venv) DO_VENV=0; shift ;;
         --no-model) DO_MODEL=0; shift ;;
         --no-start) DO_START=0; shift ;;
+        --no-doctor) DO_DOCTOR=0; shift ;;
+        --wheels) [ $# -ge 2 ] || die "--wheels needs a folder"; WHEELS="$2"; shift 2 ;;
+        --wheels=*) WHEELS="${1#*=}"; shift ;;
         --wheel) [ $# -ge 2 ] || die "--wheel needs a file"; WHEEL="$2"; shift 2 ;;
         --wheel=*) WHEEL="${1#*=}"; shift ;;
         --python) [ $# -ge 2 ] || die "--python needs an interpreter"; PYTHON="$2"; shift 2 ;;
@@ -119,6 +139,19 @@ fi
 if [ -n "$WHEEL" ] && [ ! -e "$WHEEL" ]; then
     die "--wheel $WHEEL: no such file"
 fi
+if [ -n "$WHEELS" ]; then
+    [ -d "$WHEELS" ] || die "--wheels $WHEELS: no such folder"
+    WHEELS="$(cd "$WHEELS" && pwd)"
+    # pip reads these itself: only that folder, never an index
+    export PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELS"
+fi
+# --model: a file on this machine, or a manifest name
+case "$MODEL_NAME" in
+    */*|*.onnx)
+        [ -f "$MODEL_NAME" ] || die "--model $MODEL_NAME: no such file"
+        MODEL_FILE="$(cd "$(dirname "$MODEL_NAME")" && pwd)/$(basename "$MODEL_NAME")"
+        ;;
+esac
 
 step "edge-agent: installing into ${PREFIX} from ${REPO}"
 if [ -r /etc/os-release ]; then
@@ -202,10 +235,14 @@ if [ -f "$REPO/deploy/README.md" ]; then
     run install -m 0644 "$REPO/deploy/README.md" "$OPT/README.md"
 fi
 step "model ${MODEL_NAME} into ${MODELS}"
-# The state directory is the service user's; the model folder in it stays root's, so the
-# agent reads its model but cannot change it.
+# The state directory is the service user's, and so is the model folder in it: a remote
+# model-update puts the new model there. Every load checks the file's sha256 against its
+# manifest (or model.sha256), so a changed file is refused, never run.
 run install -d -m 0750 "$STATE"
 run install -d -m 0755 "$MODELS"
+if [ "$REAL" = 1 ]; then
+    run chown "$SERVICE_USER:$SERVICE_USER" "$MODELS"
+fi
 if [ -d "$OLD_MODELS" ]; then
     # An earlier install: its model files move, its copies of the shipped manifests go.
     for onnx in "$OLD_MODELS"/*.onnx; do
@@ -221,12 +258,35 @@ if [ -d "$OLD_MODELS" ]; then
     done
     rmdir "$OLD_MODELS" 2>/dev/null || printf '    %s still holds files of your own; the agent no longer reads it\n' "$OLD_MODELS"
 fi
+MODEL_MISSING=""
+CUSTOM_PATH=""
+CUSTOM_SHA=""
 if [ "$DO_MODEL" = 0 ]; then
     printf '    skipped (--no-model)\n'
+elif [ -n "$MODEL_FILE" ]; then
+    # A file brought to the box: a shipped model is recognised by its sha256 and installed under
+    # its manifest's file name; any other is a custom model (model.path, checked by model.sha256).
+    sha="$(sha256sum "$MODEL_FILE" | cut -d' ' -f1)"
+    manifest="$(grep -l "^sha256: $sha\$" "$REPO"/models/*.yaml 2>/dev/null | head -n 1 || true)"
+    if [ -n "$manifest" ]; then
+        MODEL_NAME="$(sed -n 's/^name: *//p' "$manifest")"
+        file="$(sed -n 's/^file: *//p' "$manifest")"
+        printf '    %s is the model %s (its sha256 matches the manifest)\n' "$MODEL_FILE" "$MODEL_NAME"
+        run install -m 0644 "$MODEL_FILE" "$MODELS/$file"
+    else
+        file="$(basename "$MODEL_FILE")"
+        CUSTOM_PATH="/var/lib/edge-agent/models/$file"
+        CUSTOM_SHA="$sha"
+        printf '    %s is a custom model (sha256 %s)\n' "$MODEL_FILE" "$sha"
+        run install -m 0644 "$MODEL_FILE" "$MODELS/$file"
+    fi
 elif [ ! -x "$VENV/bin/edge-agent" ]; then
     die "fetching the model needs the venv ($VENV/bin/edge-agent is missing); pass --no-model to skip"
 else
-    run env EDGE_AGENT_MODEL_DIR="$MODELS" "$VENV/bin/edge-agent" models fetch "$MODEL_NAME"
+    if ! run env EDGE_AGENT_MODEL_DIR="$MODELS" "$VENV/bin/edge-agent" models fetch "$MODEL_NAME"; then
+        MODEL_MISSING="$MODEL_NAME"
+        printf '    the model could not be fetched (no internet here?); the install goes on without it\n'
+    fi
     # The fetch writes through a private temporary file; the service user must read it.
     for onnx in "$MODELS"/*.onnx; do
         if [ -e "$onnx" ]; then
@@ -244,6 +304,23 @@ if [ -e "$ETC/config.yaml" ]; then
 else
     run install -m 0644 "$REPO/deploy/config.example.yaml" "$ETC/config.yaml"
     new_config=1
+    if [ -n "$CUSTOM_PATH" ]; then
+        printf '    model: path %s, sha256 %s\n' "$CUSTOM_PATH" "$CUSTOM_SHA"
+        sed -i "s|^  name: yolox-nano\$|  path: $CUSTOM_PATH\n  sha256: $CUSTOM_SHA|" "$ETC/config.yaml"
+    elif [ "$MODEL_NAME" != yolox-nano ]; then
+        sed -i "s|^  name: yolox-nano\$|  name: $MODEL_NAME|" "$ETC/config.yaml"
+    fi
+fi
+if [ "$new_config" = 0 ] && [ -n "$CUSTOM_PATH" ]; then
+    printf '    to use the new model, set in %s:\n' "$ETC/config.yaml"
+    printf '      model: {path: %s, sha256: %s}\n' "$CUSTOM_PATH" "$CUSTOM_SHA"
+fi
+if [ "$REAL" = 1 ]; then
+    # Remote config-set writes the config (and its .previous copy) beside itself: the folder
+    # is the service group's, sticky, so the agent can replace only the files it owns.
+    run chown "root:$SERVICE_USER" "$ETC"
+    run chmod 1775 "$ETC"
+    run chown "$SERVICE_USER:$SERVICE_USER" "$ETC/config.yaml"
 fi
 
 # A secrets file: created once with mode 0600 and never overwritten; the mode
@@ -308,6 +385,39 @@ else
     else
         run systemctl enable --now edge-agent
     fi
+fi
+
+# --- 8. checks --------------------------------------------------------------------
+step "check: edge-agent validate ${ETC}/config.yaml"
+config_ok=0
+if [ ! -x "$VENV/bin/edge-agent" ]; then
+    printf '    skipped (no venv)\n'
+else
+    # As the service sees it: the variables of the env file, the model folder of this install.
+    check() {
+        # $1 inside the single quotes is the inner shell's own argument
+        # shellcheck disable=SC2016
+        env EDGE_AGENT_MODEL_DIR="$MODELS" sh -c 'set -a; [ -r "$1" ] && . "$1"; shift; exec "$@"' \
+            check "$ETC/env" "$VENV/bin/edge-agent" "$@"
+    }
+    if check validate "$ETC/config.yaml" 2>&1 | sed 's/^/    /'; then
+        config_ok=1
+    elif [ "$new_config" = 1 ]; then
+        printf '    (expected on a first install: the config is the example; edit it, then run validate again)\n'
+    fi
+fi
+if [ "$config_ok" = 1 ] && [ "$DO_DOCTOR" = 1 ]; then
+    step "check: edge-agent doctor"
+    # advice for the installer, not a reason to undo the install
+    check doctor --config "$ETC/config.yaml" 2>&1 | sed 's/^/    /' || true
+fi
+
+if [ -n "$MODEL_MISSING" ]; then
+    printf '\ninstall.sh: installed, but without the model %s: there was no way to download it.\n' "$MODEL_MISSING" >&2
+    printf 'Copy the model file onto this box (a USB stick) and run again with\n' >&2
+    printf '  %s --model /path/to/the-model.onnx\n' "$0" >&2
+    printf 'or with EDGE_AGENT_MODEL_CACHE=/folder/holding/it in the environment.\n' >&2
+    exit 1
 fi
 
 step "done"

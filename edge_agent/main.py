@@ -12,7 +12,9 @@ import sys
 from collections.abc import Sequence
 
 # the commands the town's application answers; everything else is the box's
-CONSOLE_COMMANDS = frozenset({"console"})
+CONSOLE_COMMANDS = frozenset({"console", "command", "keys"})
+# the platform side of remote operations (console/fleet_cli.py): no web framework, no database
+FLEET_COMMANDS = frozenset({"command", "keys"})
 # what the `console` extra installs (pyproject.toml): a box has none of it
 CONSOLE_STACK = frozenset(
     {"fastapi", "starlette", "uvicorn", "sse_starlette", "sqlalchemy", "alembic", "psycopg"}
@@ -36,7 +38,12 @@ def command_of(args: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if command_of(args) in CONSOLE_COMMANDS:
+    word = command_of(args)
+    if word in FLEET_COMMANDS:
+        from edge_agent.console.fleet_cli import main as fleet_main
+
+        return fleet_main(args)
+    if word in CONSOLE_COMMANDS:
         from edge_agent.console.cli import main as console_main
 
         try:

@@ -244,6 +244,8 @@ EXPECTED_CHANNELS = {
     TOPICS.stats: (0, False, "stats"),
     TOPICS.counts("{camera}", "{rule}"): (1, True, "count"),
     TOPICS.available: (1, True, "availability"),
+    TOPICS.command("{action}"): (1, False, "command"),
+    TOPICS.command_result("{action}"): (1, False, "commandResult"),
     TOPICS.rule_state("{camera}", "{rule}"): (1, True, "ruleState"),
     TOPICS.latest_snapshot("{camera}"): (1, True, "latestSnapshot"),
     "{discovery_prefix}/{component}/{node_id}/{object_id}/config": (1, True, "discoveryConfig"),
@@ -263,7 +265,10 @@ def test_asyncapi_describes_every_topic() -> None:
     messages = doc["components"]["messages"]
     for name, spec in doc["channels"].items():
         qos, retain, message = EXPECTED_CHANNELS[concrete(name)]
-        operation = spec["publish" if message in ("receipt", "platformStatus") else "subscribe"]
+        # `publish`: what the box receives (receipts, the platform's status, commands);
+        # `subscribe`: what it publishes
+        received = ("receipt", "platformStatus", "command")
+        operation = spec["publish" if message in received else "subscribe"]
         binding = operation["bindings"]["mqtt"]
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
         assert operation["message"]["$ref"] == f"#/components/messages/{message}"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.broker import Mosquitto, make_password_file, mosquitto, mosquitto_factory  # noqa: F401
@@ -165,3 +166,65 @@ def test_webhook_check_names_an_unreadable_secret_and_an_unreachable_platform(tm
     server.close()
     down = check_webhook(cfg, 2)
     assert down.status == "FAIL" and "cannot reach" in down.detail
+
+
+# --- clock synchronisation -------------------------------------------------------------------------
+
+
+def fake_tools(tmp: Path, monkeypatch: pytest.MonkeyPatch, **scripts: str) -> None:
+    """Only the given tools on PATH, each a shell script printing its text (or failing with `!`)."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in scripts.items():
+        body = "exit 1" if text == "!" else f"/bin/cat <<'OUT'\n{text}\nOUT"
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+@pytest.mark.parametrize(
+    ("tools", "status", "detail", "fix"),
+    [
+        ({"timedatectl": "NTP=yes\nNTPSynchronized=yes"}, "OK", "synchronised (timedatectl)", ""),
+        (
+            {"timedatectl": "NTP=no\nNTPSynchronized=no"},
+            "FAIL",
+            "no time service is on",
+            "timedatectl set-ntp true",
+        ),
+        ({"timedatectl": "NTP=yes\nNTPSynchronized=no"}, "FAIL", "not synchronised yet", "UDP port 123"),
+        ({"timedatectl": "!", "chronyc": "Leap status     : Normal"}, "OK", "chrony, leap status Normal", ""),
+        (
+            {"chronyc": "Reference ID    : 0\nLeap status     : Not synchronised"},
+            "FAIL",
+            "chrony has not",
+            "chronyc sources",
+        ),
+        ({"timedatectl": "!"}, "WARN", "cannot tell", "chrony"),
+        ({}, "WARN", "cannot tell", "systemd-timesyncd"),
+    ],
+)
+def test_clock_sync_names_the_state_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tools: dict[str, str], status: str, detail: str, fix: str
+) -> None:
+    from edge_agent.tools import doctor
+    from edge_agent.tools.doctor import check_clock_sync
+
+    monkeypatch.setattr(doctor, "TIMESYNCD_SYNCED", tmp_path / "no-such-mark")
+    fake_tools(tmp_path, monkeypatch, **tools)
+    check = check_clock_sync()
+    assert (check.status, check.what) == (status, "clock sync")
+    assert detail in check.detail and fix in check.fix
+
+
+def test_clock_sync_reads_the_mark_of_systemd_timesyncd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_agent.tools import doctor
+
+    fake_tools(tmp_path, monkeypatch, timedatectl="!")  # no D-Bus to ask, as in a container
+    mark = tmp_path / "synchronized"
+    monkeypatch.setattr(doctor, "TIMESYNCD_SYNCED", mark)
+    assert doctor.check_clock_sync().status == "WARN"
+    mark.touch()
+    assert doctor.check_clock_sync().detail == "synchronised (systemd-timesyncd)"

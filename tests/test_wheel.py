@@ -31,6 +31,8 @@ PACKAGED = {
     "edge_agent/data/mqtt/status.schema.json": REPO / "mqtt" / "status.schema.json",
     "edge_agent/data/mqtt/camera-status.schema.json": REPO / "mqtt" / "camera-status.schema.json",
     "edge_agent/data/mqtt/stats.schema.json": REPO / "mqtt" / "stats.schema.json",
+    "edge_agent/data/mqtt/command.schema.json": REPO / "mqtt" / "command.schema.json",
+    "edge_agent/data/mqtt/command-result.schema.json": REPO / "mqtt" / "command-result.schema.json",
     "edge_agent/data/mqtt/asyncapi.yaml": REPO / "mqtt" / "asyncapi.yaml",
 }
 

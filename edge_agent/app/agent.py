@@ -27,23 +27,35 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from edge_agent.app.checks import check_file
+from edge_agent.app.command_actions import command_listener
+from edge_agent.app.config import load_config
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.systemd import Watchdog, sd_notify
-from edge_agent.app.wiring import camera_pipeline, delivery_of, detector_of, homeassistant_of, worker_count
+from edge_agent.app.wiring import (
+    camera_pipeline,
+    delivery_of,
+    detector_of,
+    homeassistant_of,
+    worker_count,
+)
 from edge_agent.app.workers import WorkerPool, assign_by_load
 from edge_agent.core.backoff import Backoff
-from edge_agent.core.config import CameraConfig, Config, redact
+from edge_agent.core.config import CameraConfig, Config, ConfigError, redact
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Event
 from edge_agent.delivery.status_board import StatusBoard
 from edge_agent.pipeline.camera import CameraPipeline
 from edge_agent.pipeline.detect import Detector
+from edge_agent.pipeline.detect.models import ModelError
 from edge_agent.pipeline.evidence import EvidenceStore
 from edge_agent.sources.rtsp import RtspSource
 
@@ -215,7 +227,15 @@ class CameraRuntime:
 class Agent:
     """Owns the running cameras, the shared detector and the delivery; reloads on SIGHUP."""
 
-    def __init__(self, cfg: Config, config_path: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: str | None = None,
+        fetch_model: Callable[[str], Path] | None = None,
+        interrupted: Mapping[str, str] | None = None,
+    ) -> None:
+        """`fetch_model(name)` gets a model by its manifest for a remote model-update (tools layer);
+        `interrupted` is a config-set the previous run did not finish (`recover_interrupted`)."""
         limit_malloc_arenas()  # before any thread of ours starts
         self.cfg = cfg
         self.config_path = config_path
@@ -227,7 +247,10 @@ class Agent:
         self.wake = threading.Event()  # the main loop's: stop and reload requests
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._reload_lock = threading.Lock()
+        self._reload_waiters: list[Future[list[str]]] = []
         self.watchdog = Watchdog()
+        self.commands = command_listener(self, fetch_model, interrupted)  # None: remote operations off
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -254,6 +277,8 @@ class Agent:
         self.delivery.start()
         self.pool.start()
         self._serve(self.cameras)
+        if self.commands is not None:
+            self.commands.start()
         logger.info(
             "%d detection worker(s), %d onnxruntime thread(s) each", len(self.pool), self.cfg.model.threads
         )
@@ -263,8 +288,26 @@ class Agent:
         self.wake.set()
 
     def request_reload(self) -> None:
+        """SIGHUP's request (safe in a signal handler: no lock)."""
         self._reload.set()
         self.wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def reload_and_wait(self, timeout_s: float) -> list[str]:
+        """A reload by the main loop as SIGHUP does it, asked from another thread; its problems."""
+        if self.stopping:
+            return ["the agent is stopping"]
+        done: Future[list[str]] = Future()
+        with self._reload_lock:
+            self._reload_waiters.append(done)
+        self.request_reload()
+        try:
+            return done.result(timeout_s)
+        except FutureTimeout:
+            return [f"the reload did not finish within {timeout_s:g} s"]
 
     def install_signal_handlers(self) -> None:
         def on_term(signum: int, _frame: FrameType | None) -> None:
@@ -294,7 +337,11 @@ class Agent:
         while not self._stop.is_set():
             if self._reload.is_set():
                 self._reload.clear()
-                self.reload()
+                with self._reload_lock:
+                    waiters, self._reload_waiters = self._reload_waiters, []
+                problems = self.reload()
+                for done in waiters:
+                    done.set_result(problems)
             now = time.monotonic()
             for rt in self.cameras:
                 rt.restart_if_due(now)
@@ -328,6 +375,12 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop readers, end open incidents, flush the outbox to the broker, say offline."""
+        with self._reload_lock:
+            waiters, self._reload_waiters = self._reload_waiters, []
+        for done in waiters:
+            done.set_result(["the agent is stopping"])
+        if self.commands is not None:
+            self.commands.stop()
         self._stop_cameras(self.cameras)
         self.pool.stop(SOURCE_STOP_S)
         left = self.delivery.wait_drained(STOP_DRAIN_S)
@@ -340,34 +393,45 @@ class Agent:
         self.delivery.close()
         logger.info("stopped")
 
-    def reload(self) -> None:
+    def reload(self) -> list[str]:
         """SIGHUP: a new config that passes every check of `run` replaces the cameras; any
-        other is logged and ignored, and the old config keeps running."""
+        other is logged and ignored, and the old config keeps running. A changed `model`
+        section loads the new model first; if it does not load, the reload is refused.
+        Returns the problems (empty when the new config runs)."""
         if self.config_path is None:
-            return
+            return ["no config file to reload"]
+        detector = self.detector
+        try:
+            model = load_config(self.config_path).model
+        except ConfigError:
+            model = self.cfg.model  # the checks below list the problems
+        if model != self.cfg.model:
+            try:
+                detector = load_model(model, self.cfg)
+            except ModelError as err:
+                return _refused([str(err)])
         checked = check_file(
-            self.config_path, need_mqtt=True, camera_files=False, known_labels=list(self.detector.labels)
+            self.config_path, need_mqtt=True, camera_files=False, known_labels=list(detector.labels)
         )
         new = checked.cfg
         if new is None:
-            for p in checked.problems:
-                logger.error("reload refused, the old config keeps running: %s", redact(str(p)))
-            return
+            return _refused([str(p) for p in checked.problems])
+        old_detector, self.detector = self.detector, detector
         try:
             cameras = self._build_cameras(new)
         except Exception as err:  # never expected after the checks; the old cameras keep running
-            logger.error(
-                "reload refused, the old config keeps running: %s", redact(f"{type(err).__name__}: {err}")
-            )
-            return
-        if new.model != self.cfg.model or new.mqtt != self.cfg.mqtt or new.outbox != self.cfg.outbox:
-            logger.warning("reload: model, mqtt and outbox changes take effect at the next restart")
+            self.detector = old_detector
+            return _refused([f"{type(err).__name__}: {err}"])
+        if new.mqtt != self.cfg.mqtt or new.outbox != self.cfg.outbox or new.commands != self.cfg.commands:
+            logger.warning("reload: mqtt, outbox and commands changes take effect at the next restart")
         self._stop_cameras(self.cameras)
-        self.cfg = new
+        self.cfg = new.model_copy(update={"mqtt": self.cfg.mqtt, "outbox": self.cfg.outbox,
+                                          "commands": self.cfg.commands})  # fmt: skip
         self.delivery.reconfigure(homeassistant_of(new))
         self.cameras = cameras
         self._serve(self.cameras)
         logger.info("reloaded %s: %d camera(s)", self.config_path, len(self.cameras))
+        return []
 
     # --- stats -----------------------------------------------------------------------
 
@@ -387,6 +451,18 @@ class Agent:
             workers[rt.worker]["cameras"].append(rt.cam.id)
         out["workers"] = workers
         return out
+
+
+def load_model(model: Any, cfg: Config) -> Detector:
+    """The detector of a reloaded `model` section."""
+    return detector_of(cfg.model_copy(update={"model": model}))
+
+
+def _refused(problems: list[str]) -> list[str]:
+    shown = [redact(p) for p in problems]
+    for p in shown:
+        logger.error("reload refused, the old config keeps running: %s", p)
+    return shown
 
 
 def _reason(error: str | None, state: str) -> str:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_agent.console.fleet import FleetConfig
 from edge_agent.core.config import ConfigError, Problem, redact
 from edge_agent.core.config_load import parse_config_with
 
@@ -219,6 +220,7 @@ class ConsoleConfig(_Model):
     map: MapConfig = Field(default_factory=MapConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    fleet: FleetConfig | None = Field(None, description="remote operations: the key that signs commands")
 
     @field_validator("timezone")
     @classmethod

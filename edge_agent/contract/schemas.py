@@ -17,7 +17,17 @@ from jsonschema import Draft202012Validator
 
 from edge_agent.core.package_data import package_dir
 
-SCHEMA_NAMES = ("event", "status", "camera-status", "stats", "count", "receipt", "platform-status")
+SCHEMA_NAMES = (
+    "event",
+    "status",
+    "camera-status",
+    "stats",
+    "count",
+    "receipt",
+    "platform-status",
+    "command",
+    "command-result",
+)
 _ENV_DIR = "EDGE_AGENT_MQTT_DIR"
 
 

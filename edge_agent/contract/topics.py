@@ -99,6 +99,23 @@ class Topics:
         """`ON` while any incident of the rule is open, else `OFF` (retained)."""
         return f"{self.base}/rules/{_level('camera id', camera)}/{_level('rule id', rule)}/state"
 
+    def command(self, action: str) -> str:
+        """Where the platform sends this box a signed command (`eagleeye.command/1`)."""
+        return f"{self.base}/commands/{_level('action', action)}"
+
+    @property
+    def commands_filter(self) -> str:
+        """What the box subscribes to: every action's commands, never the results beside them."""
+        return f"{self.base}/commands/+"
+
+    def command_result(self, action: str) -> str:
+        """Where the box answers a command (`eagleeye.command-result/1`)."""
+        return f"{self.command(action)}/result"
+
+    @property
+    def command_results_filter(self) -> str:
+        return f"{self.base}/commands/+/result"
+
     def latest_snapshot(self, camera: str) -> str:
         """The camera's newest event snapshot, a JPEG (retained)."""
         return f"{self.base}/cameras/{_level('camera id', camera)}/snapshot"

@@ -131,6 +131,11 @@ class ModelConfig(_Model):
         None, ge=1, le=64, description="Detection worker threads; default: one per physical core"
     )
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="For model.path: the file's sha256, checked at every load as a manifest's is",
+    )
 
 
 class TlsConfig(_Model):
@@ -198,6 +203,20 @@ class EvidenceConfig(_Model):
     max_mb: float = Field(1024, gt=0, allow_inf_nan=False, description="Quota; oldest pictures go first")
     reserve_mb: float = Field(
         64, ge=0, allow_inf_nan=False, description="Disk space no picture may take: room for the outbox"
+    )
+
+
+class CommandsConfig(_Model):
+    """Remote operations (PRODUCT.md): signed commands from the platform over MQTT."""
+
+    public_key_file: str | None = Field(
+        None, description="The platform's Ed25519 public key (PEM); without it no command is taken"
+    )
+    confirm_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="After config-set: how long cameras must stay online and rules run before it is kept",
     )
 
 
@@ -355,6 +374,7 @@ class Config(_Model):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     webhook: WebhookConfig | None = None
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
     cameras: Sequence[CameraConfig] = Field(min_length=1)
 
     def camera(self, camera_id: str) -> CameraConfig:

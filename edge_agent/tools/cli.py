@@ -236,15 +236,21 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.app.agent import Agent
+    from edge_agent.app.command_actions import recover_interrupted
+    from edge_agent.contract.commands import KeyFileError
     from edge_agent.delivery.outbox import OutboxError
 
+    # A remote config-set the last run did not see through goes back before anything reads it.
+    interrupted = recover_interrupted(args.config) if args.config else None
     # A camera file that is missing is that camera's fault, not a reason to stop the others.
     cfg = _load_checked(args.config, need_mqtt=True, camera_files=False)
     if cfg is None:
         return EXIT_PROBLEM
+    from edge_agent.tools.models import fetch_model
+
     try:
-        agent = Agent(cfg, args.config)
-    except (ModelError, OutboxError, OSError) as err:
+        agent = Agent(cfg, args.config, fetch_model=lambda name: fetch_model(name), interrupted=interrupted)
+    except (ModelError, OutboxError, OSError, KeyFileError) as err:
         return _fail(str(err))
     agent.install_signal_handlers()
     return agent.run()

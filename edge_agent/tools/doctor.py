@@ -7,6 +7,7 @@ every URL is shown through `redact()`.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import numpy as np
 
 from edge_agent.app.checks import check_file
 from edge_agent.app.wiring import topics_of
+from edge_agent.contract.commands import KeyFileError, load_public_key
 from edge_agent.core.config import CameraConfig, Config, redact
 from edge_agent.pipeline.detect.models import ModelError, cached_sha256, load_manifest, model_dir
 
@@ -238,6 +240,80 @@ def check_clock() -> Check:
     return Check("OK", "clock", f"system time {now}")
 
 
+CLOCK_TOOL_TIMEOUT_S = 5.0
+TIMESYNCD_SYNCED = Path("/run/systemd/timesync/synchronized")  # touched by timesyncd once in sync
+_NOT_SYNCED_WHY = "event times, TLS certificates and the expiry of remote commands go wrong"
+
+
+def _tool_output(*args: str) -> str | None:
+    """stdout of a system tool, or None where it is missing or fails (no systemd in a container)."""
+    if shutil.which(args[0]) is None:
+        return None
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=CLOCK_TOOL_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def check_clock_sync() -> Check:
+    """Whether the clock is synchronised to a time server: a Pi has no battery clock, and boots
+    with the time it had when it was switched off until NTP sets it right."""
+    out = _tool_output("timedatectl", "show", "-p", "NTP", "-p", "NTPSynchronized")
+    if out is not None:
+        values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        if values.get("NTPSynchronized") == "yes":
+            return Check("OK", "clock sync", "synchronised (timedatectl)")
+        if values.get("NTP") != "yes":
+            return Check(
+                "FAIL", "clock sync", f"not synchronised and no time service is on: {_NOT_SYNCED_WHY}",
+                "sudo timedatectl set-ntp true (systemd-timesyncd), or install chrony",
+            )  # fmt: skip
+        return Check(
+            "FAIL", "clock sync", f"the time service is on but not synchronised yet: {_NOT_SYNCED_WHY}",
+            "let it reach a time server: open UDP port 123, or name a local server (NTP= in "
+            "/etc/systemd/timesyncd.conf, or a `server` line in /etc/chrony/chrony.conf); "
+            "`timedatectl timesync-status` or `chronyc sources` shows what it tries",
+        )  # fmt: skip
+    if TIMESYNCD_SYNCED.exists():  # systemd-timesyncd's own mark, where timedatectl cannot ask it
+        return Check("OK", "clock sync", "synchronised (systemd-timesyncd)")
+    out = _tool_output("chronyc", "tracking")
+    if out is not None:
+        leap = next(
+            (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Leap status")), ""
+        )
+        if leap and leap != "Not synchronised":
+            return Check("OK", "clock sync", f"synchronised (chrony, leap status {leap})")
+        return Check(
+            "FAIL", "clock sync", f"chrony has not synchronised the clock: {_NOT_SYNCED_WHY}",
+            "check `chronyc sources`; open UDP port 123 or add a reachable `server` to "
+            "/etc/chrony/chrony.conf",
+        )  # fmt: skip
+    return Check(
+        "WARN", "clock sync",
+        "cannot tell whether the clock is synchronised (neither timedatectl nor chronyc answers)",
+        "run a time service: systemd-timesyncd (sudo timedatectl set-ntp true) or chrony",
+    )  # fmt: skip
+
+
+def check_commands(cfg: Config) -> list[Check]:
+    """Remote operations: the platform's public key must load, or the agent does not start."""
+    key_file = cfg.commands.public_key_file
+    if key_file is None:
+        return []
+    try:
+        load_public_key(key_file)
+    except KeyFileError as err:
+        return [
+            Check("FAIL", "commands", str(err), "copy the town's public key (edge-agent keys generate) there")
+        ]
+    return [
+        Check(
+            "OK", "commands", f"signed by the key in {key_file}, confirmed for {cfg.commands.confirm_s:g} s"
+        )
+    ]
+
+
 def _guarded(what: str, check: Callable[[], list[Check]]) -> list[Check]:
     """A check that raises is a FAIL line with the reason, never a traceback: doctor is what a
     person runs when something is already wrong."""
@@ -261,4 +337,6 @@ def run_checks(config_path: str) -> Iterator[Check]:
         yield from _guarded("webhook", lambda: [check_webhook(cfg)])
     yield from _guarded("outbox", lambda: [check_directory("outbox", Path(cfg.outbox.path).parent)])
     yield from _guarded("evidence", lambda: [check_directory("evidence", Path(cfg.evidence.dir))])
+    yield from _guarded("commands", lambda: check_commands(cfg))
     yield check_clock()
+    yield from _guarded("clock sync", lambda: [check_clock_sync()])

@@ -83,8 +83,8 @@ def fetch_model(
         logger.warning("model file %s has sha256 %s, expected %s: replacing it", target, got, manifest.sha256)
         target.unlink()
 
-    cached = cache / manifest.file
-    from_cache = cached.is_file()
+    cached = cache / manifest.file if cache is not None else None
+    from_cache = cached is not None and cached.is_file()
     source = str(cached) if from_cache else manifest.url
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def fetch_model(
     tmp_path = Path(tmp.name)
     try:
         with tmp:
-            if from_cache:
+            if cached is not None and from_cache:
                 logger.info("copying model %s from %s", name, cached)
                 with cached.open("rb") as src:
                     shutil.copyfileobj(src, tmp, _CHUNK)
@@ -114,9 +114,11 @@ def fetch_model(
         tmp_path.chmod(0o644)
         tmp_path.replace(target)
     except OSError as err:  # urllib's URLError and HTTPError are OSErrors too
+        looked = f", not in {cache} either" if cache is not None and not from_cache else ""
         raise ModelError(
-            f"cannot fetch model {name} from {source}: {_os_reason(err)} "
-            f"(or put {manifest.file} into {cache} or {target_dir} by hand)"
+            f"cannot fetch model {name} from {source}: {_os_reason(err)}{looked}. Without internet: "
+            f"copy {manifest.file} onto this machine and set EDGE_AGENT_MODEL_CACHE to its folder "
+            f"(deploy/install.sh --model FILE does that), or put it into {target_dir} by hand"
         ) from err
     finally:
         tmp_path.unlink(missing_ok=True)

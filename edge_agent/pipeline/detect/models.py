@@ -159,13 +159,15 @@ def manifest_dirs() -> list[Path]:
     return out
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
     """A local copy of model files to fetch from: `$EDGE_AGENT_MODEL_CACHE`, else `../shared/models`
-    beside a source checkout (development and CI machines keep the weights there)."""
+    beside a source checkout (development and CI machines keep the weights there); None on an
+    installed box without the variable (no folder inside the package is a place to put weights)."""
     env = os.environ.get("EDGE_AGENT_MODEL_CACHE")
     if env:
         return Path(env)
-    return (source_checkout() or REPO_ROOT).parent / "shared" / "models"
+    repo = source_checkout()
+    return repo.parent / "shared" / "models" if repo is not None else None
 
 
 # `resolve_model` takes a `model_dir` argument that shadows the function.
@@ -331,6 +333,14 @@ def one_line(err: BaseException) -> str:
 def _resolve_path(cfg: ModelConfig, path: Path) -> ResolvedModel:
     if not path.is_file():
         raise ModelError(f"model file {path} (model.path) does not exist")
+    if cfg.sha256 is not None:
+        # checked before onnxruntime reads a byte: flipped weights load and run, detecting nothing
+        got = cached_sha256(path)
+        if got != cfg.sha256.lower():
+            raise ModelError(
+                f"model file {path} has sha256 {got} but model.sha256 says {cfg.sha256.lower()}: "
+                "the file is damaged or replaced; copy it again, or set model.sha256 to the new file's"
+            )
     meta, (w, h), out_shape = _inspect_onnx(path)
     try:
         decoder = cfg.decoder or infer_decoder(out_shape, w, h)
@@ -368,6 +378,8 @@ def resolve_model(cfg: ModelConfig, *, model_dir: Path | None = None) -> Resolve
         return _resolve_path(cfg, Path(cfg.path).expanduser())
     if not cfg.name:
         raise ModelError("model: set either name (a manifest in models/) or path (an ONNX file)")
+    if cfg.sha256 is not None:
+        raise ModelError("model.sha256 is for model.path; a manifest's model is checked by its manifest")
     manifest = load_manifest(cfg.name)
     folder = model_dir if model_dir is not None else _default_model_dir()
     path = folder / manifest.file
