@@ -110,7 +110,7 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsoleProc
                              authorization=basic).start()  # fmt: skip
     box = DemoBox(tmp, broker.url)
     for cam in DEMO.cameras:
-        box.publisher.set_camera_status(cam.id, "online")
+        box.publisher.board.set_camera_status(cam.id, "online")
     try:
         yield console, box
     finally:
@@ -332,7 +332,7 @@ def test_the_map_places_the_demo_cameras_on_a_plan_with_their_health(
     browser: Any, town: tuple[ConsoleProcess, DemoBox]
 ) -> None:
     console, box = town
-    box.publisher.set_camera_status("market-street", "offline")
+    box.publisher.board.set_camera_status("market-street", "offline")
     page = open_page(browser, WIDE)
     page.goto(console.url + "map")
     page.wait_for_selector('#map-page[data-ready="1"][data-mode="plan"]')  # no tile server in the tests
