@@ -427,3 +427,37 @@ def test_background_ids_are_positive_and_distinct_per_object() -> None:
     ids = sorted(e.objects[0].track_id for e in found)
     assert len(ids) == 2 and ids[0] != ids[1]
     assert all(BACKGROUND_ID_BASE < i < BACKGROUND_ID_BASE + 100 for i in ids)
+
+
+# --- the owner's best view ---------------------------------------------------------
+
+
+def test_the_start_names_the_owner_with_a_crop_of_their_best_view_near_the_bag() -> None:
+    (start,) = starts(run(camera(), dumping, 30))
+    owner = start.owner
+    assert owner is not None
+    assert owner.track_id == start.details["owner_track"] and owner.label == "person"
+    # the person carries the bag in (t < 5) and walks off (5-12 s): seen near it while bringing it
+    assert 0.0 <= owner.media_s <= 6.0
+    _, y1, _, y2 = owner.xyxy
+    assert (y2 - y1) == 110  # the scripted person's box, whole
+    assert owner.crop.ndim == 3 and owner.crop.shape[0] >= 110 and owner.crop.shape[1] >= 40
+
+
+def test_the_owner_crop_is_cut_from_the_analysed_frame() -> None:
+    def image(i: int) -> npt.NDArray[np.uint8]:
+        img = np.full((H, W, 3), 128, np.uint8)
+        img[:, :, 2] = 200  # a red picture: the crop must be red too
+        return img
+
+    (start,) = starts(run(camera(), dumping, 30, image))
+    assert start.owner is not None
+    assert float(start.owner.crop[:, :, 2].mean()) == 200.0
+
+
+def test_nobody_near_means_no_owner() -> None:
+    def script(t: float) -> list[Row]:
+        return [(190.0, 230.0, 214.0, 254.0, 0.8, SUITCASE)] if t >= 2 else []
+
+    (start,) = starts(run(camera(), script, 20))
+    assert start.owner is None and start.details["owner_track"] is None

@@ -164,3 +164,26 @@ def test_an_object_taken_away_starts_no_incident(clip: str) -> None:
         assert ends, (rule, "the object's going ends its incident")
         late = [e["media_s"] for e in events if e["phase"] == "start" and e["media_s"] > min(ends)]
         assert late == [], (rule, late)
+
+
+@pytest.mark.parametrize("clip", sorted({t.clip for t in TRUTH if t.incidents > 0 and t.rule == "dumping"}))
+def test_a_dumping_event_names_its_owner_seen_near_the_object(clip: str) -> None:
+    """The person who brought the object, at their best view near it, around the moment they put it
+    down (the truth table's from_s), with a crop (`<event_id>-owner.jpg` in replay); the clip runs
+    from before they came until after they left and the alert."""
+    (truth,) = [t for t in TRUTH if t.clip == clip and t.rule == "dumping"]
+    assert truth.from_s is not None
+    for e in golden(clip):
+        if e["kind"] != "left_object":
+            continue
+        owner = e["owner"]
+        assert owner["track_id"] == e["details"]["owner_track"]
+        assert owner["label"] == "person"
+        assert truth.from_s - 8.0 <= owner["media_s"] <= truth.from_s + 6.0, owner["media_s"]
+        assert owner["crop"]["width"] >= 32 and owner["crop"]["height"] >= 96
+        assert e["alarm_type"] == 3
+        if e["phase"] == "start":
+            # the carrier walks in at most 8 s before the drop and is out of the picture 6 s after it
+            clip = e["clip"]
+            assert clip["start_media_s"] <= max(0.0, truth.from_s - 8.0), clip
+            assert clip["end_media_s"] >= max(truth.from_s + 6.0, e["media_s"]), clip

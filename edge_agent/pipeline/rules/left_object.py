@@ -111,6 +111,7 @@ class LeftObject:
         oidx = select(scene, self.owner_labels, self.min_score)
         owner_boxes = dets.xyxy[oidx].astype(np.float32).reshape(-1, 4)
         self.owners.remember(now, dets.track_id[oidx], owner_boxes)
+        self.owners.see(scene, oidx, self.store.of("detector") + self.store.of("background"))
 
         ghosts: list[Region] = []
         found: list[Region] = []

@@ -78,7 +78,7 @@ class BackgroundPath:
                 key, n = self.store.new_key("r")
                 region = Static(key, "background", BACKGROUND_ID_BASE + n, reg.xyxy, reg.xyxy, now, now)
                 region.score = reg.score
-                region.owner = self.owners.owner_for(reg.xyxy, now)
+                region.owner = self.owners.claim(region.key, reg.xyxy, now)
                 self.store.add(region)
             else:
                 free.remove(match)
@@ -88,7 +88,7 @@ class BackgroundPath:
                     region.still_box, region.still_since_s = reg.xyxy, now
                 region.box, region.last_seen_s, region.score = reg.xyxy, now, reg.score
                 if region.owner is None:
-                    region.owner = self.owners.owner_for(reg.xyxy, now)
+                    region.owner = self.owners.claim(region.key, reg.xyxy, now)
             covered = box_overlap_of_first(np.array([reg.xyxy]), owner_boxes.reshape(-1, 4))
             if (covered >= EXPLAIN_COVER).any() or self.store.claimed(reg.xyxy, "detector", EXPLAIN_COVER):
                 region.explained_s = now
@@ -131,7 +131,13 @@ class BackgroundPath:
             if named is not None:
                 details["detector"] = named
             out.append(
-                Observation(key=region.key, since_s=region.still_since_s, objects=(ref,), details=details)
+                Observation(
+                    key=region.key,
+                    since_s=region.still_since_s,
+                    objects=(ref,),
+                    details=details,
+                    owner=self.owners.best(region.key, region.owner),
+                )
             )
         holding = {o.key for o in out}
         out.extend(removed(self._holding - holding))

@@ -86,7 +86,7 @@ class DetectorPath:
             if match is None:
                 key, _ = self.store.new_key("o")
                 cand = Static(key, "detector", ref.track_id, ref.xyxy, ref.xyxy, now, now, ref=ref)
-                cand.owner = self.owners.owner_for(ref.xyxy, now)
+                cand.owner = self.owners.claim(cand.key, ref.xyxy, now)
                 self.store.add(cand)
                 continue
             free.remove(match)
@@ -100,9 +100,9 @@ class DetectorPath:
                 if now - cand.still_since_s >= SETTLED_S:
                     self.store.forget_place([cand.still_box], now)
                 cand.still_box, cand.still_since_s = ref.xyxy, now
-                cand.owner = self.owners.owner_for(ref.xyxy, now)
+                cand.owner = self.owners.claim(cand.key, ref.xyxy, now)
             elif cand.owner is None:
-                cand.owner = self.owners.owner_for(ref.xyxy, now)
+                cand.owner = self.owners.claim(cand.key, ref.xyxy, now)
         gone = [c for c in cands if now - c.last_seen_s > LOST_S or hit_by_ghost(c.still_box, ghosts)]
         self.store.drop(gone)
         self.store.forget_place(
@@ -124,6 +124,7 @@ class DetectorPath:
                     since_s=cand.still_since_s,
                     objects=(cand.ref,),
                     details={"owner_track": cand.owner, "path": "detector"},
+                    owner=self.owners.best(cand.key, cand.owner),
                 )
             )
         held = {o.key for o in out}

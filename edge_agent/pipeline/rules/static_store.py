@@ -9,7 +9,9 @@
   behind (its ghost, a patch the background model had half learnt, a wet spot), never
   a new incident.
 - `OwnerHistory`: the owner-label boxes of the last `OWNER_LOOKBACK_S`, from which the
-  owner of a candidate (the person or vehicle that covered its place most) is chosen.
+  owner of a candidate (the person or vehicle that covered its place most) is chosen, and
+  the best view of each owner-label track near each candidate (its box times its score at
+  its largest), with a crop of it: the event's `owner` and its picture.
 
 Background candidates get track ids of their own range, `BACKGROUND_ID_BASE + n`: they
 are positive like the tracker's (users see `object#…`), and the tracker, counting from 1
@@ -18,14 +20,18 @@ per camera, never reaches them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 
 from edge_agent.core.geometry import box_iou, box_overlap_of_first
-from edge_agent.core.types import EventObject
+from edge_agent.core.types import EventObject, OwnerSighting
+from edge_agent.pipeline.rules.base import Scene
 from edge_agent.pipeline.rules.zones import Box
 
 Path = Literal["detector", "background"]
@@ -35,6 +41,9 @@ VANISHED_IOU = 0.2  # a region overlapping a vanished place this much (IoU) ...
 VANISHED_COVER = 0.5  # ... or lying this much inside it is what the object left behind
 OWNER_LOOKBACK_S = 10.0  # how far back the owner is looked for
 NEAR_MARGIN = 0.25  # an owner-label box, widened by this share of its height, "is near" an object
+OWNER_CROP_PX = 192  # an owner crop's long side at most (pixels)
+VIEW_EVERY_S = 0.5  # a view (with a crop) of each owner-label track is kept this often
+CROP_MARGIN = 0.1  # an owner crop's margin around the box, as a share of the box's size
 
 
 @dataclass
@@ -114,12 +123,107 @@ class StaticStore:
 
 class OwnerHistory:
     """The owner-label boxes of the last OWNER_LOOKBACK_S as flat arrays, oldest first:
-    appended and trimmed per frame without a loop over the history."""
+    appended and trimmed per frame without a loop over the history; and, per candidate and
+    owner-label track seen near it, the best view of that track (`see`, `best`)."""
 
     def __init__(self) -> None:
         self._ts = np.zeros(0, np.float64)
         self._ids = np.zeros(0, np.int64)
         self._boxes = np.zeros((0, 4), np.float32)
+        self._best: dict[tuple[str, int], OwnerSighting] = {}
+        self._views: dict[int, list[OwnerSighting]] = {}  # per track: a view each VIEW_EVERY_S
+        self._near: dict[tuple[str, int], tuple[float, float]] = {}  # first and last seen near
+
+    def see(self, scene: Scene, owner_idx: np.ndarray, candidates: list[Static]) -> None:
+        """Keep recent views of every owner-label track (one each `VIEW_EVERY_S`, with a crop) and,
+        for each candidate whose owner is near it now, that owner's best view near it so far (the
+        largest box times its score: a near, whole, sharp view)."""
+        now = scene.media_s
+        keys = {c.key for c in candidates}
+        self._best = {k: v for k, v in self._best.items() if k[0] in keys}
+        self._near = {k: v for k, v in self._near.items() if k[0] in keys}
+        self._views = {
+            t: [v for v in views if now - v.media_s <= OWNER_LOOKBACK_S] for t, views in self._views.items()
+        }
+        self._views = {t: views for t, views in self._views.items() if views}
+        if len(owner_idx) == 0:
+            return
+        dets = scene.dets
+        assert dets.track_id is not None
+        boxes = dets.xyxy[owner_idx].astype(np.float32).reshape(-1, 4)
+        for j, i in enumerate(owner_idx.tolist()):
+            tid = int(dets.track_id[i])
+            views = self._views.setdefault(tid, [])
+            if not views or now - views[-1].media_s >= VIEW_EVERY_S:
+                views.append(self._view(scene, i, boxes[j]))
+        owned = [c for c in candidates if c.owner is not None]
+        if not owned:
+            return
+        ids = dets.track_id[owner_idx]
+        for c in owned:
+            hit = np.flatnonzero(ids == c.owner)
+            if len(hit) == 0:
+                continue
+            j = int(hit[0])
+            if (
+                not box_overlap_of_first(boxes[j : j + 1], np.array([_widened(c.box)], np.float32))[0, 0]
+                > 0.0
+            ):
+                continue
+            key = (c.key, int(ids[j]))
+            self._near[key] = (self._near.get(key, (now, now))[0], now)
+            prev = self._best.get(key)
+            if prev is None or _quality(prev) < float(_area(boxes[j]) * dets.score[owner_idx[j]]):
+                self._best[key] = self._view(scene, int(owner_idx[j]), boxes[j])
+
+    @staticmethod
+    def _view(scene: Scene, i: int, box: np.ndarray) -> OwnerSighting:
+        frame = scene.frame
+        assert scene.dets.track_id is not None
+        return OwnerSighting(
+            track_id=int(scene.dets.track_id[i]),
+            label=scene.label_of(i),
+            xyxy=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+            frame_size=(frame.width, frame.height),
+            media_s=frame.media_s,
+            wall_ts=frame.wall_ts,
+            crop=owner_crop(frame.image, box),
+            score=float(scene.dets.score[i]),
+        )
+
+    def claim(self, key: str, box: Box, now: float) -> int | None:
+        """The owner of candidate `key` at `box` (`owner_for`); its best recent view near `box` and
+        when it was first and last near there (from the history) are kept for the candidate."""
+        owner = self.owner_for(box, now)
+        if owner is None:
+            return None
+        wide = np.array([_widened(box)], np.float32)
+        mine = (self._ids == owner) & (box_overlap_of_first(self._boxes, wide)[:, 0] > 0.0)
+        if mine.any():
+            ts = self._ts[mine]
+            first, last = self._near.get((key, owner), (float(ts.min()), float(ts.max())))
+            self._near[(key, owner)] = (min(first, float(ts.min())), max(last, float(ts.max())))
+        views = [
+            v
+            for v in self._views.get(owner, [])
+            if box_overlap_of_first(np.array([v.xyxy], np.float32), wide)[0, 0] > 0.0
+        ]
+        if views:
+            best = max(views, key=_quality)
+            prev = self._best.get((key, owner))
+            if prev is None or _quality(prev) < _quality(best):
+                self._best[(key, owner)] = best
+        return owner
+
+    def best(self, key: str, track_id: int | None) -> OwnerSighting | None:
+        """The best view of track `track_id` near candidate `key`, if it was seen near it."""
+        if track_id is None:
+            return None
+        found = self._best.get((key, track_id))
+        if found is None:
+            return None
+        arrived, left = self._near.get((key, track_id), (found.media_s, found.media_s))
+        return dataclasses.replace(found, arrived_s=arrived, left_s=left)
 
     def remember(self, now: float, ids: np.ndarray, boxes: np.ndarray) -> None:
         keep = int(np.searchsorted(self._ts, now - OWNER_LOOKBACK_S, side="left"))
@@ -132,9 +236,7 @@ class OwnerHistory:
         ts, ids, boxes = self._ts, self._ids, self._boxes
         if len(ids) == 0:
             return None
-        w, h = box[2] - box[0], box[3] - box[1]
-        wide = np.array([[box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2]])
-        cover = box_overlap_of_first(wide, boxes)[0]
+        cover = box_overlap_of_first(np.array([_widened(box)]), boxes)[0]
         ok = (cover > 0.0) & (now - ts <= OWNER_LOOKBACK_S)
         if not ok.any():
             return None
@@ -142,6 +244,35 @@ class OwnerHistory:
         # the largest cover, then the latest time, then the first stored
         order = np.lexsort((cand, -ts[cand], -cover[cand]))
         return int(ids[cand[order[0]]])
+
+
+def _area(box: np.ndarray) -> float:
+    return float((box[2] - box[0]) * (box[3] - box[1]))
+
+
+def _quality(view: OwnerSighting) -> float:
+    """How good a view of an owner is: its box's area times its score (near, whole, sharp)."""
+    return _area(np.array(view.xyxy)) * view.score
+
+
+def _widened(box: Box) -> Box:
+    w, h = box[2] - box[0], box[3] - box[1]
+    return (box[0] - w / 2, box[1] - h / 2, box[2] + w / 2, box[3] + h / 2)
+
+
+def owner_crop(image: npt.NDArray[np.uint8], box: np.ndarray) -> npt.NDArray[np.uint8]:
+    """The owner's box (with a margin of `CROP_MARGIN` of its size) cut from `image`, its long side
+    brought down to `OWNER_CROP_PX` at most; a copy, so the frame can go."""
+    h, w = image.shape[:2]
+    bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
+    x1, y1 = max(int(box[0] - CROP_MARGIN * bw), 0), max(int(box[1] - CROP_MARGIN * bh), 0)
+    x2, y2 = min(int(box[2] + CROP_MARGIN * bw) + 1, w), min(int(box[3] + CROP_MARGIN * bh) + 1, h)
+    part = image[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)]
+    scale = OWNER_CROP_PX / max(part.shape[0], part.shape[1])
+    if scale < 1.0:
+        size = (max(1, round(part.shape[1] * scale)), max(1, round(part.shape[0] * scale)))
+        return np.asarray(cv2.resize(part, size, interpolation=cv2.INTER_AREA), np.uint8)
+    return part.copy()
 
 
 def near_owner(box: Box, owner_boxes: np.ndarray) -> bool:
