@@ -101,8 +101,9 @@ def test_listen_puts_a_clip_together_through_mosquitto(mosquitto: Mosquitto, tmp
     items = [(TOPICS.clip(good.event_id, i), p) for i, p in reversed(list(enumerate(parts)))]
     items.insert(1, (TOPICS.event("cam-a", "dumping"), good.to_json().encode()))
     items.append((TOPICS.clip(good.event_id, 0), parts[0]))  # a re-send after the clip was saved
-    items.append((TOPICS.event("cam-a", "dumping"), damaged.to_json().encode()))
+    # the damaged clip's chunk before its event: listen stops at its second event (--count 2)
     items.append((TOPICS.clip(damaged.event_id, 0), b"\xff" + damaged_bytes[1:]))
+    items.append((TOPICS.event("cam-a", "dumping"), damaged.to_json().encode()))
     _raw_publish(mosquitto.port, items)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
