@@ -92,7 +92,7 @@ class LeftObject:
         self.owner_labels = list(rule.owner_labels)
         self.min_score = min_score
         self.min_area = rule.min_area
-        zone = PixelPolygon(polygon)
+        zone = self.zone = PixelPolygon(polygon)
         self.store = StaticStore()
         self.owners = OwnerHistory()
         self.detector = DetectorPath(self.labels, min_score, rule.min_static_s, zone, self.store, self.owners)
@@ -104,6 +104,18 @@ class LeftObject:
         )
         self.uses_thumbnail = self.background is not None  # `Scene.grey`, every frame
 
+    def _near_zone(self, scene: Scene) -> tuple[float, float, float, float]:
+        """The zone's bounding box grown by a quarter of the frame each way: where an owner's view
+        can be near an object in the zone (objects count up to ZONE_TOLERANCE outside it)."""
+        w, h = scene.frame.width, scene.frame.height
+        pts = self.zone.pixels(w, h)
+        return (
+            float(pts[:, 0].min()) - w / 4,
+            float(pts[:, 1].min()) - h / 4,
+            float(pts[:, 0].max()) + w / 4,
+            float(pts[:, 1].max()) + h / 4,
+        )
+
     def update(self, scene: Scene) -> list[Observation]:
         now = scene.media_s
         dets = scene.dets
@@ -111,7 +123,9 @@ class LeftObject:
         oidx = select(scene, self.owner_labels, self.min_score)
         owner_boxes = dets.xyxy[oidx].astype(np.float32).reshape(-1, 4)
         self.owners.remember(now, dets.track_id[oidx], owner_boxes)
-        self.owners.see(scene, oidx, self.store.of("detector") + self.store.of("background"))
+        self.owners.see(
+            scene, oidx, self.store.of("detector") + self.store.of("background"), self._near_zone(scene)
+        )
 
         ghosts: list[Region] = []
         found: list[Region] = []

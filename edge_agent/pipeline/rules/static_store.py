@@ -134,10 +134,13 @@ class OwnerHistory:
         self._views: dict[int, list[OwnerSighting]] = {}  # per track: a view each VIEW_EVERY_S
         self._near: dict[tuple[str, int], tuple[float, float]] = {}  # first and last seen near
 
-    def see(self, scene: Scene, owner_idx: np.ndarray, candidates: list[Static]) -> None:
-        """Keep recent views of every owner-label track (one each `VIEW_EVERY_S`, with a crop) and,
-        for each candidate whose owner is near it now, that owner's best view near it so far (the
-        largest box times its score: a near, whole, sharp view)."""
+    def see(
+        self, scene: Scene, owner_idx: np.ndarray, candidates: list[Static], area: Box | None = None
+    ) -> None:
+        """Keep recent views of every owner-label track in `area` (one each `VIEW_EVERY_S`, with a
+        crop) and, for each candidate whose owner is near it now, that owner's best view near it so
+        far (the largest box times its score: a near, whole, sharp view). A view far from the
+        rule's zone can never be near an object in it: `area` keeps memory to the people there."""
         now = scene.media_s
         keys = {c.key for c in candidates}
         self._best = {k: v for k, v in self._best.items() if k[0] in keys}
@@ -151,7 +154,14 @@ class OwnerHistory:
         dets = scene.dets
         assert dets.track_id is not None
         boxes = dets.xyxy[owner_idx].astype(np.float32).reshape(-1, 4)
+        inside = (
+            box_overlap_of_first(boxes, np.array([area], np.float32))[:, 0] > 0.0
+            if area is not None
+            else np.ones(len(boxes), bool)
+        )
         for j, i in enumerate(owner_idx.tolist()):
+            if not inside[j]:
+                continue
             tid = int(dets.track_id[i])
             views = self._views.setdefault(tid, [])
             if not views or now - views[-1].media_s >= VIEW_EVERY_S:
