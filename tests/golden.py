@@ -1,8 +1,9 @@
 """Golden replays that pin what the project decides, not a third-party encoder's bytes.
 
-A golden event file is the replay's event file with one field left out: the
-snapshot's `sha256`, which hashes the JPEG bytes that OpenCV's encoder writes
-(another OpenCV release writes other bytes for the same picture). Everything the
+A golden event file is the replay's event file with the fields left out that hash or
+count a third party's bytes: the snapshot's and the owner crop's `sha256` (the JPEG bytes
+OpenCV's encoder writes; another release writes other bytes for the same picture) and
+the clip's `sha256`, `bytes` and `chunks` (FFmpeg's muxer). Everything the
 rules decide (ids, phases, times, boxes, scores as written, labels, details)
 stays compared byte for byte.
 
@@ -12,7 +13,7 @@ and grey, against a committed reference picture (`fixtures/snapshots/<clip>/
 and a missing or moved box does not, leaving out the letters of the text labels
 (measured in docs/maintaining.md). The
 `sha256` itself is still checked: it must be the hash of the evidence file
-written for the event, as a platform checks it.
+written for the event (`<event_id>.jpg`, `<event_id>-owner.jpg`), as a platform checks it.
 
 `EDGE_AGENT_UPDATE_GOLDEN=1` (what `make goldens` sets) writes the golden files
 and reference pictures from this run instead of comparing.
@@ -50,6 +51,11 @@ def without_encoder_bytes(events_text: str) -> str:
         event = json.loads(line)
         if event.get("snapshot"):
             event["snapshot"].pop("sha256", None)
+        if (event.get("owner") or {}).get("crop"):
+            event["owner"]["crop"].pop("sha256", None)
+        if event.get("clip"):  # the muxer's bytes: FFmpeg's, not the project's
+            for key in ("sha256", "bytes", "chunks"):
+                event["clip"].pop(key, None)
         out.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
     return "".join(f"{line}\n" for line in out)
 
@@ -100,6 +106,15 @@ def check_golden(clip: str, events_path: Path, evidence_dir: Path, golden_path: 
     for ev in starts:
         jpeg = (evidence_dir / f"{ev['event_id']}.jpg").read_bytes()
         assert hashlib.sha256(jpeg).hexdigest() == ev["snapshot"]["sha256"], ev["event_id"]
+    for ev in events:  # and the owner crop's: every phase that names it
+        crop = (ev.get("owner") or {}).get("crop")
+        if crop:
+            jpeg = (evidence_dir / f"{ev['event_id']}-owner.jpg").read_bytes()
+            assert hashlib.sha256(jpeg).hexdigest() == crop["sha256"], ev["event_id"]
+        if ev.get("clip"):
+            mp4 = (evidence_dir / f"{ev['event_id']}.mp4").read_bytes()
+            assert hashlib.sha256(mp4).hexdigest() == ev["clip"]["sha256"], ev["event_id"]
+            assert len(mp4) == ev["clip"]["bytes"], ev["event_id"]
     refs = SNAPSHOT_REFS / clip
     if updating():
         golden_path.write_text(without_encoder_bytes(text), encoding="utf-8")

@@ -239,6 +239,13 @@ def test_remote_operations_on_a_live_box(town: tuple[Mosquitto, Box, Path, RtspS
         assert inventory["versions"]["edge-agent"] and inventory["disk"]["outbox_free_mb"] > 0
         wait_until(lambda: cli(console, "--json", "ping").stdout.count('"online"') == 1, 30, "camera online")
 
+        # config-get: the file's text as it is (no password in this one) and its sha256
+        got = cli(console, "config-get", "-o", str(box.tmp / "read.yaml"))
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.startswith("testsite/edge-t config-get: applied: ")
+        assert (box.tmp / "read.yaml").read_text() == box.config.read_text()
+        assert json.loads(got.stdout.split("\n", 1)[1])["sha256"] == box.config_sha()
+
         # config-set adding a rule: applied after confirm_s, the new rule's events arrive
         cam = camera("cam", _server.url)
         cam["rules"] = [

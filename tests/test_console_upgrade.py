@@ -9,6 +9,7 @@ workflow states with their audit rows.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -18,11 +19,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from edge_agent.console import queries
+from edge_agent.console import devices, queries, tables
 from edge_agent.console.db import Database, DatabaseError
 from edge_agent.console.migrations import head, migrate
 from edge_agent.console.records import parse_message
 from edge_agent.console.store import write_batch
+from edge_agent.contract.commands import CommandResult
 from tests.broker import make_event
 from tests.postgres import postgres_server, postgres_url  # noqa: F401
 
@@ -75,7 +77,7 @@ def test_a_first_release_database_upgrades_in_place_and_keeps_every_row(v1_db: D
     verdicts = _rows(v1_db, "verdicts", "id, event_id, verdict, by_user, at, note")
     assert all(before.values()) and len(verdicts) == 4, "the test data has rows in every table"
 
-    assert migrate(v1_db) == ["0002"]  # stamped at 0001 (the first release's schema), then upgraded
+    assert migrate(v1_db) == ["0002", "0003"]  # stamped at 0001 (the first release's schema), then upgraded
     assert migrate(v1_db) == []
     for table, cols in V1_TABLES.items():
         assert _rows(v1_db, table, cols) == before[table], table
@@ -137,6 +139,36 @@ def test_an_upgraded_database_takes_new_rows_after_the_old_ones(v1_db: Database)
         listed = queries.incidents(conn, queries.IncidentFilter(tab="all"))
     assert new_id > old_max  # the id sequences went on from the old rows
     assert listed[0]["event_id"] == "edge-01-cam-a-000099"  # an open alert leads the list
+
+    # the commands of the newest revision: a snapshot that timed out, answered late through the ingest
+    with v1_db.transaction() as conn:
+        conn.execute(
+            sa.insert(tables.commands).values(
+                id="c0ffee0000000001", site="laohu", device="edge-01", action="snapshot",
+                args='{"camera": "cam-a"}', who="duty", issued_at=1_795_800_100.0,
+                expires_at=1_795_800_130.0, deadline=1_795_800_190.0, state="timeout",
+            )
+        )  # fmt: skip
+    jpeg = b"\xff\xd8 not much of a picture \xff\xd9"
+    late = CommandResult(
+        "c0ffee0000000001", "snapshot", "laohu", "edge-01", "applied", "cam-a: 2x2 JPEG",
+        {"camera": "cam-a", "jpeg": base64.b64encode(jpeg).decode()},
+    )  # fmt: skip
+    record = parse_message("eagleeye", "eagleeye/v1/laohu/edge-01/commands/snapshot/result", late.payload())
+    with v1_db.transaction() as conn:
+        write_batch(conn, [record], 1_795_800_200.0)
+    with v1_db.transaction() as conn:
+        view = devices.device_view(conn, "laohu", "edge-01", 120.0)
+        picture = devices.snapshot_jpeg(conn, "laohu", "edge-01", "c0ffee0000000001")
+    assert view is not None
+    [row] = view["history"]
+    assert (row["state"], row["who"], row["message"], row["snapshot"]) == (
+        "applied",
+        "duty",
+        "cam-a: 2x2 JPEG",
+        True,
+    )
+    assert row["data"] == {"camera": "cam-a"} and picture == jpeg
 
 
 def test_a_database_newer_than_this_console_is_refused(v1_db: Database) -> None:

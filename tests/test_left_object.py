@@ -14,6 +14,7 @@ from edge_agent.pipeline.events import EventDraft
 from edge_agent.pipeline.rules.background import DualBackground
 from edge_agent.pipeline.rules.base import Scene
 from edge_agent.pipeline.rules.engine import RuleEngine
+from edge_agent.pipeline.rules.static_store import BACKGROUND_ID_BASE
 from edge_agent.pipeline.track.tracker import Tracker
 
 LABELS = ("person", "car", "suitcase", "umbrella", "chair")
@@ -230,7 +231,8 @@ def test_background_dark_blob_that_stays_fires_and_ends_when_removed() -> None:
     events = run(bg_camera(), lambda t: [], 60, with_blob(5.0, 40.0))
     assert [e.phase for e in events] == ["start", "end"]
     start = events[0]
-    assert start.objects[0].label == "object" and start.objects[0].track_id < 0
+    assert start.objects[0].label == "object"
+    assert start.objects[0].track_id > BACKGROUND_ID_BASE  # positive, of its own range
     assert start.details["path"] == "background"
     assert 15.0 <= start.media_s <= 20.0
     assert 40.0 <= events[1].media_s <= 48.0
@@ -351,18 +353,17 @@ def test_paths_and_background_that_disagree_are_a_clear_error() -> None:
 
 def test_vectorised_owner_lookup_picks_what_the_per_box_loop_picked() -> None:
     from edge_agent.core.geometry import box_overlap_of_first
-    from edge_agent.pipeline.rules.left_object import OWNER_LOOKBACK_S, LeftObject
+    from edge_agent.pipeline.rules.static_store import OWNER_LOOKBACK_S, OwnerHistory
 
     rng = np.random.default_rng(5)
-    rule = camera().rules[0]
-    lo = LeftObject(rule, [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)], 0.3)  # type: ignore[arg-type]
+    lo = OwnerHistory()
     history: list[tuple[float, np.ndarray, np.ndarray]] = []
     for k in range(60):  # 60 frames of up to 4 owner boxes
         n = int(rng.integers(0, 5))
         xy = rng.uniform(0, 300, (n, 2))
         boxes_ = np.hstack([xy, xy + rng.uniform(10, 80, (n, 2))]).astype(np.float32)
         history.append((k * 0.2, rng.integers(1, 9, n).astype(np.int64), boxes_))
-        lo._remember_owners(k * 0.2, history[-1][1], boxes_)
+        lo.remember(k * 0.2, history[-1][1], boxes_)
     now = 59 * 0.2
     for _ in range(50):
         x, y = rng.uniform(0, 300, 2)
@@ -377,4 +378,86 @@ def test_vectorised_owner_lookup_picks_what_the_per_box_loop_picked() -> None:
                     continue
                 if best is None or (cover, ts) > best[:2]:
                     best = (cover, ts, tid)
-        assert lo._owner_for(box, now) == (best[2] if best else None)
+        assert lo.owner_for(box, now) == (best[2] if best else None)
+
+
+# --- an object taken away starts nothing ------------------------------------------
+
+
+def with_remnant(t_put: float, t_taken: float) -> Callable[[int], np.ndarray]:
+    """The dark blob from `t_put` to `t_taken`; then a fainter patch stays where it lay (the
+    ground it pressed, a wet spot): a static change the slow background never saw."""
+
+    def image(i: int) -> npt.NDArray[np.uint8]:
+        t = i / FPS
+        img = BASE.copy()
+        if t_put <= t < t_taken:
+            img[200:250, 60:120] = 20
+        elif t >= t_taken:
+            img[215:250, 70:110] = 60
+        return img
+
+    return image
+
+
+def test_a_detected_bag_taken_away_starts_no_background_incident_where_it_lay() -> None:
+    def script(t: float) -> list[Row]:
+        return [(60.0, 200.0, 120.0, 250.0, 0.8, SUITCASE)] if 5 <= t < 40 else []
+
+    events = run(camera(background=True), script, 90, with_remnant(5.0, 40.0))
+    assert [(e.phase, e.details["path"]) for e in events] == [("start", "detector"), ("end", "detector")]
+    assert events[1].details["ended_by"] == "removed"
+
+
+def test_a_background_object_taken_away_leaves_nothing_that_fires() -> None:
+    events = run(bg_camera(), lambda t: [], 90, with_remnant(5.0, 40.0))
+    assert [e.phase for e in events] == ["start", "end"]
+    assert events[1].details["ended_by"] == "removed"
+
+
+def test_background_ids_are_positive_and_distinct_per_object() -> None:
+    def image(i: int) -> npt.NDArray[np.uint8]:
+        img = BASE.copy()
+        if i / FPS >= 5:
+            img[200:250, 20:60] = 20
+            img[200:250, 120:170] = 20
+        return img
+
+    found = starts(run(bg_camera(), lambda t: [], 30, image))
+    ids = sorted(e.objects[0].track_id for e in found)
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert all(BACKGROUND_ID_BASE < i < BACKGROUND_ID_BASE + 100 for i in ids)
+
+
+# --- the owner's best view ---------------------------------------------------------
+
+
+def test_the_start_names_the_owner_with_a_crop_of_their_best_view_near_the_bag() -> None:
+    (start,) = starts(run(camera(), dumping, 30))
+    owner = start.owner
+    assert owner is not None
+    assert owner.track_id == start.details["owner_track"] and owner.label == "person"
+    # the person carries the bag in (t < 5) and walks off (5-12 s): seen near it while bringing it
+    assert 0.0 <= owner.media_s <= 6.0
+    _, y1, _, y2 = owner.xyxy
+    assert (y2 - y1) == 110  # the scripted person's box, whole
+    assert owner.crop.ndim == 3 and owner.crop.shape[0] >= 110 and owner.crop.shape[1] >= 40
+
+
+def test_the_owner_crop_is_cut_from_the_analysed_frame() -> None:
+    def image(i: int) -> npt.NDArray[np.uint8]:
+        img = np.full((H, W, 3), 128, np.uint8)
+        img[:, :, 2] = 200  # a red picture: the crop must be red too
+        return img
+
+    (start,) = starts(run(camera(), dumping, 30, image))
+    assert start.owner is not None
+    assert float(start.owner.crop[:, :, 2].mean()) == 200.0
+
+
+def test_nobody_near_means_no_owner() -> None:
+    def script(t: float) -> list[Row]:
+        return [(190.0, 230.0, 214.0, 254.0, 0.8, SUITCASE)] if t >= 2 else []
+
+    (start,) = starts(run(camera(), script, 20))
+    assert start.owner is None and start.details["owner_track"] is None

@@ -1,4 +1,9 @@
-"""What each remote command does on the running agent: ping, config-set, snapshot, model-update.
+"""What each remote command does on the running agent: ping, config-get, config-set, snapshot, model-update.
+
+config-get answers the config file's text with every password shown as `***`; a config-set
+whose text still has such a `***` gets the box's own password back in that place
+(`core.config_secrets`), so an edited copy of a read config can be pushed and no secret ever
+travels to the town.
 
 config-set is SIGHUP with a safety net: the new text passes the loader `validate` uses, is
 written over the config (the old file kept beside it as `<config>.previous`), reloaded as
@@ -34,6 +39,7 @@ from edge_agent.app.commands import CommandListener
 from edge_agent.app.wiring import topics_of
 from edge_agent.contract.commands import Command, CommandResult
 from edge_agent.core.config import redact
+from edge_agent.core.config_secrets import SecretsError, redact_config_text, restore_config_secrets
 from edge_agent.core.files import write_private
 from edge_agent.core.geometry import to_pixels
 from edge_agent.core.masks import black_out
@@ -82,6 +88,7 @@ class Actions:
     def __call__(self, cmd: Command) -> CommandResult:
         run = {
             "ping": self.ping,
+            "config-get": self.config_get,
             "config-set": self.config_set,
             "snapshot": self.snapshot,
             "model-update": self.model_update,
@@ -132,6 +139,17 @@ class Actions:
     def ping(self, cmd: Command) -> CommandResult:
         return self._result(cmd, "applied", "pong", self.inventory())
 
+    def config_get(self, cmd: Command) -> CommandResult:
+        if self.agent.config_path is None:
+            return self._result(cmd, "refused", "this agent runs without a config file")
+        raw = Path(self.agent.config_path).read_bytes()
+        data = {
+            "path": self.agent.config_path,
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "text": redact_config_text(raw.decode("utf-8", errors="replace")),
+        }
+        return self._result(cmd, "applied", f"{len(raw)} bytes, passwords hidden", data)
+
     # --- snapshot --------------------------------------------------------------------
 
     def snapshot(self, cmd: Command) -> CommandResult:
@@ -173,6 +191,19 @@ class Actions:
         try:
             text = self._arg(cmd, "config")
         except ValueError as err:
+            return self._result(cmd, "refused", str(err))
+        if self.agent.config_path is None:
+            return self._result(cmd, "refused", "this agent runs without a config file")
+        current = Path(self.agent.config_path).read_bytes()
+        base = cmd.args.get("base_sha256")
+        if base is not None and base != hashlib.sha256(current).hexdigest():
+            # edited from an older copy: pushing it would undo whatever changed since
+            return self._result(
+                cmd, "refused", "the config on the box changed since this copy was read: read it again"
+            )
+        try:
+            text = restore_config_secrets(text, current.decode("utf-8", errors="replace"))
+        except SecretsError as err:
             return self._result(cmd, "refused", str(err))
         return self.apply(cmd, text)
 

@@ -28,6 +28,7 @@ from edge_agent.core.config import Config
 from edge_agent.core.sink import EventSink
 from edge_agent.core.types import Event, Frame
 from edge_agent.pipeline.camera import CameraPipeline, Detected
+from edge_agent.pipeline.clips import ClipSettings, FileClipCutter
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.evidence import EvidenceStore
 from edge_agent.sources import SourceError
@@ -221,6 +222,10 @@ def _run_replay(
     try:
         for source in sources:
             pipeline = camera_pipeline(cfg, cam, detector, sink, evidence, motion_gate=motion_gate)
+            if evidence is not None:  # clips are evidence: cut from the file, kept beside the snapshots
+                pipeline.clips = FileClipCutter(source.path, pipeline.masks, source.fps)
+                clip = cfg.evidence.clip
+                pipeline.clip_settings = ClipSettings(clip.pre_s, clip.post_s, clip.max_s)
             bar = progress(str(source.path), source.frame_count) if progress is not None else None
             for _frame, detected in detected_ahead(source, pipeline):
                 result.frames_read += 1

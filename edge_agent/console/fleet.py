@@ -134,14 +134,16 @@ def send_command(
     *,
     ttl_s: float = DEFAULT_TTL_S,
     timeout_s: float = 30.0,
+    command: Command | None = None,
 ) -> tuple[Command, CommandResult | None]:
     """Sign and send one command; the command and its result (None: no result within `timeout_s`).
 
+    `command`: send this one, already signed, instead (the console stores it before it goes out).
     The result topic is subscribed before the command goes out, so a fast box cannot answer
     before anyone listens. FleetError when the broker cannot be reached or refuses us.
     """
     topics = target.topics
-    cmd = new_command(target.site, target.device, action, args, ttl_s).signed_with(key)
+    cmd = command or new_command(target.site, target.device, action, args, ttl_s).signed_with(key)
     waiter = _Waiter(cmd.id)
     try:
         client = make_client(mqtt, new_client_id("eagleeye-command"))

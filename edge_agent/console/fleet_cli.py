@@ -72,6 +72,8 @@ def add_command_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     acts.add_parser("ping", help="versions, config hash, model, uptime, disk, cameras")
+    a = acts.add_parser("config-get", help="the box's config file, passwords shown as ***")
+    a.add_argument("-o", "--output", metavar="FILE", help="write the text here instead of printing it")
     a = acts.add_parser(
         "config-set", help="replace the box's config; rolled back if cameras do not come back"
     )
@@ -122,6 +124,11 @@ def _show(result: CommandResult, args: argparse.Namespace) -> None:
     data = dict(result.data)
     if args.action == "snapshot":
         data.pop("jpeg", None)
+    if args.action == "config-get" and result.ok:
+        text = data.pop("text", "")
+        if not args.output:
+            print(text, end="" if text.endswith("\n") else "\n")
+            return
     if data:
         print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
 
@@ -165,10 +172,13 @@ def run_command(args: argparse.Namespace) -> int:
             f"{cmd.expires_at} and runs if the box comes back before then",
             EXIT_NO_ANSWER,
         )
-    if args.action == "snapshot" and result.ok:
+    if args.action in ("snapshot", "config-get") and result.ok and args.output:
         out = Path(args.output)
         try:
-            out.write_bytes(base64.b64decode(result.data["jpeg"]))
+            if args.action == "config-get":
+                out.write_text(str(result.data["text"]), encoding="utf-8")
+            else:
+                out.write_bytes(base64.b64decode(result.data["jpeg"]))
         except (OSError, KeyError, ValueError) as err:
             return _err(f"cannot write {out}: {err}")
     _show(result, args)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
 
+from edge_agent.contract.commands import CommandError, CommandResult, parse_result
 from edge_agent.contract.schemas import load_schema, validate
 from edge_agent.contract.topics import API_VERSION
 
@@ -188,6 +189,16 @@ class Ignored:
     topic: str
 
 
+@dataclass(frozen=True)
+class CommandResultRecord:
+    """A box's answer to a command (`.../commands/{action}/result`): it completes the console's row
+    of that command, even one that timed out while the box was away."""
+
+    site: str
+    device: str
+    result: CommandResult
+
+
 Record = (
     EventRecord
     | SnapshotRecord
@@ -195,6 +206,7 @@ Record = (
     | CameraStatusRecord
     | StatsRecord
     | CountRecord
+    | CommandResultRecord
     | Rejected
     | Refused
     | Ignored
@@ -246,7 +258,21 @@ def _parse(topic: str, payload: bytes, site: str, device: str, kind: str, rest: 
         return _stats(topic, payload, site, device)
     if kind == "counts" and len(rest) == 2:
         return _count(topic, payload, site, device, rest[0], rest[1])
+    if kind == "commands" and len(rest) == 2 and rest[1] == "result":
+        return _command_result(topic, payload, site, device, rest[0])
     return Ignored(topic)
+
+
+def _command_result(topic: str, payload: bytes, site: str, device: str, action: str) -> Record:
+    try:
+        result = parse_result(payload)
+    except CommandError as err:
+        return Rejected(topic, str(err), payload)
+    for key, want in (("site", site), ("device", device), ("action", action)):
+        got = getattr(result, key)
+        if got != want:
+            return Rejected(topic, f"the payload's {key} {got!r} is not the topic's {want!r}", payload)
+    return CommandResultRecord(site, device, result)
 
 
 def _count(topic: str, payload: bytes, site: str, device: str, camera: str, rule: str) -> Record:

@@ -65,6 +65,11 @@ def old_incident_page(event_id: str) -> Response:
     return RedirectResponse(f"/incident/{quote(event_id, safe='')}", status_code=301)
 
 
+@router.api_route("/device/{site}/{device}", methods=_PAGE_METHODS)
+def device_page(site: str, device: str) -> Response:
+    return page("device.html")
+
+
 @router.api_route("/counts", methods=_PAGE_METHODS)
 def counts_page() -> Response:
     return page("counts.html")

@@ -11,6 +11,8 @@ in the same order and never deadlock.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from edge_agent.console import tables as t
 from edge_agent.console.records import (
     Announcement,
     CameraStatusRecord,
+    CommandResultRecord,
     CountRecord,
     DeviceStatusRecord,
     EventRecord,
@@ -36,6 +39,8 @@ from edge_agent.console.records import (
     StatsRecord,
     device_of,
 )
+from edge_agent.contract.commands import CommandResult
+from edge_agent.core.config import redact
 
 
 def insert(conn: Connection, table: sa.Table) -> Any:
@@ -212,6 +217,8 @@ def write_batch(
                 "first_at": received_at, "last_at": received_at,
             })  # fmt: skip
             result.refused += 1
+        elif isinstance(r, CommandResultRecord):
+            write_command_result(conn, r.result, received_at)
         elif isinstance(r, Ignored):
             result.ignored += 1
     for (site, device), live in sorted(heard.items()):
@@ -220,6 +227,26 @@ def write_batch(
     for (site, device), what in sorted(announced.items()):
         _announce(conn, sql, site, device, what, received_at)
     return result
+
+
+def write_command_result(conn: Connection, result: CommandResult, at: float) -> bool:
+    """The box's answer into the row of the command sent from this console (any instance), if it
+    is still waiting or timed out; a command sent from a shell has no row. The snapshot's JPEG
+    goes into its own column, the rest of the data as JSON."""
+    data = dict(result.data)
+    jpeg = None
+    if "jpeg" in data:
+        try:
+            jpeg = base64.b64decode(str(data.pop("jpeg")), validate=True)
+        except (binascii.Error, ValueError):
+            jpeg = None
+    done = conn.execute(
+        sa.update(t.commands)
+        .where(t.commands.c.id == result.id, t.commands.c.state.in_(("sent", "timeout")))
+        .values(state=result.state, message=redact(result.message), answered_at=at,
+                data=json.dumps(data, ensure_ascii=False), jpeg=jpeg)
+    )  # fmt: skip
+    return bool(done.rowcount)
 
 
 def _announce(

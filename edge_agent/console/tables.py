@@ -237,3 +237,25 @@ purged = sa.Table(
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("last_at", sa.Double, nullable=False),
 )
+
+# Every command sent to a box from the console: who, when, its state and the box's answer
+# (`data` without the snapshot JPEG, which is in `jpeg`). States: COMMAND_STATES.
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("device", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("args", sa.Text, nullable=False),
+    sa.Column("who", sa.Text, nullable=False),
+    sa.Column("issued_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Column("deadline", sa.Double, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("data", sa.Text),
+    sa.Column("jpeg", sa.LargeBinary),
+    sa.Column("answered_at", sa.Double),
+)
+COMMAND_STATES = ("sent", "applied", "refused", "rolled_back", "timeout")

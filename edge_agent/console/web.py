@@ -24,10 +24,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from edge_agent import __version__
-from edge_agent.console import routes_api, routes_export, routes_pages, routes_stream, routes_workflow
+from edge_agent.console import (
+    routes_api,
+    routes_devices,
+    routes_export,
+    routes_pages,
+    routes_stream,
+    routes_workflow,
+)
 from edge_agent.console.auth import TOKEN_COOKIE, TOKEN_HEADER, Authenticator
 from edge_agent.console.config import ConsoleConfig
 from edge_agent.console.db import Database, DatabaseError, transient_errors
+from edge_agent.console.devices import Fleet
 from edge_agent.console.web_guard import ConsoleH11Protocol, Guard
 from edge_agent.console.web_state import ApiError, WebContext, db_problem
 from edge_agent.core.config import redact
@@ -40,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 OPENAPI_URL = "/api/openapi.json"
 ROUTERS = (routes_pages.router, routes_workflow.router, routes_stream.router, routes_api.router,
-           routes_export.router)  # fmt: skip
+           routes_export.router, routes_devices.router)  # fmt: skip
 STOP_GRACE_S = 3.0
 START_TIMEOUT_S = 15.0
 
@@ -66,7 +74,8 @@ def create_app(ctx: WebContext) -> FastAPI:
     app = FastAPI(
         title="Eagle Eye town console",
         version=__version__,
-        description="The duty officer's API: incidents and their workflow, health, counts, the map.",
+        description="The duty officer's API: incidents and their workflow, health, counts, the map,"
+        " the boxes' remote operations.",
         openapi_url=OPENAPI_URL,
         docs_url=None,  # the interactive pages load scripts from a CDN: not on this console
         redoc_url=None,
@@ -141,6 +150,7 @@ class ConsoleServer:
         self.cfg = cfg
         self.db = db
         self.ctx = WebContext(cfg, db, Authenticator(web.auth), read_only=read_only)
+        self.ctx.fleet = Fleet.load(cfg)  # a key that cannot be read stops the start, named
         self.app = create_app(self.ctx)
         self.host, self.port = web.bind, web.port
         self._server: uvicorn.Server | None = None

@@ -116,3 +116,16 @@ class BulkBody(_Body):
 class VerdictBody(_Body):
     verdict: Literal["confirmed", "false_alarm"]
     note: str | None = Field(None, max_length=2000)
+
+
+class CommandBody(BaseModel):
+    """A command for one box (`POST /api/devices/{site}/{device}/commands`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["ping", "config-get", "config-set", "snapshot", "model-update"]
+    args: dict[str, str] = Field(
+        default_factory=dict,
+        description="ping, config-get: none; config-set: config (the YAML text; a password written *** keeps"
+        " the box's own), base_sha256 (the config it was edited from); snapshot: camera; model-update: name",
+    )

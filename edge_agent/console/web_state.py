@@ -26,6 +26,7 @@ from edge_agent.console.db import Database
 from edge_agent.core.config import redact
 
 if TYPE_CHECKING:
+    from edge_agent.console.devices import Fleet
     from edge_agent.console.ingest import Ingest
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class WebContext:
     read_only: bool = False
     ingest: Ingest | None = None
     feed: ChangeFeed = field(default_factory=ChangeFeed)
+    fleet: Fleet | None = None  # remote operations: None without `fleet:` in the config
 
     @property
     def zone_name(self) -> str:

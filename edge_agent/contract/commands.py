@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 COMMAND_SCHEMA = "eagleeye.command/1"
 RESULT_SCHEMA = "eagleeye.command-result/1"
-ACTIONS = ("ping", "config-set", "snapshot", "model-update")
+ACTIONS = ("ping", "config-get", "config-set", "snapshot", "model-update")
 STATES = ("applied", "refused", "rolled_back")
 MAX_TTL_S = 7 * 86400  # a box remembers seen ids until they expire: the expiry must be near
 DEFAULT_TTL_S = 3600.0

@@ -70,6 +70,15 @@ class Topics:
             raise TopicError(f"illegal event id {event_id[:80]!r} in an MQTT topic: {problem}")
         return f"{self.base}/snapshots/{event_id}"
 
+    def clip(self, event_id: str, index: int | str) -> str:
+        """Chunk `index` (0-based) of an event's clip; `{index}` (a placeholder) for documentation."""
+        problem = None if _PLACEHOLDER.fullmatch(event_id) else topic_level_problem(event_id)
+        if problem is not None:
+            raise TopicError(f"illegal event id {event_id[:80]!r} in an MQTT topic: {problem}")
+        if isinstance(index, int) and index < 0:
+            raise TopicError(f"clip chunk index must be 0 or more, got {index}")
+        return f"{self.base}/clips/{event_id}/{index}"
+
     @property
     def status(self) -> str:
         return f"{self.base}/status"

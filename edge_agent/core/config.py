@@ -197,8 +197,15 @@ class OutboxConfig(_Model):
     max_mb: float = Field(256, gt=0, le=1_000_000, description="Size cap of the outbox file, in MB")
 
 
+class ClipConfig(_Model):
+    pre_s: float = Field(10.0, ge=0, le=600, description="Seconds of video before the incident began")
+    post_s: float = Field(10.0, ge=0, le=600, description="Seconds after it (kept for a later phase)")
+    max_s: float = Field(120.0, gt=0, le=1800, description="Longest clip; a longer one keeps both ends")
+
+
 class EvidenceConfig(_Model):
     dir: str = Field("/var/lib/edge-agent/evidence", min_length=1)
+    clip: ClipConfig = Field(default_factory=ClipConfig, description="Video around each alert")
     jpeg_quality: int = Field(85, ge=30, le=100)
     max_mb: float = Field(1024, gt=0, allow_inf_nan=False, description="Quota; oldest pictures go first")
     reserve_mb: float = Field(

@@ -170,6 +170,88 @@ class SnapshotRef:
 
 
 @dataclass(frozen=True)
+class OwnerSighting:
+    """A rule's best view of a left object's owner: its box in one frame and a crop of it.
+
+    `crop` is a BGR picture of the owner (privacy masks already applied: it is cut from the
+    analysed frame), at most a few hundred pixels on its long side.
+    """
+
+    track_id: int
+    label: str
+    xyxy: tuple[float, float, float, float]
+    frame_size: tuple[int, int]
+    media_s: float
+    wall_ts: float
+    crop: npt.NDArray[np.uint8] = field(repr=False, compare=False)
+    score: float = 0.0  # the detector's confidence in that frame
+    arrived_s: float = 0.0  # media time the track was first seen near the object
+    left_s: float = 0.0  # ... and last seen near it
+
+
+@dataclass(frozen=True)
+class CropRef:
+    """A crop of an object from one frame (the owner's), a JPEG."""
+
+    sha256: str
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The person or vehicle that brought a left object, at its best frame near the object."""
+
+    track_id: int
+    label: str
+    xyxy: tuple[float, float, float, float]  # in the pixels of that frame
+    frame_size: tuple[int, int]
+    seen_at: str  # that frame's time, RFC 3339 UTC
+    media_s: float
+    crop: CropRef | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        ref = EventObject(self.track_id, self.label, 0.0, self.xyxy, self.frame_size)
+        return {
+            "track_id": self.track_id,
+            "label": self.label,
+            "bbox": [round(v, 4) for v in ref.bbox],
+            "seen_at": self.seen_at,
+            "media_s": round(self.media_s, 3),
+            "crop": None if self.crop is None else self.crop.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """An event's video clip: an H.264 MP4 sent in `chunks` pieces on the clips topic."""
+
+    sha256: str
+    bytes: int
+    chunks: int
+    start_media_s: float
+    end_media_s: float
+    started_at: str
+    duration_s: float  # how long it plays (two parts: less than end - start, by the jump)
+    content_type: str = "video/mp4"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "chunks": self.chunks,
+            "content_type": self.content_type,
+            "start_media_s": round(self.start_media_s, 3),
+            "end_media_s": round(self.end_media_s, 3),
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+@dataclass(frozen=True)
 class Event:
     """One phase (start / update / end) of one incident; see PRODUCT.md "Events"."""
 
@@ -191,6 +273,9 @@ class Event:
     duration_s: float
     snapshot: SnapshotRef | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    alarm_type: int | None = None  # GB/T 28181 video-alarm code of the kind (contract/alarms.py)
+    owner: Owner | None = None  # left_object: who brought the object
+    clip: ClipRef | None = None  # the video around the incident, once cut
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -218,7 +303,12 @@ class Event:
             "media_s": round(self.media_s, 3),
             "duration_s": round(self.duration_s, 3),
             "snapshot": None if self.snapshot is None else self.snapshot.to_dict(),
+            "alarm_type": self.alarm_type,
         }
+        if self.owner is not None:
+            out["owner"] = self.owner.to_dict()
+        if self.clip is not None:
+            out["clip"] = self.clip.to_dict()
         if self.details:
             out["details"] = dict(self.details)
         return out

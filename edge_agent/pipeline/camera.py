@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.contract.clips import chunk_count
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.sink import CountSink, EventSink
-from edge_agent.core.types import Detections, Event, Frame
+from edge_agent.core.types import ClipRef, Detections, Event, Frame, Owner, OwnerSighting, iso_utc
+from edge_agent.pipeline.clips import ClipSettings, FileClipCutter, clip_window
 from edge_agent.pipeline.detect import Detector, StagedDetector
 from edge_agent.pipeline.events import EventBuilder, EventDraft
 from edge_agent.pipeline.evidence import (
@@ -27,6 +29,7 @@ from edge_agent.pipeline.evidence import (
     draw_overlays,
     draw_rule_states,
     encode_jpeg,
+    owner_of,
     render_snapshot,
     snapshot_ref,
 )
@@ -116,6 +119,9 @@ class CameraPipeline:
         self.events_emitted = 0
         self.last_frame: Frame | None = None
         self.last_scene: Scene | None = None
+        # evidence clips: set by the composition root where video can be cut (replay: the file)
+        self.clips: FileClipCutter | None = None
+        self.clip_settings = ClipSettings()
 
     def process(self, frame: Frame) -> list[Event]:
         """Feed every source frame; frames between detection slots are dropped here."""
@@ -213,6 +219,32 @@ class CameraPipeline:
         draw_rule_states(img, self.engine.states(), self.last_frame.media_s)
         return img
 
+    def _owner(self, sighting: OwnerSighting, eid: str) -> Owner:
+        """The event's `owner` with its crop encoded, kept as `<event_id>-owner.jpg` (evidence)."""
+        jpeg = _crop_jpeg(sighting.crop, self.identity.jpeg_quality)
+        if jpeg is not None and self.evidence is not None:
+            self.evidence.save(eid, jpeg, "-owner")
+        return owner_of(sighting, jpeg)
+
+    def _clip(self, draft: EventDraft, eid: str, offset: float) -> ClipRef | None:
+        """The incident's clip, kept as `<event_id>.mp4` (evidence); None when none could be cut."""
+        assert self.clips is not None
+        parts = clip_window(draft.kind, draft.since_s, draft.media_s, draft.owner, self.clip_settings)
+        clip = self.clips.cut(parts)
+        if clip is None:
+            return None
+        if self.evidence is not None:
+            self.evidence.save(eid, clip.data, ext=".mp4")
+        return ClipRef(
+            sha256=clip.sha256,
+            bytes=len(clip.data),
+            chunks=chunk_count(len(clip.data)),
+            start_media_s=clip.start_media_s,
+            end_media_s=clip.end_media_s,
+            started_at=iso_utc(clip.start_media_s + offset),
+            duration_s=clip.duration_s,
+        )
+
     def _emit(self, drafts: list[EventDraft], frame: Frame) -> list[Event]:
         events: list[Event] = []
         offset = frame.wall_ts - frame.media_s
@@ -227,11 +259,25 @@ class CameraPipeline:
                 snap = snapshot_ref(jpeg, self.identity.snapshot_topic(eid), frame.width, frame.height)
                 if self.evidence is not None:
                     self.evidence.save(eid, jpeg)
-            event = self.builder.build(draft, offset, snap)
+            owner = None
+            if draft.owner is not None and not self.builder.knows_owner(draft):
+                owner = self._owner(draft.owner, self.builder.event_id_for(draft, offset))
+            clip = None
+            if draft.phase == "start" and self.clips is not None and draft.severity != "info":
+                clip = self._clip(draft, self.builder.event_id_for(draft, offset), offset)
+            event = self.builder.build(draft, offset, snap, owner, clip)
             self.sink.emit(event, jpeg)
             events.append(event)
         self.events_emitted += len(events)
         return events
+
+
+def _crop_jpeg(crop: np.ndarray, quality: int) -> bytes | None:
+    try:
+        return encode_jpeg(crop, quality)
+    except ValueError:
+        logger.warning("cannot encode an owner crop of %s pixels", crop.shape[:2])
+        return None
 
 
 def _resumer(counts: CountSink, camera: str, rule: str) -> Callable[[float], Mapping[str, Any] | None]:

@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_agent.core.types import Event, EventObject, SnapshotRef, iso_utc
+from edge_agent.contract.alarms import alarm_type
+from edge_agent.core.types import ClipRef, Event, EventObject, Owner, OwnerSighting, SnapshotRef, iso_utc
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class EventDraft:
     objects: tuple[EventObject, ...]
     instant: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    owner: OwnerSighting | None = None
 
 
 def event_id(device: str, camera: str, rule: str, start_frame: int, key: str, start_wall_ts: float) -> str:
@@ -50,6 +52,7 @@ class EventBuilder:
         self.device = device
         self.camera = camera
         self._open: dict[tuple[str, str], tuple[str, SnapshotRef | None]] = {}
+        self._owners: dict[tuple[str, str], Owner] = {}
 
     def event_id_for(self, draft: EventDraft, wall_offset_s: float) -> str:
         """`wall_offset_s` is wall time minus media time for this source."""
@@ -60,12 +63,20 @@ class EventBuilder:
             self.device, self.camera, draft.rule, draft.start_frame, draft.key, draft.since_s + wall_offset_s
         )
 
+    def knows_owner(self, draft: EventDraft) -> bool:
+        """Whether the incident of `draft` has its owner already (given with an earlier phase)."""
+        return (draft.rule, draft.key) in self._owners
+
     def build(
         self,
         draft: EventDraft,
         wall_offset_s: float,
         snapshot: SnapshotRef | None = None,
+        owner: Owner | None = None,
+        clip: ClipRef | None = None,
     ) -> Event:
+        """`owner` is given once (with its crop); later phases of the incident carry it too.
+        `clip` goes with the phase it was cut for only."""
         key = (draft.rule, draft.key)
         eid = self.event_id_for(draft, wall_offset_s)
         if draft.phase == "start":
@@ -75,6 +86,11 @@ class EventBuilder:
             snapshot = self._open.get(key, (eid, snapshot))[1]
             if draft.phase == "end":
                 self._open.pop(key, None)
+        if owner is not None:
+            self._owners[key] = owner
+        owner = self._owners.get(key)
+        if draft.phase == "end" or draft.instant:
+            self._owners.pop(key, None)
         objects = draft.objects
         lead = objects[0] if objects else None
         return Event(
@@ -96,4 +112,7 @@ class EventBuilder:
             duration_s=max(0.0, draft.media_s - draft.since_s),
             snapshot=snapshot,
             details=draft.details,
+            alarm_type=alarm_type(draft.kind),
+            owner=owner,
+            clip=clip,
         )

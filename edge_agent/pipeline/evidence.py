@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.geometry import to_pixels
-from edge_agent.core.types import Detections, EventObject, SnapshotRef
+from edge_agent.core.types import CropRef, Detections, EventObject, Owner, OwnerSighting, SnapshotRef, iso_utc
 from edge_agent.pipeline.evidence_store import EvidenceStore  # noqa: F401  (imported from here too)
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,23 @@ def encode_jpeg(img: Image, quality: int) -> bytes:
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def owner_of(sighting: OwnerSighting, jpeg: bytes | None) -> Owner:
+    """The event's `owner` from a rule's best view of it and the JPEG of its crop."""
+    crop = None
+    if jpeg is not None:
+        h, w = sighting.crop.shape[:2]
+        crop = CropRef(sha256=hashlib.sha256(jpeg).hexdigest(), width=int(w), height=int(h))
+    return Owner(
+        track_id=sighting.track_id,
+        label=sighting.label,
+        xyxy=sighting.xyxy,
+        frame_size=sighting.frame_size,
+        seen_at=iso_utc(sighting.wall_ts),
+        media_s=sighting.media_s,
+        crop=crop,
+    )
 
 
 def snapshot_ref(jpeg: bytes, topic: str, width: int, height: int) -> SnapshotRef:

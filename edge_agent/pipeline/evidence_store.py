@@ -1,4 +1,5 @@
-"""The evidence store: one `<event_id>.jpg` per event start, in a folder, under a quota.
+"""The evidence store: one `<event_id>.jpg` per event start (and `<event_id>-owner.jpg`, the
+crop of a left object's owner, and `<event_id>.mp4`, its clip), in a folder, under a quota.
 
 The outbox holds what must reach the platform; these files are the box's local
 copy. On a filling disk the evidence gives way first:
@@ -63,19 +64,20 @@ class EvidenceStore:
         found: list[tuple[float, str, int]] = []
         with os.scandir(self.dir) as entries:
             for entry in entries:
-                if entry.name.endswith(".jpg.tmp"):  # left by a crash mid-write
+                if entry.name.endswith((".jpg.tmp", ".mp4.tmp")):  # left by a crash mid-write
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
-                elif entry.name.endswith(".jpg") and entry.is_file():
+                elif entry.name.endswith((".jpg", ".mp4")) and entry.is_file():
                     st = entry.stat()
                     found.append((st.st_mtime, entry.name, st.st_size))
         for _, name, size in sorted(found):
             self._files[name] = size
             self._bytes += size
 
-    def save(self, event_id: str, jpeg: bytes) -> Path | None:
-        """Write the picture; None when it was not written (no room, disk error): counted and logged."""
-        path = self.dir / f"{event_id}.jpg"
+    def save(self, event_id: str, jpeg: bytes, suffix: str = "", ext: str = ".jpg") -> Path | None:
+        """Write the file `<event_id><suffix><ext>` (the snapshot; `-owner`: the owner's crop;
+        `.mp4`: the clip); None when it was not written (no room, disk error): counted and logged."""
+        path = self.dir / f"{event_id}{suffix}{ext}"
         with self._lock:
             if not self._make_room(len(jpeg)):
                 self.refused_low_space += 1
@@ -83,7 +85,7 @@ class EvidenceStore:
                     f"less than evidence.reserve_mb ({self.reserve_bytes // _MB} MB) would stay free"
                 )
                 return None
-            tmp = path.with_suffix(".jpg.tmp")
+            tmp = path.with_suffix(f"{ext}.tmp")
             try:
                 fd = create_private_file(tmp)
                 try:

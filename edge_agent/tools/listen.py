@@ -3,13 +3,14 @@
 Subscribes to every device's events (and snapshots and status) under a topic
 prefix, checks each event against `mqtt/event.schema.json`, drops the
 duplicates that at-least-once delivery brings (by `(event_id, phase, ts)`), saves
-snapshots as `<event_id>.jpg` and prints one line per event. With `--store FILE`
-each new event is appended to FILE (one JSON line, synced to disk) and FILE is
-read at start, so an event is stored once across restarts. With `--receipts` it
-is a receipt-sending platform (`contract/receipts.py`): it announces itself on the
-retained platform status (Last Will `offline`) and sends a receipt for each event
-once it is stored (duplicates too: the box may not have had the first one). This
-is CLI code: its output goes to stdout with `print`.
+snapshots as `<event_id>.jpg`, puts each event's clip together from its chunks
+(checking the sha256 the event names) as `<event_id>.mp4`, and prints one line per
+event. With `--store FILE` each new event is appended to FILE (one JSON line, synced
+to disk) and FILE is read at start, so an event is stored once across restarts. With
+`--receipts` it is a receipt-sending platform (`contract/receipts.py`): it announces
+itself on the retained platform status (Last Will `offline`) and sends a receipt for
+each event once it is stored (duplicates too: the box may not have had the first one).
+This is CLI code: its output goes to stdout with `print`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from edge_agent.app.config import load_config
+from edge_agent.contract.clips import Assembled, ClipAssembler
 from edge_agent.contract.mqtt_client import ClientSetupError, make_client, new_client_id, parse_broker_url
 from edge_agent.contract.receipts import Receipt, platform_status, receipt_payloads
 from edge_agent.contract.schemas import validate
@@ -57,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", metavar="FILE", help="the client certificate's key")
     parser.add_argument("--prefix", default=None, help="topic prefix (default: the config's, else eagleeye)")
     parser.add_argument("--snapshots", metavar="DIR", help="save snapshots here as <event_id>.jpg")
+    parser.add_argument(
+        "--clips", metavar="DIR", help="save clips here as <event_id>.mp4 (default: the --snapshots DIR)"
+    )
     parser.add_argument("--count", type=int, metavar="N", help="exit after N distinct events")
     parser.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
     parser.add_argument("--json", action="store_true", help="print each event as a JSON line")
@@ -111,6 +116,11 @@ class _Listener:
         self.json = bool(args.json)
         self.count = args.count
         self.snapshots = Path(args.snapshots) if args.snapshots else None
+        clips = args.clips or args.snapshots
+        self.clips = Path(clips) if clips else None
+        self.assembler = ClipAssembler()
+        self.clips_saved = 0
+        self.clips_bad = 0
         self.prefix = prefix
         self.seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.snapshot_sha: OrderedDict[str, str] = OrderedDict()
@@ -151,6 +161,8 @@ class _Listener:
         levels = topic.split("/")
         if len(levels) >= 6 and levels[4] == "snapshots":
             self._snapshot(levels[5], payload)
+        elif len(levels) >= 7 and levels[4] == "clips":
+            self._clip_chunk(levels[5], levels[6], payload)
         elif len(levels) >= 5 and levels[4] == "events":
             self._event(topic, payload)
         elif len(levels) >= 5 and levels[-1] == "status" and not self.json:
@@ -185,6 +197,8 @@ class _Listener:
         else:
             print(event_line(event), flush=True)
         self._check_snapshot(event)
+        if self.clips is not None:
+            self._clip_done(self.assembler.add_event(event))
         if self.count is not None and self.events >= self.count:
             self.done.set()
 
@@ -216,6 +230,26 @@ class _Listener:
         self.snapshot_sha[event_id] = hashlib.sha256(payload).hexdigest()
         if len(self.snapshot_sha) > _SEEN_MAX:
             self.snapshot_sha.popitem(last=False)
+
+    def _clip_chunk(self, event_id: str, index: str, payload: bytes) -> None:
+        if self.clips is None or not index.isdigit():
+            return
+        self._clip_done(self.assembler.add_chunk(event_id, int(index), payload))
+
+    def _clip_done(self, clip: Assembled | None) -> None:
+        if clip is None or self.clips is None:
+            return
+        if not clip.ok:
+            self.clips_bad += 1
+            _err(f"clip of {clip.event_id} does not match the event's sha256 (damaged); not saved")
+            return
+        name = _SAFE_NAME.sub("_", clip.event_id) + ".mp4"
+        path = self.clips / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_bytes(clip.data)
+        os.replace(tmp, path)
+        self.clips_saved += 1
+        _err(f"clip {path} ({len(clip.data)} bytes, sha256 checked)")
 
     def _check_snapshot(self, event: dict[str, Any]) -> None:
         ref = event.get("snapshot")
@@ -253,8 +287,9 @@ def run(args: argparse.Namespace) -> int:
         _err(str(err))
         return 1
     host, port, *_ = parse_broker_url(s.url)
-    if args.snapshots:
-        Path(args.snapshots).mkdir(parents=True, exist_ok=True)
+    for folder in (args.snapshots, args.clips):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     listener = _Listener(args, s.topic_prefix)
     persistent = args.client_id is not None
     status_topic = platform_status_topic(s.topic_prefix)
@@ -280,6 +315,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.snapshots:
         subscriptions.append((f"{base}/snapshots/+", 1))
+    if listener.clips is not None:
+        subscriptions.append((f"{base}/clips/+/+", 1))
     shown = redact(s.url)
 
     def on_connect(c: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -307,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             listener.on_message(msg.topic, bytes(msg.payload))
         except OSError as err:
-            listener.failure = f"cannot save a snapshot: {err}"
+            listener.failure = f"cannot save a snapshot or clip: {err}"
             listener.done.set()
 
     client.on_connect = on_connect
@@ -344,6 +381,8 @@ def run(args: argparse.Namespace) -> int:
     _err(
         f"{listener.events} events, {listener.duplicates} duplicates dropped, "
         f"{listener.invalid} invalid, {listener.saved} snapshots saved"
+        + (f", {listener.clips_saved} clips saved" if listener.clips is not None else "")
+        + (f", {listener.clips_bad} clips damaged" if listener.clips_bad else "")
     )
     if listener.failure is not None:
         _err(listener.failure)

@@ -255,7 +255,9 @@ async function loadHealth() {
     const village = d.site_name ? d.site_name + " (" + d.site + ")" : d.site;
     if (!d.cameras) d.cameras = [];
     body.append(el("tr", {"data-device": d.site + "/" + d.device, "data-state": d.state},
-      el("td", {"data-label": "Village / device", text: village + " / " + d.device}),
+      el("td", {"data-label": "Village / device"}, village + " / ",
+        el("a", {className: "device-link", href: "/device/" + encodeURIComponent(d.site) + "/" + encodeURIComponent(d.device),
+                 text: d.device})),
       el("td", {className: "state state-" + d.state, "data-label": "State",
                 text: d.state + (d.reason ? " (" + d.reason + ")" : "")}),
       el("td", {"data-label": "Since", text: localTime(d.since, zone)}),

@@ -74,6 +74,8 @@ SLOW_TAU_S = 120.0  # time constant of the slow background where nothing new sta
 DIFF_LEVEL = 28.0  # grey levels (0..255) that count as "different"
 GLOBAL_CHANGE = 0.4  # share of the frame that changing at once means a global change
 MAX_REGION = 0.25  # regions larger than this share of the frame are not objects
+EDGE_SHARE = 0.5  # a fragment grows to where the difference falls to this share of its contrast
+GROW_FLOOR = 1.0 / 3.0  # ... but never below this share of DIFF_LEVEL (noise)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ class DualBackground:
         mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)), np.uint8)
         mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
         self.static_mask = mask
-        return self._regions(mask, grey)
+        return self._regions(mask, grey, moving)
 
     @staticmethod
     def _relight(grey: npt.NDArray[np.float32], slow: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -175,28 +177,65 @@ class DualBackground:
         light = cv2.medianBlur(r8, RELIGHT_PX).astype(np.float32) / 128.0
         return np.asarray(np.clip((grey + 8.0) / light - 8.0, 0, 255), dtype=np.float32)
 
-    def _regions(self, mask: npt.NDArray[np.uint8], grey: npt.NDArray[np.float32]) -> list[Region]:
+    def _grown(
+        self, mask: npt.NDArray[np.uint8], diff: npt.NDArray[np.float32], moving: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.uint8]:
+        """`mask` with each of its fragments grown to the object's edges (hysteresis).
+
+        A fragment's pixels differ clearly (`diff_level`); the rest of the object often
+        does not: a dark bag on shadowed ground differs by less than that, and the blur of
+        the thumbnail spreads every edge. Each fragment grows, within a window of twice its
+        size, into the connected pixels that differ by at least half of its own contrast
+        (the 90th percentile of its difference; a blurred step's edge lies at half its
+        height), never below `diff_level * GROW_FLOOR` nor into moving pixels. A fragment
+        never shrinks, so a clear object keeps the box it had.
+        """
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        out = mask.copy()
+        rows, cols = mask.shape
+        for i in range(1, n):
+            x, y, w, h, _ = (int(v) for v in stats[i])
+            seed = labels[y : y + h, x : x + w] == i
+            peak = float(np.percentile(diff[y : y + h, x : x + w][seed], 90))
+            level = min(self.diff_level, max(self.diff_level * GROW_FLOOR, EDGE_SHARE * peak))
+            if level >= self.diff_level:
+                continue
+            pad = 2 * max(w, h) + 2
+            x1, y1, x2, y2 = max(x - pad, 0), max(y - pad, 0), min(x + w + pad, cols), min(y + h + pad, rows)
+            grow = ((diff[y1:y2, x1:x2] >= level) & ~moving[y1:y2, x1:x2]).astype(np.uint8)
+            grow[y - y1 : y - y1 + h, x - x1 : x - x1 + w] |= seed.astype(np.uint8)
+            _, glabels = cv2.connectedComponents(grow, connectivity=8)
+            keep = np.unique(glabels[y - y1 : y - y1 + h, x - x1 : x - x1 + w][seed])
+            part = np.isin(glabels, keep[keep > 0])
+            out[y1:y2, x1:x2][part] = 255
+        return out
+
+    def _regions(
+        self, mask: npt.NDArray[np.uint8], grey: npt.NDArray[np.float32], moving: npt.NDArray[np.bool_]
+    ) -> list[Region]:
         assert self._fast is not None and self._slow is not None
+        diff = np.abs(self._fast - self._slow)
+        grown = self._grown(mask, diff, moving)
         # fragments of one object (a bag's creases, a gap the blur left) are labelled together
-        near = cv2.dilate(mask, np.ones((2 * MERGE_PX + 1, 2 * MERGE_PX + 1), np.uint8))
+        near = cv2.dilate(grown, np.ones((2 * MERGE_PX + 1, 2 * MERGE_PX + 1), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
         if n <= 1:
             return []
         total = float(mask.shape[0] * mask.shape[1])
         inv = 1.0 / self._scale
-        diff = np.abs(self._fast - self._slow)
         g_cur = _gradient(grey)
         g_bg = _gradient(self._slow)
         out: list[Region] = []
         kernel = np.ones((3, 3), np.uint8)
         for i in range(1, n):
             x, y, w, h, _ = (int(v) for v in stats[i])
-            # the box hugs the changed pixels, not the merge dilation
-            sub = (labels[y : y + h, x : x + w] == i) & (mask[y : y + h, x : x + w] > 0)
-            ys, xs = np.nonzero(sub)
-            if len(xs) == 0:
+            mine = labels[y : y + h, x : x + w] == i
+            # area and score from the pixels that differ clearly; the box from the grown object
+            sys_, sxs = np.nonzero(mine & (mask[y : y + h, x : x + w] > 0))
+            ys, xs = np.nonzero(mine & (grown[y : y + h, x : x + w] > 0))
+            if len(sxs) == 0:
                 continue
-            share = len(xs) / total
+            share = len(sxs) / total
             if share > MAX_REGION:
                 continue
             x1, y1, x2, y2 = (
@@ -214,7 +253,11 @@ class DualBackground:
             e_cur = float(g_cur[py1:py2, px1:px2][band].mean()) if band.any() else 0.0
             e_bg = float(g_bg[py1:py2, px1:px2][band].mean()) if band.any() else 0.0
             removed = e_bg >= GHOST_MARGIN * e_cur and e_bg > 0.0
-            score = float(diff[y + ys, x + xs].mean()) / 255.0
+            # over the pixels that differ by diff_level at least (the morphological close also fills
+            # in a few that differ less), so the least score is diff_level / 255
+            seen = diff[y + sys_, x + sxs]
+            strong = seen[seen > self.diff_level]
+            score = float((strong if len(strong) else seen).mean()) / 255.0
             if removed:
                 # heal the hole: the place looks as it does now, the object is not coming back as "new"
                 self._slow[py1:py2, px1:px2][comp > 0] = grey[py1:py2, px1:px2][comp > 0]
@@ -224,15 +267,43 @@ class DualBackground:
             )
         return out
 
+    def heal(self, xyxy: tuple[float, float, float, float]) -> None:
+        """Take the frame's present look into both backgrounds inside `xyxy` (frame pixels):
+        what differs there is known not to be a new object (the place one went from)."""
+        if self._grey is None or self._slow is None or self._fast is None:
+            return
+        x1, y1, x2, y2 = self._working_box(xyxy)
+        self._slow[y1:y2, x1:x2] = self._grey[y1:y2, x1:x2]
+        self._fast[y1:y2, x1:x2] = self._grey[y1:y2, x1:x2]
+
+    def look(self, xyxy: tuple[float, float, float, float]) -> npt.NDArray[np.float32] | None:
+        """The present (relit) look of the frame inside `xyxy`, to compare with later (`same_look`)."""
+        if self._grey is None:
+            return None
+        x1, y1, x2, y2 = self._working_box(xyxy)
+        return self._grey[y1:y2, x1:x2].copy()
+
+    def same_look(self, xyxy: tuple[float, float, float, float], look: npt.NDArray[np.float32]) -> float:
+        """Share of `xyxy`'s pixels that look now as they did in `look` (taken with `look`)."""
+        if self._grey is None:
+            return 1.0
+        x1, y1, x2, y2 = self._working_box(xyxy)
+        cur = self._grey[y1:y2, x1:x2]
+        if cur.shape != look.shape or cur.size == 0:
+            return 1.0
+        return float(np.mean(np.abs(cur - look) <= self.diff_level))
+
+    def _working_box(self, xyxy: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        x1, y1 = int(xyxy[0] * self._scale), int(xyxy[1] * self._scale)
+        x2 = max(math.ceil(xyxy[2] * self._scale), x1 + 1)
+        y2 = max(math.ceil(xyxy[3] * self._scale), y1 + 1)
+        return x1, y1, x2, y2
+
     def matches_background(self, xyxy: tuple[float, float, float, float]) -> bool:
         """Whether the frame's box looks again as the slow background does (what stood there went)."""
         if self._grey is None or self._slow is None:
             return False
-        x1, y1 = int(xyxy[0] * self._scale), int(xyxy[1] * self._scale)
-        x2, y2 = (
-            max(math.ceil(xyxy[2] * self._scale), x1 + 1),
-            max(math.ceil(xyxy[3] * self._scale), y1 + 1),
-        )
+        x1, y1, x2, y2 = self._working_box(xyxy)
         cur, slow = self._grey[y1:y2, x1:x2], self._slow[y1:y2, x1:x2]
         if cur.size == 0:
             return False

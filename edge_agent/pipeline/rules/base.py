@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.counts import CountReport
-from edge_agent.core.types import Detections, EventObject, Frame
+from edge_agent.core.types import Detections, EventObject, Frame, OwnerSighting
 from edge_agent.pipeline.thumbnail import work_grey
 
 
@@ -53,7 +53,7 @@ class Observation:
     `since_s` is when the condition began (the event's `started_at`);
     `instant` incidents (a line crossing) give one `start` and no `end`;
     `end` says the incident ends in this frame, with these `details` (why it ended),
-    and never starts one that is not open.
+    and never starts one that is not open; `owner` is who brought a left object, as best seen.
     """
 
     key: str
@@ -62,6 +62,7 @@ class Observation:
     instant: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
     end: bool = False
+    owner: OwnerSighting | None = None
 
 
 class RuleKind(Protocol):

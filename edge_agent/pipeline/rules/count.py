@@ -8,8 +8,8 @@ hands it over (`take_reports`) when the interval closes; the pipeline gives it t
   inertia of `zones.py`: 2 frames inside), including one first seen inside. Re-entering
   in the same interval does not count again. With `dwell_bins_s` the time each track
   stayed (entering to leaving) goes into a histogram of the interval it left in.
-- Line: a track counts once per interval and direction when it crosses (`line_cross`'s
-  side and dead-band test); `directions` has `in` and `out`, `count` is their sum.
+- Line: a track counts once per interval and direction when it crosses (the shared
+  `crossing.LineCrossing`, as `line_cross` uses it); `directions` has `in` and `out`, `count` is their sum.
 
 Intervals are aligned to the clock of the frames' `wall_ts`: `floor(ts / interval_s)`
 (live: the wall clock, so hourly counts run from the full hour; replay: `--start-time`
@@ -31,8 +31,8 @@ from pydantic import Field, model_validator
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.counts import CountReport
-from edge_agent.core.geometry import segments_intersect, side_of_line, to_pixels
 from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, select
+from edge_agent.pipeline.rules.crossing import LineCrossing
 from edge_agent.pipeline.rules.zones import ZoneMembership
 
 
@@ -61,9 +61,6 @@ Resume = Callable[[float], Mapping[str, Any] | None]
 
 
 class Count:
-    dead_band = 0.15
-    min_dead_band_px = 3.0
-
     def __init__(self, rule: CountRule, cam: CameraConfig, min_score: float) -> None:
         self.rule = rule
         self.camera = cam.id
@@ -72,15 +69,12 @@ class Count:
         self.interval_s = rule.interval_s
         self.bins = tuple(rule.dwell_bins_s) if rule.dwell_bins_s is not None else None
         self.zone = ZoneMembership(cam.zones[rule.zone].polygon) if rule.zone is not None else None
-        self.points = (
-            [(float(x), float(y)) for x, y in cam.lines[rule.line].points] if rule.line is not None else None
-        )
+        self.line = LineCrossing(cam.lines[rule.line].points) if rule.line is not None else None
         self.resume: Resume | None = None  # set by the pipeline when its sink keeps state
         self._start: float | None = None
         self._offset = 0.0  # wall_ts - media_s of the frames
         self._last_media = 0.0
         self._members: dict[int, float] = {}
-        self._side: dict[int, tuple[int, tuple[float, float]]] = {}
         self._ready: list[CountReport] = []
         self._dirty = False
         self._reset(None)
@@ -106,7 +100,7 @@ class Count:
     def _report(self, end_ts: float, complete: bool, media_s: float) -> CountReport:
         assert self._start is not None
         dirs = None
-        if self.points is not None:
+        if self.line is not None:
             dirs = {d: self._base_dirs[d] + len(self._crossed[d]) for d in ("in", "out")}
             count = dirs["in"] + dirs["out"]
         else:
@@ -179,30 +173,11 @@ class Count:
         self._members = dict(members)
 
     def _line(self, scene: Scene, idx: np.ndarray) -> None:
-        assert self.points is not None
-        dets = scene.dets[idx]
-        assert dets.track_id is not None
-        (ax, ay), (bx, by) = to_pixels(self.points, scene.frame.width, scene.frame.height).tolist()
-        a, b = (ax, ay), (bx, by)
-        anchors, heights = dets.anchors, dets.heights
-        length = max(((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5, 1e-6)
-        dist = side_of_line(anchors, a, b) / length
-        for j, tid in enumerate(dets.track_id.tolist()):
-            if abs(dist[j]) < max(self.min_dead_band_px, self.dead_band * float(heights[j])):
-                continue
-            side = 1 if dist[j] > 0 else -1
-            here = (float(anchors[j, 0]), float(anchors[j, 1]))
-            prev = self._side.get(tid)
-            self._side[tid] = (side, here)
-            if prev is None or prev[0] == side or not segments_intersect(prev[1], here, a, b):
-                continue
-            direction = "in" if side > 0 else "out"
-            if tid not in self._crossed[direction]:
-                self._crossed[direction].add(tid)
-                self._add_label(scene, int(idx[j]))
-        live = set(dets.track_id.tolist())
-        if len(self._side) > 4 * max(len(live), 16):
-            self._side = {t: s for t, s in self._side.items() if t in live}
+        assert self.line is not None
+        for c in self.line.update(scene.dets[idx], scene.frame.width, scene.frame.height):
+            if c.track_id not in self._crossed[c.direction]:
+                self._crossed[c.direction].add(c.track_id)
+                self._add_label(scene, int(idx[c.row]))
 
     # --- what the pipeline collects -------------------------------------------------
 

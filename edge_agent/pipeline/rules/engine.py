@@ -20,7 +20,7 @@ from typing import Any
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.counts import CountReport
-from edge_agent.core.types import EventObject
+from edge_agent.core.types import EventObject, OwnerSighting
 from edge_agent.pipeline.events import EventDraft
 from edge_agent.pipeline.rules.base import Aggregating, RuleKind, Scene
 from edge_agent.pipeline.rules.registry import kind_named
@@ -38,6 +38,7 @@ class _Active:
     last_emit_s: float
     details: dict[str, Any]
     instant: bool = False
+    owner: OwnerSighting | None = None
 
 
 class RuleRunner:
@@ -67,6 +68,7 @@ class RuleRunner:
             objects=inc.objects,
             instant=inc.instant,
             details=dict(inc.details),
+            owner=inc.owner,
         )
 
     def step(self, scene: Scene) -> list[EventDraft]:
@@ -89,9 +91,8 @@ class RuleRunner:
             if inc is None:
                 if now < self._quiet_until_s:
                     continue
-                inc = _Active(
-                    obs.since_s, scene.frame.index, obs.objects, now, dict(obs.details), obs.instant
-                )
+                inc = _Active(obs.since_s, scene.frame.index, obs.objects, now, dict(obs.details))
+                inc.instant, inc.owner = obs.instant, obs.owner
                 out.append(self._draft("start", obs.key, inc, now))
                 if obs.instant:
                     self._quiet_until_s = now + self.rule.cooldown_s
@@ -102,6 +103,7 @@ class RuleRunner:
             if obs.objects:
                 inc.objects = obs.objects
             inc.details = dict(obs.details)
+            inc.owner = obs.owner if obs.owner is not None else inc.owner
             since_emit = now - inc.last_emit_s
             if since_emit >= HEARTBEAT_S or (changed and since_emit >= CHANGE_UPDATE_S):
                 inc.last_emit_s = now
