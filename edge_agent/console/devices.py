@@ -244,14 +244,20 @@ def _latest(conn: Connection, site: str, device: str, action: str) -> dict[str, 
     return None if r is None else _row(r, True)
 
 
-def device_view(conn: Connection, site: str, device: str, stalled_after_s: float) -> dict[str, Any] | None:
-    """The box's page: status, last stats, inventory, config and command history; None if unknown."""
+def device_view(
+    conn: Connection, site: str, device: str, stalled_after_s: float, expire: bool = True
+) -> dict[str, Any] | None:
+    """The box's page: status, last stats, inventory, config and command history; None if unknown.
+
+    `expire`: first mark the box's commands still `sent` past their deadline as `timeout` (not on
+    a read-only console, which changes nothing)."""
     now = time.time()
     health = queries.health(conn, stalled_after_s, now)["devices"]
     status = next((d for d in health if d["site"] == site and d["device"] == device), None)
     if status is None:
         return None
-    _expire(conn, site, device, now)
+    if expire:
+        _expire(conn, site, device, now)
     s = conn.execute(
         sa.select(t.stats.c.payload, t.stats.c.ts)
         .where(t.stats.c.site == site, t.stats.c.device == device)

@@ -45,7 +45,7 @@ def _why_read_only(ctx: WebContext) -> str | None:
 @router.get("/{site}/{device}", summary="a box: status, last stats, inventory, config, command history")
 def get_device(ctx: Ctx, site: str, device: str) -> Json:
     with ctx.db.transaction() as conn:  # a transaction: commands left waiting by a stopped console expire
-        view = devices.device_view(conn, site, device, ctx.cfg.stalled_after_s)
+        view = devices.device_view(conn, site, device, ctx.cfg.stalled_after_s, expire=not ctx.read_only)
     if view is None:
         raise ApiError(404, f"no device {site}/{device} has been heard from")
     why = _why_read_only(ctx)

@@ -29,8 +29,8 @@ function lineDiff(a, b) {
   let i = 0, j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && a[i] === b[j]) { out.push([" ", a[i]]); i++; j++; }
-    else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(["+", b[j]]); j++; }
-    else { out.push(["-", a[i]]); i++; }
+    else if (i < n && (j === m || lcs[i + 1][j] >= lcs[i][j + 1])) { out.push(["-", a[i]]); i++; }
+    else { out.push(["+", b[j]]); j++; }
   }
   return out;
 }
@@ -142,13 +142,16 @@ function showInventory(v) {
   const disk = inv.disk || {};
   const stats = v.stats || {};
   const outbox = stats.outbox || {};
-  const cams = (s.cameras || []).map((c) => c.camera + ": " + c.state).join(", ");
+  // the cameras as the board has them, else as the box listed them in its ping
+  const cams = (s.cameras || []).length ? s.cameras.map((c) => c.camera + ": " + c.state).join(", ")
+    : Object.entries(inv.cameras || {}).map(([c, state]) => c + ": " + state).join(", ");
   const rows = [
     ["State", s.state + (s.reason ? " (" + s.reason + ")" : "") + " since " + localTime(s.since, zone), "state"],
     ["Last heard", localTime(s.last_seen, zone), "last-heard"],
     ["Cameras", cams, "cameras"],
     ["edge-agent", versions["edge-agent"], "version"],
-    ["Python, onnxruntime, OpenCV", [versions.python, versions.onnxruntime, versions.opencv].filter(Boolean).join(", "), "versions"],
+    ["Runtime", [["Python", versions.python], ["onnxruntime", versions.onnxruntime], ["OpenCV", versions.opencv]]
+      .filter(([, v]) => v).map(([k, v]) => k + " " + v).join(", "), "versions"],
     ["Host name", inv.hostname, "hostname"],
     ["Config", inv.config ? inv.config.path + " · sha256 " + String(inv.config.sha256 || "").slice(0, 16) : null, "config"],
     ["Model", model.name ? model.name + (model.sha256 ? " · sha256 " + model.sha256.slice(0, 16) : "") : null, "model"],
