@@ -60,7 +60,9 @@ LISTENER=""
 echo
 echo "events (replay):      $OUT/events.jsonl ($(wc -l < "$OUT/events.jsonl") lines)"
 echo "snapshots (received): $OUT/received/ ($(find "$OUT/received" -name '*.jpg' 2>/dev/null | wc -l) files)"
+echo "clips (received):     $OUT/received/ ($(find "$OUT/received" -name '*.mp4' 2>/dev/null | wc -l) files)"
 echo "evidence (local):     $OUT/evidence/"
 echo "annotated video:      $OUT/annotated.mp4"
 console_wait_events "$(wc -l < "$OUT/events.jsonl")"
+console_wait_clips "$OUT/events.jsonl"
 console_show

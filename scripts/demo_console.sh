@@ -5,6 +5,7 @@
 #   console_start "mqtt://127.0.0.1:$PORT" "$OUT"   # before the replay: SQLite in $OUT, a free port
 #   ...replay...
 #   console_wait_events "$(wc -l < "$OUT/events.jsonl")"
+#   console_wait_clips "$OUT/events.jsonl"           # every clip the events name, stored and checked
 #   console_show                                     # the URL; serves until Enter when interactive
 #   console_stop                                     # (also safe to call from the EXIT trap)
 #
@@ -62,6 +63,33 @@ console_wait_events() {  # wait (up to 30 s) until the console has stored $1 eve
     sleep 0.2
   done
   echo "town console: $have of $want event phases stored"
+}
+
+console_wait_clips() {  # wait (up to 30 s) until every clip named in the events file $1 is stored
+  "$BIN/python" - "$CONSOLE_URL" "$1" <<'EOF'
+import json, sys, time, urllib.request
+url, events = sys.argv[1].rstrip("/"), sys.argv[2]
+starts = [e for e in map(json.loads, open(events, encoding="utf-8")) if e["phase"] == "start" and "clip" in e]
+missing = []
+for e in starts:
+    info = {}
+    for _ in range(150):
+        with urllib.request.urlopen(f"{url}/api/incidents/{e['event_id']}", timeout=2) as r:
+            info = json.load(r)
+        owner_there = not e.get("owner") or (info.get("owner_info") or {}).get("received")
+        if (info.get("clip_info") or {}).get("complete") and owner_there:
+            break
+        time.sleep(0.2)
+    clip, owner = info.get("clip_info") or {}, info.get("owner_info")
+    if not clip.get("complete"):
+        missing.append(e["event_id"])
+        continue
+    who = f", owner crop {'stored' if owner and owner['received'] else 'MISSING'}" if e.get("owner") else ""
+    print(f"town console: clip of {e['rule']} stored ({clip['bytes']} bytes, {clip['duration_s']:.1f} s, "
+          f"sha256 {'checked' if clip['sha256_ok'] else 'WRONG'}){who}: {url}/incident/{e['event_id']}")
+if missing:
+    sys.exit(f"town console: the clip of {', '.join(missing)} was not stored")
+EOF
 }
 
 console_show() {

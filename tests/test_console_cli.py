@@ -26,7 +26,7 @@ def test_a_bad_config_names_each_problem_with_its_path(tmp_path: Path) -> None:
     cfg.write_text(
         "version: 1\nmqtt: {url: 'http://broker', clientid: x}\nweb: {port: 99999}\n"
         "timezone: Asia/Beijing\nmap: {tile_url: 'https://tiles.example/tile.png', attribution: OSM}\n"
-        "retention: {days: {events: 0, clips: 3}, interval_s: 10}\nlimits: {event_bytes: lots}\n"
+        "retention: {days: {events: 0, videos: 3}, interval_s: 10}\nlimits: {event_bytes: lots}\n"
     )
     proc = console(cfg)
     assert proc.returncode == 1
@@ -36,7 +36,7 @@ def test_a_bad_config_names_each_problem_with_its_path(tmp_path: Path) -> None:
     assert "timezone: expected an IANA time zone such as Asia/Shanghai, got 'Asia/Beijing'" in proc.stderr
     assert "map.tile_url: expected http(s)://host/...{z}/{x}/{y}..." in proc.stderr
     assert "retention.days.events: must be greater than 0" in proc.stderr
-    assert "retention.days.clips: unknown key 'clips'" in proc.stderr
+    assert "retention.days.videos: unknown key 'videos'" in proc.stderr
     assert "retention.interval_s: must be greater than or equal to 60" in proc.stderr
     assert "limits.event_bytes: expected a whole number" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -89,7 +89,7 @@ def scalar(db: Database, sql: str) -> Any:
 
 def test_migrations_apply_once_and_leave_empty_tables(db: Database) -> None:
     assert migrate(db) == []  # already applied by the fixture: nothing to do
-    assert scalar(db, "SELECT version_num FROM alembic_version") == head() == "0002"
+    assert scalar(db, "SELECT version_num FROM alembic_version") == head() == "0004"
     for table in (
         "events",
         "incidents",
@@ -104,6 +104,10 @@ def test_migrations_apply_once_and_leave_empty_tables(db: Database) -> None:
         "refused",
         "cameras",
         "purged",
+        "commands",
+        "clips",
+        "clip_chunks",
+        "owner_crops",
     ):
         assert scalar(db, f"SELECT COUNT(*) FROM {table}") == 0  # noqa: S608
 

@@ -77,7 +77,8 @@ def test_a_first_release_database_upgrades_in_place_and_keeps_every_row(v1_db: D
     verdicts = _rows(v1_db, "verdicts", "id, event_id, verdict, by_user, at, note")
     assert all(before.values()) and len(verdicts) == 4, "the test data has rows in every table"
 
-    assert migrate(v1_db) == ["0002", "0003"]  # stamped at 0001 (the first release's schema), then upgraded
+    # stamped at 0001 (the first release's schema), then upgraded
+    assert migrate(v1_db) == ["0002", "0003", "0004"]
     assert migrate(v1_db) == []
     for table, cols in V1_TABLES.items():
         assert _rows(v1_db, table, cols) == before[table], table

@@ -241,6 +241,7 @@ def test_every_published_payload_is_schema_valid(
 EXPECTED_CHANNELS = {
     TOPICS.event("{camera}", "{rule}"): (1, False, "event"),
     TOPICS.snapshot("{event_id}"): (1, False, "snapshot"),
+    TOPICS.owner_crop("{event_id}"): (1, False, "ownerCrop"),
     TOPICS.clip("{event_id}", "{index}"): (1, False, "clipChunk"),
     TOPICS.status: (1, True, "status"),
     TOPICS.camera_status("{camera}"): (1, True, "cameraStatus"),

@@ -182,6 +182,7 @@ class RetentionDays(_Model):
 
     events: float | None = Field(365, gt=0, description="incidents with their phases, audit trail, snapshot")
     snapshots: float | None = Field(90, gt=0, description="the JPEG only; the incident stays")
+    clips: float | None = Field(30, gt=0, description="the clip's MP4 and chunks; the incident stays")
     stats: float | None = Field(30, gt=0)
     status: float | None = Field(90, gt=0, description="device and camera status history")
     counts: float | None = Field(730, gt=0)

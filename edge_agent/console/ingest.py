@@ -363,6 +363,8 @@ class Ingest:
             client = self._client
             if client is not None:  # else the boxes send again after their receipt timeout
                 self.receipts.committed(client, [(m.topic, m.payload) for m in pending])
+                if result.clips_stored:
+                    self.receipts.clips_stored(client, result.clips_stored)
             self.committed_total += len(pending)
             self.events_total += result.events
             self.duplicates_total += result.duplicates

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from edge_agent.console import evidence
 from edge_agent.console import tables as t
 from edge_agent.console.series import count_rows, count_series, counts, zone
 from edge_agent.console.tables import OPEN_STATES, STATES
@@ -215,6 +216,7 @@ def incident(conn: Connection, event_id: str) -> dict[str, Any] | None:
             "sha256_ok": bool(snap and snap.sha256 == row.snapshot_sha256),
             "purged": bool(snap and snap.purged_at is not None),
         }
+    out.update(evidence.infos(conn, event_id, out["timeline"]))
     return out
 
 

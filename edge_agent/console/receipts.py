@@ -73,6 +73,22 @@ class ReceiptSender:
         self.sent_total += sent
         return sent
 
+    def clips_stored(self, client: paho.Client, clips: Iterable[tuple[str, str, str]]) -> int:
+        """After a commit: a clip receipt (`{"event_id", "clip": true}`) per (site, device, event_id)
+        whose clip is complete and stored; returns how many items were sent."""
+        per_box: dict[str, list[Receipt]] = {}
+        for site, device, event_id in sorted(set(clips)):
+            per_box.setdefault(device_receipts(self.prefix, site, device), []).append(
+                Receipt(event_id, clip=True)
+            )
+        sent = 0
+        for where, receipts in per_box.items():
+            for payload in receipt_payloads(receipts):
+                client.publish(where, payload, qos=1)
+            sent += len(receipts)
+        self.sent_total += sent
+        return sent
+
     def _receipt_of(self, topic: str, payload: bytes) -> Receipt | None:
         levels = topic.split("/")
         head = f"{self.prefix}/{API_VERSION}".split("/")

@@ -61,6 +61,28 @@ class SnapshotRecord:
 
 
 @dataclass(frozen=True)
+class OwnerCropRecord:
+    """A left object's owner crop (`snapshots/{event_id}/owner`)."""
+
+    site: str
+    device: str
+    event_id: str
+    jpeg: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ClipChunkRecord:
+    """Chunk `index` of an event's clip (`clips/{event_id}/{index}`), raw bytes."""
+
+    site: str
+    device: str
+    event_id: str
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Limits:
     """Per-message caps in bytes (console config `limits`); `rejected_keep_bytes` is how much of a
     rejected payload is kept."""
@@ -202,6 +224,8 @@ class CommandResultRecord:
 Record = (
     EventRecord
     | SnapshotRecord
+    | OwnerCropRecord
+    | ClipChunkRecord
     | DeviceStatusRecord
     | CameraStatusRecord
     | StatsRecord
@@ -250,6 +274,12 @@ def _parse(topic: str, payload: bytes, site: str, device: str, kind: str, rest: 
         return _event(topic, payload, site, device, rest[0], rest[1])
     if kind == "snapshots" and len(rest) == 1:
         return SnapshotRecord(site, device, rest[0], topic, payload, hashlib.sha256(payload).hexdigest())
+    if kind == "snapshots" and len(rest) == 2 and rest[1] == "owner":
+        return OwnerCropRecord(site, device, rest[0], payload, hashlib.sha256(payload).hexdigest())
+    if kind == "clips" and len(rest) == 2:
+        if not rest[1].isdigit() or len(rest[1]) > 6:
+            return Rejected(topic, f"clip chunk index {rest[1][:20]!r} is not a number 0..999999", payload)
+        return ClipChunkRecord(site, device, rest[0], int(rest[1]), payload)
     if kind == "status" and not rest:
         return _device_status(topic, payload, site, device)
     if kind == "cameras" and len(rest) == 2 and rest[1] == "status":

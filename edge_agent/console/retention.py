@@ -5,7 +5,10 @@ What each kind means and what stays:
   cut go with their phases, audit trail and snapshot. An open incident is
   never deleted, however old.
 - snapshots: only the JPEG goes (emptied, `purged_at` set); the incident keeps
-  its facts and knows its picture was purged. Open incidents keep theirs.
+  its facts and knows its picture was purged. Open incidents keep theirs. The
+  owner crop of a left object goes with them, the same way.
+- clips: the MP4 goes (emptied, `purged_at` set), the clip's facts stay; open
+  incidents keep theirs. Chunks of a clip that never became complete go too.
 - stats, status: older rows go, but the newest row of each box (and camera)
   stays, so the health board never forgets a quiet box.
 - counts, rejected, refused: older rows go.
@@ -35,6 +38,7 @@ DAY_S = 86400.0
 DEFAULT_DAYS: dict[str, float] = {
     "events": 365,
     "snapshots": 90,
+    "clips": 30,
     "stats": 30,
     "status": 90,
     "counts": 730,
@@ -61,6 +65,29 @@ def _delete_ids(conn: Connection, table: sa.Table, col: str, ids: list[Any]) -> 
     return done
 
 
+def _empty(
+    conn: Connection, table: sa.Table, column: str, empty: Any, cut: float, now: float, limit: int | None
+) -> int:
+    """Empty `column` of the rows received before `cut` whose incident is not open."""
+    open_ids = sa.select(t.incidents.c.event_id).where(t.incidents.c.state.in_(t.OPEN_STATES))
+    c = table.c
+    ids = _ids(
+        conn,
+        sa.select(c.event_id)
+        .where(c.received_at < cut, c.purged_at.is_(None), c.event_id.not_in(open_ids))
+        .order_by(c.received_at),
+        limit,
+    )
+    done = 0
+    for i in range(0, len(ids), CHUNK):
+        done += conn.execute(
+            sa.update(table)
+            .where(c.event_id.in_(ids[i : i + CHUNK]))
+            .values({column: empty, "purged_at": now})
+        ).rowcount
+    return done
+
+
 def _purge_kind(conn: Connection, kind: str, cut: float, now: float, limit: int | None) -> int:
     closed = t.incidents.c.state.not_in(t.OPEN_STATES)
     if kind == "events":
@@ -70,24 +97,17 @@ def _purge_kind(conn: Connection, kind: str, cut: float, now: float, limit: int 
             sa.select(inc.c.event_id).where(inc.c.started_epoch < cut, closed).order_by(inc.c.started_epoch),
             limit,
         )
-        for table in (t.events, t.incident_audit, t.snapshots):
+        for table in (t.events, t.incident_audit, t.snapshots, t.owner_crops, t.clips, t.clip_chunks):
             _delete_ids(conn, table, "event_id", ids)
         return _delete_ids(conn, inc, "event_id", ids)
     if kind == "snapshots":
-        sn = t.snapshots
-        open_ids = sa.select(t.incidents.c.event_id).where(t.incidents.c.state.in_(t.OPEN_STATES))
-        ids = _ids(
-            conn,
-            sa.select(sn.c.event_id)
-            .where(sn.c.received_at < cut, sn.c.purged_at.is_(None), sn.c.event_id.not_in(open_ids))
-            .order_by(sn.c.received_at),
-            limit,
-        )
-        done = 0
-        for i in range(0, len(ids), CHUNK):
-            done += conn.execute(
-                sa.update(sn).where(sn.c.event_id.in_(ids[i : i + CHUNK])).values(jpeg=b"", purged_at=now)
-            ).rowcount
+        done = _empty(conn, t.snapshots, "jpeg", b"", cut, now, limit)
+        _empty(conn, t.owner_crops, "jpeg", b"", cut, now, limit)
+        return done
+    if kind == "clips":
+        done = _empty(conn, t.clips, "data", None, cut, now, limit)
+        ch = t.clip_chunks
+        conn.execute(sa.delete(ch).where(ch.c.received_at < cut))
         return done
     if kind in ("stats", "status"):
         tables = (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from edge_agent.console import queries, workflow
+from edge_agent.console import evidence, queries, workflow
 from edge_agent.console.auth import Principal
 from edge_agent.console.config import check_timezone
 from edge_agent.console.web_models import CountsQuery, IncidentQuery, SeriesQuery
@@ -69,6 +69,44 @@ def get_snapshot(ctx: Ctx, event_id: str) -> Response:
     if jpeg is None:
         raise ApiError(404, f"no snapshot for {event_id!r}")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get(
+    "/incidents/{event_id}/owner.jpg",
+    summary="the crop of a left object's owner",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def get_owner_crop(ctx: Ctx, event_id: str) -> Response:
+    with ctx.db.connection() as conn:
+        jpeg = evidence.owner_jpeg(conn, event_id)
+    if jpeg is None:
+        raise ApiError(404, f"no owner crop for {event_id!r}")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get(
+    "/incidents/{event_id}/clip.mp4",
+    summary="the incident's clip (H.264 MP4) once complete; `Range: bytes=...` answers 206",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}},
+)
+def get_clip(ctx: Ctx, event_id: str, request: Request) -> Response:
+    with ctx.db.connection() as conn:
+        mp4 = evidence.clip_mp4(conn, event_id)
+    if mp4 is None:
+        raise ApiError(404, f"no complete clip for {event_id!r}")
+    size = len(mp4)
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    try:
+        span = evidence.byte_range(request.headers.get("range"), size)
+    except ValueError:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if span is None:
+        return Response(mp4, media_type="video/mp4", headers=headers)
+    first, last = span
+    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return Response(mp4[first : last + 1], status_code=206, media_type="video/mp4", headers=headers)
 
 
 @router.get("/health", summary="every box and camera: online, offline, stalled or unknown, and since when")

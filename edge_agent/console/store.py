@@ -23,15 +23,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from edge_agent.console import evidence
 from edge_agent.console import tables as t
 from edge_agent.console.records import (
     Announcement,
     CameraStatusRecord,
+    ClipChunkRecord,
     CommandResultRecord,
     CountRecord,
     DeviceStatusRecord,
     EventRecord,
     Ignored,
+    OwnerCropRecord,
     Record,
     Refused,
     Rejected,
@@ -135,7 +138,11 @@ class BatchResult:
     rejected: int = 0
     refused: int = 0
     ignored: int = 0
+    owner_crops: int = 0
+    clip_chunks: int = 0
     new_event_ids: list[str] = field(default_factory=list)
+    # (site, device, event_id) of clips complete in this batch or sent again once complete
+    clips_stored: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _sort_key(record: Record) -> tuple[int, str]:
@@ -144,9 +151,13 @@ def _sort_key(record: Record) -> tuple[int, str]:
         return 0, f"{e['event_id']}\0{e['ts']}\0{e['phase']}"
     if isinstance(record, SnapshotRecord):
         return 1, record.event_id
+    if isinstance(record, OwnerCropRecord):
+        return 2, record.event_id
+    if isinstance(record, ClipChunkRecord):
+        return 3, f"{record.event_id}\0{record.index:08d}"
     if isinstance(record, Refused):
-        return 2, f"{record.site}\0{record.device}\0{record.kind}"
-    return 3, ""
+        return 4, f"{record.site}\0{record.device}\0{record.kind}"
+    return 5, ""
 
 
 def write_batch(
@@ -169,6 +180,10 @@ def write_batch(
     flags = list(retained) if retained is not None else [False] * len(records)
     order = sorted(range(len(records)), key=lambda i: _sort_key(records[i]))
     _write_events(conn, sql, [r for r in records if isinstance(r, EventRecord)], received_at, result)
+    clips: dict[str, tuple[str, str]] = {}  # event id -> (site, device) of the clips touched
+    for er in sorted((r for r in records if isinstance(r, EventRecord)), key=_sort_key):
+        if evidence.write_clip_facts(conn, er.event, received_at):
+            clips[er.event["event_id"]] = (er.event["site"], er.event["device"])
     for i in order:
         r = records[i]
         where = device_of(r)
@@ -181,6 +196,14 @@ def write_batch(
                 "event_id": r.event_id, "site": r.site, "device": r.device, "topic": r.topic,
                 "sha256": r.sha256, "size": len(r.jpeg), "jpeg": r.jpeg, "received_at": received_at,
             })  # fmt: skip
+        elif isinstance(r, OwnerCropRecord):
+            result.owner_crops += evidence.write_owner_crop(conn, r, received_at)
+        elif isinstance(r, ClipChunkRecord):
+            if evidence.write_chunk(conn, r, received_at):
+                result.clip_chunks += 1
+                clips[r.event_id] = (r.site, r.device)
+            else:  # its clip is complete: say so again (the box may have missed the first receipt)
+                result.clips_stored.append((r.site, r.device, r.event_id))
         elif isinstance(r, DeviceStatusRecord):
             result.statuses += new("device_status", {
                 "site": r.site, "device": r.device, "state": r.state, "since": r.since,
@@ -221,6 +244,8 @@ def write_batch(
             write_command_result(conn, r.result, received_at)
         elif isinstance(r, Ignored):
             result.ignored += 1
+    for event_id in evidence.assemble(conn, clips, received_at):
+        result.clips_stored.append((*clips[event_id], event_id))
     for (site, device), live in sorted(heard.items()):
         row = {"site": site, "device": device, "first_seen": received_at, "last_seen": received_at}
         conn.execute(sql["heard" if live else "registered"], row)

@@ -259,3 +259,48 @@ commands = sa.Table(
     sa.Column("answered_at", sa.Double),
 )
 COMMAND_STATES = ("sent", "applied", "refused", "rolled_back", "timeout")
+
+# Evidence clips by event id: the event's `clip` facts; `data` once complete (every chunk, the
+# sha256 checked); `purged_at` once retention emptied it. Chunks wait in `clip_chunks`.
+clips = sa.Table(
+    "clips",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("device", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("duration_s", sa.Double),
+    sa.Column("complete", sa.Boolean, nullable=False),
+    sa.Column("sha256_ok", sa.Boolean),
+    sa.Column("data", sa.LargeBinary),
+    sa.Column("received_at", sa.Double, nullable=False),
+    sa.Column("completed_at", sa.Double),
+    sa.Column("purged_at", sa.Double),
+)
+
+clip_chunks = sa.Table(
+    "clip_chunks",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("device", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", sa.Double, nullable=False),
+)
+
+# A left object's owner crop (JPEG) by event id, kept like the snapshots.
+owner_crops = sa.Table(
+    "owner_crops",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("site", sa.Text, nullable=False),
+    sa.Column("device", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("jpeg", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", sa.Double, nullable=False),
+    sa.Column("purged_at", sa.Double),
+)

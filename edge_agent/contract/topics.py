@@ -70,6 +70,10 @@ class Topics:
             raise TopicError(f"illegal event id {event_id[:80]!r} in an MQTT topic: {problem}")
         return f"{self.base}/snapshots/{event_id}"
 
+    def owner_crop(self, event_id: str) -> str:
+        """The JPEG crop of a left object's owner (the event's `owner.crop`), beside the snapshot."""
+        return f"{self.snapshot(event_id)}/owner"
+
     def clip(self, event_id: str, index: int | str) -> str:
         """Chunk `index` (0-based) of an event's clip; `{index}` (a placeholder) for documentation."""
         problem = None if _PLACEHOLDER.fullmatch(event_id) else topic_level_problem(event_id)

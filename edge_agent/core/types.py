@@ -252,6 +252,15 @@ class ClipRef:
 
 
 @dataclass(frozen=True)
+class EvidenceBytes:
+    """What an event's `owner.crop` and `clip` describe, for the sinks that deliver them (the
+    outbox); never part of the event's JSON."""
+
+    owner_jpeg: bytes | None = None
+    clip: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """One phase (start / update / end) of one incident; see PRODUCT.md "Events"."""
 
@@ -276,6 +285,7 @@ class Event:
     alarm_type: int | None = None  # GB/T 28181 video-alarm code of the kind (contract/alarms.py)
     owner: Owner | None = None  # left_object: who brought the object
     clip: ClipRef | None = None  # the video around the incident, once cut
+    evidence: EvidenceBytes | None = field(default=None, repr=False, compare=False)  # their bytes
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:

@@ -16,8 +16,11 @@ the same backlog again and again (and none is made while the platform says it
 is offline: `platform.py`). A receipt, or a platform that announces itself
 online, starts the wait over.
 
-Only what a receipt can name waits: event phases and snapshots. Counts,
-discovery configs and statuses leave on their PUBACK.
+Only what a receipt can name waits: event phases and the pictures published
+before them (the snapshot, a left object's owner crop). Clip chunks, counts,
+discovery configs and statuses leave on their PUBACK (a platform may announce
+receipts without sending the clip receipts the contract allows, and chunks
+waiting for one would be sent again for ever).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class ReceiptKey:
 def receipt_key(topic: str, payload: bytes) -> ReceiptKey | None:
     """The key of an outbox item, or None for an item that leaves on its PUBACK."""
     levels = topic.split("/")
-    if len(levels) == 6 and levels[4] == "snapshots":
+    if levels[4:5] == ["snapshots"] and (len(levels) == 6 or (len(levels) == 7 and levels[6] == "owner")):
         return ReceiptKey(levels[5], None, None)
     if len(levels) == 7 and levels[4] == "events":
         try:
@@ -106,6 +109,8 @@ class AwaitingReceipts:
         """The ids the receipts settle (an event phase and the snapshots of its event sent before it)."""
         settled: list[int] = []
         for r in receipts:
+            if r.clip:
+                continue  # clip chunks left on their PUBACK: nothing waits for a clip receipt
             ids = self._by_event.get(r.event_id, set())
             hits = [i for i in ids if (k := self._items[i].key).phase is not None and r.covers(*_key3(k))]
             if not hits:

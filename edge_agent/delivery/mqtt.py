@@ -6,14 +6,16 @@ PUBACK handling and outbox acks never race. A fresh paho client is made for
 every connection: paho's in-memory resend queue is thrown away with it and the
 outbox stays the only source of what still has to go out.
 
-Delivery: items are published in outbox id order with at most `window` waiting
-for their PUBACK. An item is removed from the outbox on its PUBACK, or, while
-the box waits for receipts (`mqtt.receipts`, `platform.py`), an event phase and
-its snapshot only on the platform's receipt (`awaiting.py`): a broker that dies
-before it saved its queue loses nothing. After a reconnect, and when the oldest
-item has waited `mqtt.receipt_timeout_s` for its receipt, sending starts again
-from the oldest item not settled, so the order per camera holds; the platform
-removes the duplicates by `event_id`, phase and `ts`.
+Delivery: items are published in outbox id order with at most `window` waiting for
+their PUBACK, the main lane first: a clip chunk (`LANE_CLIPS`) is sent only when no
+event, snapshot or count waits to be sent, so clips never hold up an alert stored
+after them (each lane has its own cursor). An item is removed from the outbox on its
+PUBACK, or, while the box waits for receipts (`mqtt.receipts`, `platform.py`), an
+event phase and its snapshot only on the platform's receipt (`awaiting.py`): a
+broker that dies before it saved its queue loses nothing. After a reconnect, and
+when the oldest item has waited `mqtt.receipt_timeout_s` for its receipt, sending
+starts again from the oldest item not settled, so the order per camera holds; the
+platform removes the duplicates by `event_id`, phase and `ts`.
 
 Only draining happens here: device status goes with the connection (online on
 connect, the Last Will, offline on stop); camera states and the agent's stats
@@ -53,7 +55,7 @@ from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig, redact
 from edge_agent.core.types import iso_utc
 from edge_agent.delivery.ledger import Ledger
-from edge_agent.delivery.outbox import Outbox, OutboxItem
+from edge_agent.delivery.outbox import LANE_CLIPS, LANE_MAIN, Outbox, OutboxItem
 from edge_agent.delivery.platform import ReceiptDesk
 from edge_agent.delivery.status_board import StatusBoard
 
@@ -112,7 +114,7 @@ class MqttPublisher:
         self._inflight: dict[int, int] = {}  # mid -> outbox id
         self._acks: list[int] = []
         self._ledger = Ledger(outbox)
-        self._cursor = 0
+        self._cursors = {LANE_MAIN: 0, LANE_CLIPS: 0}  # per lane: the last id sent (or passed over)
         self._outbox_dirty = True
         self._refusal: str | None = None
         self._disconnect_reason: str | None = None
@@ -342,8 +344,7 @@ class MqttPublisher:
         self._connected = True
         self._connect_ok_at = time.monotonic()
         self._connect_count += 1
-        self._cursor = 0
-        self._outbox_dirty = True
+        self._rewind()
         self._just_connected = True
         logger.info(
             "connected to the MQTT broker %s as %s (%d items waiting in the outbox)",
@@ -410,23 +411,30 @@ class MqttPublisher:
 
     def _pump(self, client: paho.Client) -> None:
         while True:
-            window = self._ledger.window(self._window, self._cursor)
-            room = window - len(self._inflight)
-            if room <= 0 or not self._outbox_dirty:
+            if not self._outbox_dirty:
                 return
             self._outbox_dirty = False
-            items = self._outbox.peek(room, after_id=self._cursor)
-            if len(items) == room:
-                self._outbox_dirty = True  # there may be more behind them
             sent = 0
-            inflight = set(self._inflight.values())
-            for item in items:
-                if self._ledger.settled(item.id) or item.id in inflight:  # known: not again
-                    self._cursor = item.id
-                    continue
-                if not self._send_item(client, item):
+            for lane in (LANE_MAIN, LANE_CLIPS):
+                window = self._ledger.window(self._window, self._cursors[lane])
+                room = window - len(self._inflight)
+                if room <= 0:
+                    self._outbox_dirty = True  # the rest when PUBACKs make room
                     return
-                sent += 1
+                items = self._outbox.peek(room, after_id=self._cursors[lane], lane=lane)
+                if len(items) == room:
+                    self._outbox_dirty = True  # there may be more behind them
+                inflight = set(self._inflight.values())
+                for item in items:
+                    if self._ledger.settled(item.id) or item.id in inflight:  # known: not again
+                        self._cursors[lane] = item.id
+                        continue
+                    if not self._send_item(client, item):
+                        self._outbox_dirty = True
+                        return
+                    sent += 1
+                if len(items) == room:
+                    break  # the main lane filled the window: clips wait
             if sent or not self._outbox_dirty:
                 return
 
@@ -437,13 +445,13 @@ class MqttPublisher:
             # paho checks the topic and the size before anything is sent; it will say the
             # same every time, so the item goes aside now and the next one is sent.
             self.rejected_total += 1
-            self._cursor = item.id
+            self._cursors[item.lane] = item.id
             self._ledger.refused(item.id, f"refused by the MQTT client: {err}")
             self._ledger.write(force=True)
             return True
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
-        self._cursor = item.id
+        self._cursors[item.lane] = item.id
         self.published_total += 1
         if item.qos == 0:
             self.acked_total += 1
@@ -456,7 +464,7 @@ class MqttPublisher:
 
     def _rewind(self) -> None:
         """Send again from the oldest item not settled, in order (those waiting for a receipt)."""
-        self._cursor = 0
+        self._cursors = dict.fromkeys(self._cursors, 0)
         self._outbox_dirty = True
 
     def _send_camera_status(self, client: paho.Client, *, all_cameras: bool = False) -> None:

@@ -18,9 +18,16 @@ Acks are committed with `synchronous=NORMAL`: losing an ack to a power cut only
 means that item is sent once more, which at-least-once delivery allows, and it
 keeps the backlog drain free of one fsync per message.
 
+Two lanes: events, snapshots and everything else in lane 0, clip chunks in lane 1
+(`LANE_CLIPS`). The publisher sends lane 0 first and a clip chunk only when
+nothing of lane 0 waits to be sent, so an alert stored after a clip's chunks
+still goes before them; within a lane the row id is the order.
+
 The size cap counts the bytes of topics and payloads. When a put takes the
-total over `max_mb`, the oldest `info` items are dropped first, then the oldest
-of the rest; each drop is counted per severity and logged.
+total over `max_mb`, the oldest clip chunks are dropped first (the clip is the
+bulkiest and least urgent evidence: the event and its snapshot stay), then the
+oldest `info` items, then the oldest of the rest; each drop is counted (clip
+chunks apart, the others per severity) and logged.
 
 Poison messages: an item the client or the broker refuses for its own content
 (an illegal topic, too large, not authorised) is moved by the publisher into
@@ -58,6 +65,8 @@ from edge_agent.delivery.outbox_salvage import Salvage
 logger = logging.getLogger(__name__)
 
 SEVERITIES = ("info", "warning", "alert")
+LANE_MAIN = 0  # events, snapshots, counts: in id order
+LANE_CLIPS = 1  # clip chunks: sent when nothing of the main lane waits, dropped first
 # Free disk space a put may not take: room to write acks (a delete writes to the WAL), so a
 # backlog stored on a filling disk can always drain. The evidence store's reserve is larger.
 DEFAULT_RESERVE_MB = 4.0
@@ -76,6 +85,7 @@ class OutboxMessage:
     severity: str = "warning"
     qos: int = 1
     retain: bool = False
+    lane: int = LANE_MAIN
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ class OutboxItem:
     severity: str
     created_at: float
     size: int
+    lane: int = LANE_MAIN
 
 
 def _check(msg: OutboxMessage) -> None:
@@ -114,6 +125,8 @@ def _check(msg: OutboxMessage) -> None:
         raise ValueError(f"outbox: qos must be 0, 1 or 2, got {msg.qos!r}")
     if not msg.topic:
         raise ValueError("outbox: empty topic")
+    if msg.lane not in (LANE_MAIN, LANE_CLIPS):
+        raise ValueError(f"outbox: lane must be {LANE_MAIN} or {LANE_CLIPS}, got {msg.lane!r}")
 
 
 class Outbox:
@@ -129,6 +142,7 @@ class Outbox:
         self.reserve_bytes = int(reserve_mb * 1024 * 1024)
         self.dropped_total = 0
         self.dropped_by_severity: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
+        self.dropped_clip_chunks = 0
         self.recovered_corrupt = False
         self.corrupt_moved_to: Path | None = None
         self.salvage: Salvage | None = None
@@ -165,9 +179,10 @@ class Outbox:
         severity: str = "warning",
         qos: int = 1,
         retain: bool = False,
+        lane: int = LANE_MAIN,
     ) -> int:
         """Store one message durably; returns its id once committed."""
-        return self.put_many([OutboxMessage(topic, payload, camera, severity, qos, retain)])[0]
+        return self.put_many([OutboxMessage(topic, payload, camera, severity, qos, retain, lane)])[0]
 
     def put_many(self, messages: Sequence[OutboxMessage]) -> list[int]:
         """Store messages in one transaction (all or none); returns their ids in order."""
@@ -186,8 +201,8 @@ class Outbox:
                 for msg in messages:
                     size = len(msg.topic.encode("utf-8")) + len(msg.payload)
                     cur = self._conn.execute(
-                        "INSERT INTO items (topic, payload, qos, retain, camera, severity, created_at, size)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO items (topic, payload, qos, retain, camera, severity, created_at, size,"
+                        " lane) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             msg.topic,
                             msg.payload,
@@ -197,6 +212,7 @@ class Outbox:
                             msg.severity,
                             now,
                             size,
+                            msg.lane,
                         ),
                     )
                     ids.append(int(cur.lastrowid or 0))
@@ -233,35 +249,40 @@ class Outbox:
                 f" disk, {self.reserve_bytes // 1024} KB are kept to deliver what is stored"
             )
 
-    def _enforce_cap(self, total: int) -> list[tuple[int, str, int]]:
-        """Delete the oldest info items, then the oldest of the rest, until under the cap."""
-        drops: list[tuple[int, str, int]] = []
+    def _enforce_cap(self, total: int) -> list[tuple[int, str, int, int]]:
+        """Delete the oldest clip chunks, then the oldest info items, then the oldest of the rest,
+        until under the cap."""
+        drops: list[tuple[int, str, int, int]] = []
         if total <= self.max_bytes:
             return drops
-        for where in ("WHERE severity = 'info'", ""):
+        for where in (f"WHERE lane = {LANE_CLIPS}", "WHERE severity = 'info'", ""):
             while total > self.max_bytes:
                 rows = self._conn.execute(
-                    f"SELECT id, severity, size FROM items {where} ORDER BY id LIMIT ?",  # noqa: S608
+                    f"SELECT id, severity, size, lane FROM items {where} ORDER BY id LIMIT ?",  # noqa: S608
                     (_DROP_BATCH,),
                 ).fetchall()
                 if not rows:
                     break
-                for item_id, severity, size in rows:
+                for item_id, severity, size, lane in rows:
                     if total <= self.max_bytes:
                         break
                     self._conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
-                    drops.append((int(item_id), str(severity), int(size)))
+                    drops.append((int(item_id), str(severity), int(size), int(lane)))
                     total -= int(size)
         return drops
 
-    def _apply_drops(self, drops: list[tuple[int, str, int]]) -> None:
+    def _apply_drops(self, drops: list[tuple[int, str, int, int]]) -> None:
         if not drops:
             return
-        for _, severity, size in drops:
+        for _, severity, size, lane in drops:
             self._depth -= 1
             self._size -= size
-            self.dropped_by_severity[severity] = self.dropped_by_severity.get(severity, 0) + 1
-            self._drops_unlogged[severity] = self._drops_unlogged.get(severity, 0) + 1
+            what = "clip chunk" if lane == LANE_CLIPS else severity
+            if lane == LANE_CLIPS:
+                self.dropped_clip_chunks += 1
+            else:
+                self.dropped_by_severity[severity] = self.dropped_by_severity.get(severity, 0) + 1
+            self._drops_unlogged[what] = self._drops_unlogged.get(what, 0) + 1
         self.dropped_total += len(drops)
         # Once full, every put drops something: one line a minute tells the story
         # without flooding the log of a box that stays offline for days.
@@ -271,7 +292,7 @@ class Outbox:
         self._last_drop_log = now
         logger.warning(
             "outbox %s is over its cap of %d bytes: dropped the oldest item(s) (%s since the last report), "
-            "%d dropped in all; the info items go first",
+            "%d dropped in all; clip chunks go first, then the info items",
             self.path,
             self.max_bytes,
             ", ".join(f"{n} {sev}" for sev, n in sorted(self._drops_unlogged.items())),
@@ -339,7 +360,11 @@ class Outbox:
             self._ensure_open()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                row = self._conn.execute("DELETE FROM items WHERE id = ? RETURNING *", (item_id,)).fetchone()
+                row = self._conn.execute(
+                    "DELETE FROM items WHERE id = ? RETURNING"
+                    " id, topic, payload, qos, retain, camera, severity, created_at, size",
+                    (item_id,),
+                ).fetchone()
                 if row is not None:
                     self._conn.execute(
                         "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -371,16 +396,15 @@ class Outbox:
 
     # --- reading -----------------------------------------------------------------
 
-    def peek(self, limit: int, after_id: int = 0) -> list[OutboxItem]:
-        """The oldest `limit` items with an id above `after_id`, in id order."""
+    def peek(self, limit: int, after_id: int = 0, lane: int | None = None) -> list[OutboxItem]:
+        """The oldest `limit` items with an id above `after_id` (of `lane`; None: any), in id order."""
+        sql = "SELECT id, topic, payload, qos, retain, camera, severity, created_at, size, lane FROM items"
+        where, args = (" WHERE id > ?", (after_id, limit)) if lane is None else (
+            " WHERE lane = ? AND id > ?", (lane, after_id, limit))  # fmt: skip
         with self._lock:
             self._ensure_open()
             try:
-                rows = self._conn.execute(
-                    "SELECT id, topic, payload, qos, retain, camera, severity, created_at, size"
-                    " FROM items WHERE id > ? ORDER BY id LIMIT ?",
-                    (after_id, limit),
-                ).fetchall()
+                rows = self._conn.execute(sql + where + " ORDER BY id LIMIT ?", args).fetchall()
             except sqlite3.Error as err:
                 raise OutboxError(f"outbox {self.path}: cannot read: {err}") from err
         return [
@@ -394,6 +418,7 @@ class Outbox:
                 str(r[6]),
                 float(r[7]),
                 int(r[8]),
+                int(r[9]),
             )
             for r in rows
         ]
@@ -439,6 +464,7 @@ class Outbox:
         with self._lock:
             depth, size = self._depth, self._size
             dropped = dict(self.dropped_by_severity)
+            clip_chunks = self.dropped_clip_chunks
             total = self.dropped_total
         return {
             "depth": depth,
@@ -446,6 +472,7 @@ class Outbox:
             "max_bytes": self.max_bytes,
             "dropped_total": total,
             "dropped_by_severity": dropped,
+            "dropped_clip_chunks": clip_chunks,
             "recovered_corrupt": self.recovered_corrupt,
             "salvaged": None if self.salvage is None else len(self.salvage.rows),
             "salvage_lost": None if self.salvage is None else self.salvage.lost,

@@ -24,12 +24,13 @@ from edge_agent.delivery.outbox_salvage import Salvage, salvage_rows
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 2  # 2: the dead_letters table (a version 1 file gains it on open)
+# 2: the dead_letters table (a version 1 file gains it on open); 3: items.lane (clip chunks)
+_SCHEMA_VERSION = 3
 # The WAL is folded into the file every 1 MB and truncated to 1 MB after a checkpoint: on a
 # filling disk the space it takes (and the file's growth when it is folded in) stays small.
 _WAL_LIMIT_BYTES = 1024 * 1024
 _WAL_AUTOCHECKPOINT_PAGES = 256
-_COLUMNS = ("id", "topic", "payload", "qos", "retain", "camera", "severity", "created_at", "size")
+_COLUMNS = ("id", "topic", "payload", "qos", "retain", "camera", "severity", "created_at", "size", "lane")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -41,9 +42,11 @@ CREATE TABLE IF NOT EXISTS items (
     camera TEXT,
     severity TEXT NOT NULL,
     created_at REAL NOT NULL,
-    size INTEGER NOT NULL
+    size INTEGER NOT NULL,
+    lane INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS items_severity ON items (severity, id);
+CREATE INDEX IF NOT EXISTS items_lane ON items (lane, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
@@ -97,11 +100,13 @@ def connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
         if result is None or result[0] != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, 1, _SCHEMA_VERSION):
+        if version not in (0, 1, 2, _SCHEMA_VERSION):
             raise sqlite3.DatabaseError(f"unknown outbox schema version {version}")
         if not _has_tables(conn):
             conn.executescript(_SCHEMA)
         if version != _SCHEMA_VERSION:  # written only when it changes: a full disk can still open
+            if "lane" not in {r[1] for r in conn.execute("PRAGMA table_info(items)")}:
+                conn.execute("ALTER TABLE items ADD COLUMN lane INTEGER NOT NULL DEFAULT 0")
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(items)"))

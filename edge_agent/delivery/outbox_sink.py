@@ -9,11 +9,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from edge_agent.contract.clips import split_clip
 from edge_agent.contract.topics import Topics
 from edge_agent.core.counts import CountReport
 from edge_agent.core.types import Event
 from edge_agent.delivery.count_store import CountStore
-from edge_agent.delivery.outbox import Outbox, OutboxError, OutboxMessage
+from edge_agent.delivery.outbox import LANE_CLIPS, Outbox, OutboxError, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,13 @@ _RETRY_S = 1.0  # a refused disk is tried again at most this often (puts in betw
 class OutboxSink:
     """`EventSink` that stores each event (and its snapshot first) in the outbox.
 
-    The snapshot and its event go in one transaction, the snapshot first: the
-    platform receives the picture before the event that points to it, and a
-    crash never leaves one without the other. Both carry the event's camera
-    (for the order per camera) and severity (for the cap policy). The sink does
+    The snapshot, a left object's owner crop, the event and its clip's chunks go
+    in one transaction, the pictures first: the platform receives them before the
+    event that points to them, and a crash never leaves one without the other.
+    The chunks (`clips/{event_id}/{index}`, at most 256 KiB each) go into the
+    outbox's clip lane: sent after everything else waiting, an alert stored later
+    included, and dropped first when the outbox is full. All carry the event's
+    camera (for the order per camera) and severity (for the cap policy). The sink does
     not own the outbox: `close()` leaves it open for the publisher.
 
     When the disk refuses a put (full, read-only, I/O error) the sink never
@@ -46,6 +50,7 @@ class OutboxSink:
         self._topics = topics
         self._counts = counts
         self.emitted_total = 0
+        self.clips_total = 0  # clips put into the outbox (in chunks)
         self._lock = threading.Lock()
         self._held: collections.deque[list[OutboxMessage]] = collections.deque()
         self._held_items = 0
@@ -67,6 +72,10 @@ class OutboxSink:
             messages.append(
                 OutboxMessage(topic, snapshot_jpeg, camera=event.camera, severity=event.severity, qos=1)
             )
+        media = event.evidence
+        if media is not None and media.owner_jpeg is not None and event.owner is not None:
+            topic = self._topics.owner_crop(event.event_id)
+            messages.append(OutboxMessage(topic, media.owner_jpeg, event.camera, event.severity, qos=1))
         messages.append(
             OutboxMessage(
                 self._topics.event(event.camera, event.rule),
@@ -76,6 +85,13 @@ class OutboxSink:
                 qos=1,
             )
         )
+        if media is not None and media.clip is not None and event.clip is not None:
+            for index, chunk in enumerate(split_clip(media.clip)):
+                topic = self._topics.clip(event.event_id, index)
+                messages.append(
+                    OutboxMessage(topic, chunk, event.camera, event.severity, qos=1, lane=LANE_CLIPS)
+                )
+            self.clips_total += 1
         self.store(messages)
         self.emitted_total += 1
 

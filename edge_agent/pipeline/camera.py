@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,16 @@ from edge_agent.contract.clips import chunk_count
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.sink import CountSink, EventSink
-from edge_agent.core.types import ClipRef, Detections, Event, Frame, Owner, OwnerSighting, iso_utc
+from edge_agent.core.types import (
+    ClipRef,
+    Detections,
+    Event,
+    EvidenceBytes,
+    Frame,
+    Owner,
+    OwnerSighting,
+    iso_utc,
+)
 from edge_agent.pipeline.clips import ClipSettings, FileClipCutter, clip_window
 from edge_agent.pipeline.detect import Detector, StagedDetector
 from edge_agent.pipeline.events import EventBuilder, EventDraft
@@ -219,15 +228,16 @@ class CameraPipeline:
         draw_rule_states(img, self.engine.states(), self.last_frame.media_s)
         return img
 
-    def _owner(self, sighting: OwnerSighting, eid: str) -> Owner:
-        """The event's `owner` with its crop encoded, kept as `<event_id>-owner.jpg` (evidence)."""
+    def _owner(self, sighting: OwnerSighting, eid: str) -> tuple[Owner, bytes | None]:
+        """The event's `owner` and its crop's JPEG, kept as `<event_id>-owner.jpg` (evidence)."""
         jpeg = _crop_jpeg(sighting.crop, self.identity.jpeg_quality)
         if jpeg is not None and self.evidence is not None:
             self.evidence.save(eid, jpeg, "-owner")
-        return owner_of(sighting, jpeg)
+        return owner_of(sighting, jpeg), jpeg
 
-    def _clip(self, draft: EventDraft, eid: str, offset: float) -> ClipRef | None:
-        """The incident's clip, kept as `<event_id>.mp4` (evidence); None when none could be cut."""
+    def _clip(self, draft: EventDraft, eid: str, offset: float) -> tuple[ClipRef, bytes] | None:
+        """The incident's clip and its bytes, kept as `<event_id>.mp4` (evidence); None when none
+        could be cut."""
         assert self.clips is not None
         parts = clip_window(draft.kind, draft.since_s, draft.media_s, draft.owner, self.clip_settings)
         clip = self.clips.cut(parts)
@@ -243,7 +253,7 @@ class CameraPipeline:
             end_media_s=clip.end_media_s,
             started_at=iso_utc(clip.start_media_s + offset),
             duration_s=clip.duration_s,
-        )
+        ), clip.data
 
     def _emit(self, drafts: list[EventDraft], frame: Frame) -> list[Event]:
         events: list[Event] = []
@@ -259,13 +269,18 @@ class CameraPipeline:
                 snap = snapshot_ref(jpeg, self.identity.snapshot_topic(eid), frame.width, frame.height)
                 if self.evidence is not None:
                     self.evidence.save(eid, jpeg)
-            owner = None
+            owner, owner_jpeg = None, None
             if draft.owner is not None and not self.builder.knows_owner(draft):
-                owner = self._owner(draft.owner, self.builder.event_id_for(draft, offset))
-            clip = None
+                owner, owner_jpeg = self._owner(draft.owner, self.builder.event_id_for(draft, offset))
+            clip, clip_data = None, None
             if draft.phase == "start" and self.clips is not None and draft.severity != "info":
-                clip = self._clip(draft, self.builder.event_id_for(draft, offset), offset)
+                cut = self._clip(draft, self.builder.event_id_for(draft, offset), offset)
+                if cut is not None:
+                    clip, clip_data = cut
             event = self.builder.build(draft, offset, snap, owner, clip)
+            if owner_jpeg is not None or clip_data is not None:
+                # The bytes ride with the event to the sinks that deliver them (the outbox).
+                event = replace(event, evidence=EvidenceBytes(owner_jpeg, clip_data))
             self.sink.emit(event, jpeg)
             events.append(event)
         self.events_emitted += len(events)

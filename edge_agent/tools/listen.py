@@ -1,15 +1,16 @@
 """`edge-agent listen`: the reference subscriber for platform teams.
 
-Subscribes to every device's events (and snapshots and status) under a topic
-prefix, checks each event against `mqtt/event.schema.json`, drops the
-duplicates that at-least-once delivery brings (by `(event_id, phase, ts)`), saves
-snapshots as `<event_id>.jpg`, puts each event's clip together from its chunks
-(checking the sha256 the event names) as `<event_id>.mp4`, and prints one line per
-event. With `--store FILE` each new event is appended to FILE (one JSON line, synced
-to disk) and FILE is read at start, so an event is stored once across restarts. With
-`--receipts` it is a receipt-sending platform (`contract/receipts.py`): it announces
-itself on the retained platform status (Last Will `offline`) and sends a receipt for
-each event once it is stored (duplicates too: the box may not have had the first one).
+Subscribes to every device's events (and snapshots and status) under a topic prefix,
+checks each event against `mqtt/event.schema.json`, drops the duplicates that at-
+least-once delivery brings (by `(event_id, phase, ts)`), saves snapshots as
+`<event_id>.jpg` and a left object's owner crop as `<event_id>-owner.jpg`, puts each
+event's clip together from its chunks (checking the sha256 the event names) as
+`<event_id>.mp4`, and prints one line per event. With `--store FILE` each new event
+is appended to FILE (one JSON line, synced to disk) and FILE is read at start, so an
+event is stored once across restarts. With `--receipts` it is a receipt-sending
+platform (`contract/receipts.py`): it announces itself on the retained platform
+status (Last Will `offline`) and sends a receipt for each event once it is stored
+(duplicates too: the box may not have had the first one).
 This is CLI code: its output goes to stdout with `print`.
 """
 
@@ -120,6 +121,7 @@ class _Listener:
         self.clips = Path(clips) if clips else None
         self.assembler = ClipAssembler()
         self.clips_saved = 0
+        self.owner_crops = 0
         self.clips_bad = 0
         self.prefix = prefix
         self.seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -159,8 +161,10 @@ class _Listener:
 
     def on_message(self, topic: str, payload: bytes) -> None:
         levels = topic.split("/")
-        if len(levels) >= 6 and levels[4] == "snapshots":
+        if len(levels) == 6 and levels[4] == "snapshots":
             self._snapshot(levels[5], payload)
+        elif len(levels) == 7 and levels[4] == "snapshots" and levels[6] == "owner":
+            self._owner_crop(levels[5], payload)
         elif len(levels) >= 7 and levels[4] == "clips":
             self._clip_chunk(levels[5], levels[6], payload)
         elif len(levels) >= 5 and levels[4] == "events":
@@ -230,6 +234,16 @@ class _Listener:
         self.snapshot_sha[event_id] = hashlib.sha256(payload).hexdigest()
         if len(self.snapshot_sha) > _SEEN_MAX:
             self.snapshot_sha.popitem(last=False)
+
+    def _owner_crop(self, event_id: str, payload: bytes) -> None:
+        if self.snapshots is None:
+            return
+        name = _SAFE_NAME.sub("_", event_id) + "-owner.jpg"
+        path = self.snapshots / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+        self.owner_crops += 1
 
     def _clip_chunk(self, event_id: str, index: str, payload: bytes) -> None:
         if self.clips is None or not index.isdigit():
@@ -314,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
         (f"{base}/cameras/+/status", 1),
     ]
     if args.snapshots:
-        subscriptions.append((f"{base}/snapshots/+", 1))
+        subscriptions += [(f"{base}/snapshots/+", 1), (f"{base}/snapshots/+/owner", 1)]
     if listener.clips is not None:
         subscriptions.append((f"{base}/clips/+/+", 1))
     shown = redact(s.url)

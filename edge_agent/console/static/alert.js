@@ -1,4 +1,4 @@
-// One alert: its snapshot with the boxes of its objects, facts, the timeline of phases, the
+// One alert: its snapshot with the boxes of its objects, its clip and owner crop, facts, the timeline of phases, the
 // workflow (acknowledge, dispatch to a named person, resolve, false alarm, reopen), notes and
 // the audit trail. Every time in the village's zone.
 "use strict";
@@ -124,6 +124,50 @@ function show(inc) {
   showFacts(inc, zone);
   showTimeline(inc, zone);
   showAudit(inc, zone);
+  showMedia(inc, zone);
+}
+
+// The clip (played from the console, which answers Range requests so the player can seek) and
+// the crop of who brought a left object, with when they were seen.
+function showMedia(inc, zone) {
+  const clip = inc.clip_info || null;
+  const owner = inc.owner_info || null;
+  document.getElementById("media").hidden = !clip && !owner;
+  const video = document.getElementById("clip");
+  const clipNote = document.getElementById("clip-note");
+  document.getElementById("clip-box").hidden = !clip;
+  if (clip) {
+    video.hidden = !clip.url;
+    if (clip.url && video.getAttribute("src") !== clip.url) video.src = clip.url;
+    const secs = clip.duration_s !== null && clip.duration_s !== undefined ? Number(clip.duration_s).toFixed(1) + " s" : "";
+    if (clip.url) {
+      clipNote.textContent = "clip " + secs + ", sha256 checked: it is the one the event names";
+      clipNote.className = "muted";
+    } else if (clip.purged) {
+      clipNote.textContent = "the clip was deleted by retention";
+      clipNote.className = "muted";
+    } else if (clip.sha256_ok === false) {
+      clipNote.textContent = "WARNING: the clip's parts do not add up to the sha256 the event names";
+      clipNote.className = "error";
+    } else {
+      clipNote.textContent = "the clip is arriving: " + clip.chunks_received + " of " + clip.chunks + " parts";
+      clipNote.className = "muted";
+    }
+    clipNote.dataset.complete = clip.complete ? "1" : "0";
+  }
+  const img = document.getElementById("owner");
+  const ownerNote = document.getElementById("owner-note");
+  document.getElementById("owner-box").hidden = !owner;
+  if (owner) {
+    img.hidden = !owner.url;
+    if (owner.url && img.getAttribute("src") !== owner.url) img.src = owner.url;
+    const who = (owner.label || "owner") + (owner.track_id !== null && owner.track_id !== undefined ? " #" + owner.track_id : "");
+    const when = owner.seen_at ? localTime(owner.seen_at, zone) : "–";
+    ownerNote.textContent = "brought it: " + who + ", seen " + when +
+      (owner.url ? "" : owner.purged ? " (picture deleted by retention)" : " (picture not arrived)");
+    ownerNote.className = owner.url && !owner.sha256_ok ? "error" : "muted";
+    if (owner.url && !owner.sha256_ok) ownerNote.textContent += " — WARNING: not the sha256 the event names";
+  }
 }
 
 function showError(text) {
