@@ -86,7 +86,9 @@ class Box:
         self.device = device
         topics = Topics("eagleeye", "laohu", device)
         self.outbox = TimedOutbox(work / f"{device}.sqlite3", 256)
-        cfg = MqttConfig(url=url, stats_interval_s=3600)
+        # receipts off: the backlog is measured from the broker's queue to the database; with
+        # receipts the boxes would hold it themselves while the console is away (bench_receipts).
+        cfg = MqttConfig(url=url, stats_interval_s=3600, receipts="off")
         self.publisher = MqttPublisher(cfg, self.outbox, topics, backoff=Backoff(0.2, 1.0))
         self.sink = OutboxSink(self.outbox, topics)
         self.seq = 0
