@@ -13,15 +13,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
 
+from edge_agent.console.announcement import Announcement, announcement_of
 from edge_agent.contract.commands import CommandError, CommandResult, parse_result
 from edge_agent.contract.schemas import load_schema, validate
 from edge_agent.contract.topics import API_VERSION
@@ -116,29 +115,6 @@ CAPS = {
     "cameras": ("status", "status_bytes"),
     "stats": ("stats", "stats_bytes"),
 }
-
-
-@dataclass(frozen=True)
-class Location:
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True)
-class CameraPlace:
-    camera: str
-    name: str | None
-    location: Location | None
-
-
-@dataclass(frozen=True)
-class Announcement:
-    """What an online box says about itself in its status (all optional in the payload)."""
-
-    site_name: str | None
-    timezone: str | None
-    location: Location | None
-    cameras: tuple[CameraPlace, ...] | None
 
 
 @dataclass(frozen=True)
@@ -252,6 +228,22 @@ def _json_object(topic: str, payload: bytes) -> dict[str, Any] | Rejected:
     return data
 
 
+def _checked(
+    topic: str, payload: bytes, schema: str, what: str, agree: dict[str, str] | None = None
+) -> dict[str, Any] | Rejected:
+    """The payload as a JSON object that passes its schema and names what its topic names."""
+    data = _json_object(topic, payload)
+    if isinstance(data, Rejected):
+        return data
+    error = _schema_error(schema, data)
+    if error is not None:
+        return Rejected(topic, f"{what} schema: {error}", payload)
+    for key, want in (agree or {}).items():
+        if data[key] != want:
+            return Rejected(topic, f"the payload's {key} {data[key]!r} is not the topic's {want!r}", payload)
+    return data
+
+
 def parse_message(prefix: str, topic: str, payload: bytes, limits: Limits | None = None) -> Record:
     """What `payload` on `topic` means for the console's database (`limits`: the defaults if None)."""
     limits = limits or Limits()
@@ -306,15 +298,11 @@ def _command_result(topic: str, payload: bytes, site: str, device: str, action: 
 
 
 def _count(topic: str, payload: bytes, site: str, device: str, camera: str, rule: str) -> Record:
-    data = _json_object(topic, payload)
+    data = _checked(
+        topic, payload, "count", "count", {"site": site, "device": device, "camera": camera, "rule": rule}
+    )
     if isinstance(data, Rejected):
         return data
-    error = _schema_error("count", data)
-    if error is not None:
-        return Rejected(topic, f"count schema: {error}", payload)
-    for key, want in (("site", site), ("device", device), ("camera", camera), ("rule", rule)):
-        if data[key] != want:
-            return Rejected(topic, f"the payload's {key} {data[key]!r} is not the topic's {want!r}", payload)
     return CountRecord(
         site,
         device,
@@ -331,92 +319,34 @@ def _count(topic: str, payload: bytes, site: str, device: str, camera: str, rule
 
 
 def _event(topic: str, payload: bytes, site: str, device: str, camera: str, rule: str) -> Record:
-    data = _json_object(topic, payload)
+    data = _checked(
+        topic, payload, "event", "event", {"site": site, "device": device, "camera": camera, "rule": rule}
+    )
     if isinstance(data, Rejected):
         return data
-    error = _schema_error("event", data)
-    if error is not None:
-        return Rejected(topic, f"event schema: {error}", payload)
-    for key, want in (("site", site), ("device", device), ("camera", camera), ("rule", rule)):
-        if data[key] != want:
-            return Rejected(topic, f"the payload's {key} {data[key]!r} is not the topic's {want!r}", payload)
     return EventRecord(data, topic, payload.decode("utf-8"), epoch(data["ts"]), epoch(data["started_at"]))
 
 
 def _device_status(topic: str, payload: bytes, site: str, device: str) -> Record:
-    data = _json_object(topic, payload)
+    data = _checked(topic, payload, "status", "status")
     if isinstance(data, Rejected):
         return data
-    error = _schema_error("status", data)
-    if error is not None:
-        return Rejected(topic, f"status schema: {error}", payload)
     return DeviceStatusRecord(
-        site, device, data["state"], data["since"], data.get("reason"), _announcement(data)
-    )
-
-
-def _location(value: Any) -> Location | None:
-    if not isinstance(value, dict):
-        return None
-    lat, lon = value.get("lat"), value.get("lon")
-    numbers = [v for v in (lat, lon) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if len(numbers) != 2 or not all(math.isfinite(v) for v in numbers):
-        return None
-    if not (-90 <= numbers[0] <= 90 and -180 <= numbers[1] <= 180):
-        return None
-    return Location(float(numbers[0]), float(numbers[1]))
-
-
-def _zone(value: Any) -> str | None:
-    """An IANA zone name this machine knows, else None (times are then shown in the console's zone)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return value
-
-
-def _announcement(data: dict[str, Any]) -> Announcement | None:
-    """The optional facts an online status carries; None when it carries none (an older box)."""
-    if data["state"] != "online" or not any(
-        k in data for k in ("site_name", "timezone", "location", "cameras")
-    ):
-        return None
-    cameras = None
-    if isinstance(data.get("cameras"), list):
-        cameras = tuple(
-            CameraPlace(str(c["id"]), c.get("name") or None, _location(c.get("location")))
-            for c in data["cameras"]
-            if isinstance(c, dict) and isinstance(c.get("id"), str)
-        )
-    site_name = data.get("site_name")
-    return Announcement(
-        site_name if isinstance(site_name, str) and site_name else None,
-        _zone(data.get("timezone")),
-        _location(data.get("location")),
-        cameras,
+        site, device, data["state"], data["since"], data.get("reason"), announcement_of(data)
     )
 
 
 def _camera_status(topic: str, payload: bytes, site: str, device: str, camera: str) -> Record:
-    data = _json_object(topic, payload)
+    data = _checked(topic, payload, "camera-status", "camera status")
     if isinstance(data, Rejected):
         return data
-    error = _schema_error("camera-status", data)
-    if error is not None:
-        return Rejected(topic, f"camera status schema: {error}", payload)
     return CameraStatusRecord(site, device, camera, data["state"], data["since"])
 
 
 def _stats(topic: str, payload: bytes, site: str, device: str) -> Record:
-    data = _json_object(topic, payload)
+    data = _checked(topic, payload, "stats", "stats")
     if isinstance(data, Rejected):
         return data
-    error = _schema_error("stats", data)
-    if error is not None:
-        return Rejected(topic, f"stats schema: {error}", payload)
     outbox = data["outbox"]
     return StatsRecord(
         site, device, data["ts"], outbox.get("depth"), outbox.get("dropped_total"), payload.decode("utf-8")

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection
 
 from edge_agent.console import evidence
 from edge_agent.console import tables as t
+from edge_agent.console.announcement import Announcement
 from edge_agent.console.records import (
-    Announcement,
     CameraStatusRecord,
     ClipChunkRecord,
     CommandResultRecord,
