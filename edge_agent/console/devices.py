@@ -139,14 +139,13 @@ def send(
                 state="sent",
             )
         )  # fmt: skip
+        row = command_row(conn, cmd.id)  # as stored, before the sender can change it
+    assert row is not None
     logger.info("%s sent %s (%s) to %s/%s", who, cmd.id, action, site, device)
     worker = threading.Thread(
         target=_run, args=(fleet, db, target, cmd, timeout, on_done), name=f"cmd-{cmd.id[:8]}", daemon=True
     )
     worker.start()
-    with db.connection() as conn:
-        row = command_row(conn, cmd.id)
-    assert row is not None
     return row
 
 
