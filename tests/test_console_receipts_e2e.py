@@ -3,12 +3,16 @@
 The console sends receipts after its commit; a box keeps every event after the broker's
 PUBACK until that receipt, and sends it again when none comes. So a broker killed with
 the console's backlog in memory (or one whose persistence file is lost) costs nothing:
-(a) and (b) below. (c): the console SIGKILLed during a burst from five boxes, on SQLite and
-PostgreSQL, stores every event exactly once.
+(a) and (b) below, and the same for clip chunks, which wait for the clip receipt the
+console announces (`clip_receipts: true`). (c): the console SIGKILLed during a burst
+from five boxes, on SQLite and PostgreSQL, stores every event exactly once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -17,13 +21,16 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.contract.clips import chunk_count
 from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.config import MqttConfig
+from edge_agent.core.types import ClipRef, EvidenceBytes
 from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from tests.broker import Mosquitto, fake_jpeg, make_event, mosquitto  # noqa: F401
+from tests.conftest import REPO
 from tests.console_server import ConsoleProcess, event_rows
 from tests.postgres import postgres_server, postgres_url  # noqa: F401
 
@@ -59,6 +66,15 @@ class Box:
         snap = fake_jpeg(seq) if seq % 3 == 0 else None
         ev = make_event(seq, device=self.device, camera=f"cam-{seq % 2}", snapshot=snap)
         self.sink.emit(ev, snap)
+        self.sent.append((ev.event_id, ev.phase, ev.ts))
+
+    def emit_with_clip(self, seq: int, clip: bytes) -> None:
+        ev = make_event(seq, device=self.device, severity="alert")
+        ref = ClipRef(
+            hashlib.sha256(clip).hexdigest(), len(clip), chunk_count(len(clip)), 0.0, 9.0, ev.ts, 9.0
+        )
+        ev = dataclasses.replace(ev, clip=ref, evidence=EvidenceBytes(clip=clip))
+        self.sink.emit(ev, None)
         self.sent.append((ev.event_id, ev.phase, ev.ts))
 
     def waits_for_receipts(self) -> bool:
@@ -110,6 +126,40 @@ def test_the_broker_loses_the_consoles_backlog_and_nothing_is_lost(
     assert status["mqtt"]["sessions_lost"] == 1, status["mqtt"]
     assert "has no session for console-test" in console.log()
     console.stop()
+
+
+def test_clip_chunks_lost_with_the_broker_are_sent_again_until_the_clip_receipt(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+    boxes: list[Box],
+) -> None:
+    database_url = f"sqlite:///{tmp_path}/console.sqlite3"
+    console = ConsoleProcess(tmp_path / "console", mosquitto.url, database_url).start()
+    box = Box(tmp_path, mosquitto.url, "edge-01")
+    boxes.append(box)
+    box.publisher.start()
+    box.emit(100)
+    _wait(lambda: box.publisher.counters()["receipts"]["clips_waiting"] and box.outbox.depth() == 0, 15,
+          "the platform's announcement of clip receipts")  # fmt: skip
+    console.stop()
+    clips = {seq: (REPO / "fixtures/scenarios" / name).read_bytes()
+             for seq, name in [(1, "blown-away.mp4"), (2, "camera-shake.mp4")]}  # fmt: skip
+    chunks = sum(chunk_count(len(c)) for c in clips.values())
+    for seq, clip in clips.items():
+        box.emit_with_clip(seq, clip)
+    # every chunk acknowledged by the broker, and still kept: it waits for the clip receipt
+    _wait(lambda: box.publisher.counters()["receipts"]["awaiting_receipt"] >= 2 + chunks, 20, "every PUBACK")
+    assert box.outbox.depth() >= 2 + chunks
+    mosquitto.kill()  # the console's queue, chunks and all, was in the broker's memory only
+    mosquitto.start()
+    console.start()
+    _wait(lambda: box.outbox.depth() == 0, 60, "the box's outbox to empty on the console's receipts")
+    console.stop()
+    with sqlite3.connect(tmp_path / "console.sqlite3") as conn:
+        stored = dict(conn.execute("SELECT event_id, data FROM clips WHERE complete = 1 AND sha256_ok = 1"))
+    assert {e: hashlib.sha256(d).hexdigest() for e, d in stored.items()} == {
+        f"edge-01-cam-a-{seq:06d}": hashlib.sha256(c).hexdigest() for seq, c in clips.items()
+    }
 
 
 def test_the_console_killed_during_a_burst_from_five_boxes_stores_each_event_once(

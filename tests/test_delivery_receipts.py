@@ -83,6 +83,32 @@ def test_platform_status_round_trip() -> None:
         parse_platform_status(b'{"schema": "eagleeye.platform-status/1", "state": "online", "since": "x"}')
 
 
+def test_a_platform_with_clip_receipts_says_so_and_its_clip_receipt_settles_every_chunk() -> None:
+    payload = platform_status("online", receipts=True, since="2026-11-26T08:00:00Z", clip_receipts=True)
+    assert validate("platform-status", json.loads(payload)) == []
+    assert parse_platform_status(payload).clip_receipts is True
+    assert (
+        parse_platform_status(
+            platform_status("online", receipts=True, since="2026-11-26T08:00:00Z")
+        ).clip_receipts
+        is False
+    )
+    start = make_event(1)
+    chunk = TOPICS.clip(start.event_id, 0)
+    assert receipt_key(chunk, b"\0") is None  # no clip receipts announced: leaves on its PUBACK
+    awaiting = AwaitingReceipts(timeout_s=5)
+    keys = [receipt_key(TOPICS.event("cam-a", "dumping"), start.to_json().encode()),
+            *(receipt_key(TOPICS.clip(start.event_id, i), b"\0", clips=True) for i in range(3))]  # fmt: skip
+    for item_id, key in enumerate(keys, start=1):
+        assert key is not None
+        awaiting.sent(item_id, key)
+        awaiting.pubacked(item_id, now=100.0)
+    assert awaiting.receipt([Receipt.of_event(json.loads(start.to_json()))]) == [1]  # the phase, no chunk
+    assert awaiting.resend_all() == [2, 3, 4]  # no clip receipt in time: the chunks go again
+    assert awaiting.receipt([Receipt(start.event_id, clip=True)]) == [2, 3, 4]
+    assert len(awaiting) == 0
+
+
 def test_a_receipt_settles_its_phase_and_the_snapshot_before_it() -> None:
     start = make_event(1, snapshot=fake_jpeg(1))
     update_a = make_event(1, phase="update")

@@ -42,18 +42,19 @@ class ReceiptSender:
 
     def will(self) -> tuple[str, dict[str, Any]]:
         """The Last Will for `make_client(..., will=...)`: the platform offline (still receipting)."""
-        payload = platform_status("offline", receipts=True, since=self.since, name=self.name)
-        return self.status_topic, json.loads(payload)
+        return self.status_topic, json.loads(self._status("offline"))
 
     def announce(self, client: paho.Client) -> None:
         """In `on_connect`: tell every box (retained) that this platform sends receipts."""
-        payload = platform_status("online", receipts=True, since=self.since, name=self.name)
-        client.publish(self.status_topic, payload, qos=1, retain=True)
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
 
     def offline(self, client: paho.Client) -> None:
         """Before a clean disconnect (a crash leaves it to the Last Will)."""
-        payload = platform_status("offline", receipts=True, since=self.since, name=self.name)
-        client.publish(self.status_topic, payload, qos=1, retain=True)
+        client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+
+    def _status(self, state: str) -> bytes:
+        # clip receipts too: the store says so each time an event's clip is complete
+        return platform_status(state, receipts=True, since=self.since, name=self.name, clip_receipts=True)
 
     def committed(self, client: paho.Client, messages: Iterable[tuple[str, bytes]]) -> int:
         """After a commit: one receipt message per box (up to 500 items each) for the event

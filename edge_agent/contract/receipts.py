@@ -99,6 +99,7 @@ class PlatformStatus:
     receipts: bool
     since: str
     name: str | None = None
+    clip_receipts: bool = False  # it also sends `{"event_id", "clip": true}` once a clip is stored
 
     def to_payload(self) -> bytes:
         data: dict[str, Any] = {
@@ -109,12 +110,16 @@ class PlatformStatus:
         }
         if self.name is not None:
             data["name"] = self.name
+        if self.clip_receipts:
+            data["clip_receipts"] = True
         return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
-def platform_status(state: str, *, receipts: bool, since: str, name: str | None = None) -> bytes:
+def platform_status(
+    state: str, *, receipts: bool, since: str, name: str | None = None, clip_receipts: bool = False
+) -> bytes:
     """A platform status payload (`online` after connect, `offline` as the Last Will)."""
-    return PlatformStatus(state, receipts, since, name).to_payload()
+    return PlatformStatus(state, receipts, since, name, clip_receipts).to_payload()
 
 
 def parse_platform_status(payload: bytes) -> PlatformStatus:
@@ -123,7 +128,8 @@ def parse_platform_status(payload: bytes) -> PlatformStatus:
     errors = validate("platform-status", data)
     if errors:
         raise ReceiptError(f"platform status: {errors[0]}")
-    return PlatformStatus(data["state"], bool(data["receipts"]), data["since"], data.get("name"))
+    clips = data.get("clip_receipts") is True
+    return PlatformStatus(data["state"], bool(data["receipts"]), data["since"], data.get("name"), clips)
 
 
 def _json(payload: bytes, what: str) -> Any:

@@ -17,10 +17,11 @@ is offline: `platform.py`). A receipt, or a platform that announces itself
 online, starts the wait over.
 
 Only what a receipt can name waits: event phases and the pictures published
-before them (the snapshot, a left object's owner crop). Clip chunks, counts,
-discovery configs and statuses leave on their PUBACK (a platform may announce
-receipts without sending the clip receipts the contract allows, and chunks
-waiting for one would be sent again for ever).
+before them (the snapshot, a left object's owner crop), and clip chunks when the
+platform announced clip receipts (`clip_receipts: true`: one `{"event_id", "clip":
+true}` settles every chunk of that clip). Without that announcement chunks leave
+on their PUBACK (a platform that never sends clip receipts would get them again
+for ever), as do counts, discovery configs and statuses.
 """
 
 from __future__ import annotations
@@ -46,9 +47,16 @@ class ReceiptKey:
     ts: str | None
 
 
-def receipt_key(topic: str, payload: bytes) -> ReceiptKey | None:
-    """The key of an outbox item, or None for an item that leaves on its PUBACK."""
+CLIP = "clip"  # the phase of a clip chunk's key: settled by the clip receipt of its event
+
+
+def receipt_key(topic: str, payload: bytes, clips: bool = False) -> ReceiptKey | None:
+    """The key of an outbox item, or None for an item that leaves on its PUBACK.
+
+    `clips`: the platform sends clip receipts, so clip chunks wait for theirs."""
     levels = topic.split("/")
+    if len(levels) == 7 and levels[4] == "clips":
+        return ReceiptKey(levels[5], CLIP, None) if clips else None
     if levels[4:5] == ["snapshots"] and (len(levels) == 6 or (len(levels) == 7 and levels[6] == "owner")):
         return ReceiptKey(levels[5], None, None)
     if len(levels) == 7 and levels[4] == "events":
@@ -106,18 +114,20 @@ class AwaitingReceipts:
         return True
 
     def receipt(self, receipts: Iterable[Receipt]) -> list[int]:
-        """The ids the receipts settle (an event phase and the snapshots of its event sent before it)."""
-        settled: list[int] = []
+        """The ids the receipts settle: an event phase and the snapshots of its event sent
+        before it; a clip receipt, every chunk of that clip."""
+        settled: set[int] = set()
         for r in receipts:
-            if r.clip:
-                continue  # clip chunks left on their PUBACK: nothing waits for a clip receipt
             ids = self._by_event.get(r.event_id, set())
-            hits = [i for i in ids if (k := self._items[i].key).phase is not None and r.covers(*_key3(k))]
+            if r.clip:
+                hits = [i for i in ids if self._items[i].key.phase == CLIP]
+            else:
+                hits = [i for i in ids if _names(r, self._items[i].key)]
+                if hits:
+                    hits += [i for i in ids if self._items[i].key.phase is None and i < max(hits)]
             if not hits:
                 self.unknown_receipts += 1
                 continue
-            last = max(hits)
-            hits += [i for i in ids if self._items[i].key.phase is None and i < last]
             now = time.monotonic()
             for item_id in set(hits):
                 acked_at = self._items[item_id].acked_at
@@ -125,7 +135,7 @@ class AwaitingReceipts:
                     self.latencies_s.append(now - acked_at)
                 # One still in flight is settled too: its PUBACK then finds nothing to wait for.
                 self._forget(item_id)
-                settled.append(item_id)
+                settled.add(item_id)
             self.receipted += len(set(hits))
             self._wait_s = self.timeout_s
         return sorted(settled)
@@ -186,3 +196,8 @@ class AwaitingReceipts:
 
 def _key3(key: ReceiptKey) -> tuple[str, str, str]:
     return key.event_id, key.phase or "", key.ts or ""
+
+
+def _names(receipt: Receipt, key: ReceiptKey) -> bool:
+    """Whether an event phase's receipt names this item (a phase of its event, not a picture or chunk)."""
+    return key.phase not in (None, CLIP) and receipt.covers(*_key3(key))

@@ -34,7 +34,7 @@ class PlatformWatch:
             raise ValueError(f"mqtt.receipts must be auto, required or off, got {mode!r}")
         self.mode = mode
         self._memory = memory
-        self.announced = self._remembered()
+        self.announced, self.clips_announced = self._remembered()
         self.last: PlatformStatus | None = None
         self.bad_statuses = 0
 
@@ -42,6 +42,11 @@ class PlatformWatch:
     def waiting(self) -> bool:
         """True when items wait for a receipt after their PUBACK."""
         return self.mode == "required" or (self.mode == "auto" and self.announced)
+
+    @property
+    def clips_waiting(self) -> bool:
+        """True when clip chunks wait for a clip receipt too: the platform announced them."""
+        return self.waiting and self.clips_announced
 
     @property
     def offline(self) -> bool:
@@ -65,8 +70,8 @@ class PlatformWatch:
                 logger.warning("ignored a platform status that breaks its schema: %s", err)
             return False
         previous, self.last = self.last, status
-        if status.receipts != self.announced:
-            self.announced = status.receipts
+        if (status.receipts, status.clip_receipts) != (self.announced, self.clips_announced):
+            self.announced, self.clips_announced = status.receipts, status.clip_receipts
             self._remember(status)
             if self.mode == "auto":
                 logger.info(
@@ -81,23 +86,29 @@ class PlatformWatch:
         return {
             "mode": self.mode,
             "waiting": self.waiting,
+            "clips_waiting": self.clips_waiting,
             "platform": None if self.last is None else self.last.state,
         }
 
-    def _remembered(self) -> bool:
+    def _remembered(self) -> tuple[bool, bool]:
+        """(receipts, clip receipts) as last announced, from the file beside the outbox."""
         if self._memory is None:
-            return False
+            return False, False
         try:
             data = json.loads(self._memory.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False
-        return isinstance(data, dict) and data.get("receipts") is True
+            return False, False
+        if not isinstance(data, dict):
+            return False, False
+        return data.get("receipts") is True, data.get("clip_receipts") is True
 
     def _remember(self, status: PlatformStatus) -> None:
         if self._memory is None:
             return
         tmp = self._memory.with_name(f".{self._memory.name}.tmp")
-        text = json.dumps({"receipts": status.receipts, "since": status.since})
+        text = json.dumps(
+            {"receipts": status.receipts, "clip_receipts": status.clip_receipts, "since": status.since}
+        )
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -137,7 +148,8 @@ class ReceiptDesk:
         return [(self._topics.receipts, 1), (self._topics.platform_status, 1)]
 
     def sent(self, item: OutboxItem) -> None:
-        key = receipt_key(item.topic, item.payload) if self.platform.waiting else None
+        waiting = self.platform.waiting
+        key = receipt_key(item.topic, item.payload, self.platform.clips_waiting) if waiting else None
         if key is not None:
             self.awaiting.sent(item.id, key)
 
