@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_agent.core.config import RuleClipConfig
 from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.types import OwnerSighting
 from edge_agent.pipeline.clips import ClipSettings, FileClipCutter, clip_window
@@ -29,10 +30,10 @@ def owner(arrived: float, left: float) -> OwnerSighting:
 @pytest.mark.parametrize(
     ("kind", "since", "alert", "who", "parts"),
     [
-        pytest.param("left_object", 8.0, 29.0, owner(1.0, 12.0), [(0.0, 29.0)], id="from-the-owner"),
-        pytest.param("left_object", 30.0, 60.0, owner(26.0, 34.0), [(16.0, 60.0)], id="pre_s-before-owner"),
-        pytest.param("dwell", 30.0, 60.0, None, [(20.0, 60.0)], id="other-kinds-from-the-start"),
-        pytest.param("left_object", 100.0, 260.0, owner(90.0, 110.0), [(80.0, 190.0), (250.0, 260.0)],
+        pytest.param("left_object", 8.0, 29.0, owner(1.0, 12.0), [(0.0, 39.0)], id="from-the-owner"),
+        pytest.param("left_object", 30.0, 60.0, owner(26.0, 34.0), [(16.0, 70.0)], id="pre_s-before-owner"),
+        pytest.param("dwell", 30.0, 60.0, None, [(20.0, 70.0)], id="other-kinds-from-the-start"),
+        pytest.param("left_object", 100.0, 260.0, owner(90.0, 110.0), [(80.0, 180.0), (250.0, 270.0)],
                      id="longer-than-max_s-keeps-both-ends"),
     ],
 )  # fmt: skip
@@ -40,6 +41,15 @@ def test_clip_window(
     kind: str, since: float, alert: float, who: OwnerSighting | None, parts: list[tuple[float, float]]
 ) -> None:
     assert clip_window(kind, since, alert, who, ClipSettings(10.0, 10.0, 120.0)) == parts
+
+
+def test_a_rules_clip_settings_override_the_cameras_and_can_turn_clips_off() -> None:
+    base = ClipSettings(10.0, 10.0, 120.0)
+    assert base.for_rule(None) == base
+    mine = base.for_rule(RuleClipConfig(post_s=30.0))
+    assert (mine.pre_s, mine.post_s, mine.max_s, mine.enabled) == (10.0, 30.0, 120.0, True)
+    assert clip_window("dwell", 30.0, 60.0, None, mine) == [(20.0, 90.0)]
+    assert base.for_rule(RuleClipConfig(enabled=False)).enabled is False
 
 
 def probe(path: Path) -> dict[str, str]:

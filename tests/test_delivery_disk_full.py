@@ -224,6 +224,19 @@ def test_evidence_quota_prunes_the_oldest_first(tmp_path: Path) -> None:
     assert shutil.disk_usage(tmp_path).free > 0
 
 
+def test_clips_past_keep_mb_go_oldest_first_counted_and_the_pictures_stay(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "ev", max_mb=10, reserve_mb=0, keep_mb=250_000 / 1024 / 1024)
+    for i in range(5):
+        assert store.save(f"e{i}", b"j" * 1000) is not None
+        assert store.save(f"e{i}", b"v" * 100_000, ext=".mp4") is not None
+        time.sleep(0.01)
+    names = sorted(p.name for p in (tmp_path / "ev").iterdir())
+    assert names == sorted([f"e{i}.jpg" for i in range(5)] + ["e3.mp4", "e4.mp4"])  # two clips fit in 250 kB
+    stats = store.counters()
+    assert (stats["clips_evicted"], stats["clip_bytes_evicted"], stats["clip_bytes"]) == (3, 300_000, 200_000)
+    assert stats["pruned"] == 0  # the quota of everything was never reached
+
+
 def test_the_memory_queue_is_bounded_drops_the_oldest_and_keeps_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -242,7 +242,8 @@ class Agent:
         self.detector: Detector = detector_of(cfg)  # one session, called from every worker
         self.pool = WorkerPool(worker_count(cfg))
         self.delivery = delivery_of(cfg)
-        self.evidence = EvidenceStore(cfg.evidence.dir, cfg.evidence.max_mb, cfg.evidence.reserve_mb)
+        ev = cfg.evidence
+        self.evidence = EvidenceStore(ev.dir, ev.max_mb, ev.reserve_mb, ev.keep_mb)
         self.cameras: list[CameraRuntime] = []
         self.wake = threading.Event()  # the main loop's: stop and reload requests
         self._stop = threading.Event()

@@ -199,8 +199,24 @@ class OutboxConfig(_Model):
 
 class ClipConfig(_Model):
     pre_s: float = Field(10.0, ge=0, le=600, description="Seconds of video before the incident began")
-    post_s: float = Field(10.0, ge=0, le=600, description="Seconds after it (kept for a later phase)")
+    post_s: float = Field(10.0, ge=0, le=600, description="Seconds of video after the alert")
     max_s: float = Field(120.0, gt=0, le=1800, description="Longest clip; a longer one keeps both ends")
+    record: bool = Field(
+        True,
+        description="Live: keep a ring of each camera's encoded stream to cut clips from (false: no clips)",
+    )
+    ring_mb: float = Field(
+        64, gt=1, le=4096, allow_inf_nan=False, description="Disk the ring of one camera may take, in MB"
+    )
+
+
+class RuleClipConfig(_Model):
+    """A rule's own clip settings; what it leaves out comes from `evidence.clip`."""
+
+    enabled: bool = Field(True, description="false: this rule's incidents get no clip")
+    pre_s: float | None = Field(None, ge=0, le=600)
+    post_s: float | None = Field(None, ge=0, le=600)
+    max_s: float | None = Field(None, gt=0, le=1800)
 
 
 class EvidenceConfig(_Model):
@@ -208,6 +224,9 @@ class EvidenceConfig(_Model):
     clip: ClipConfig = Field(default_factory=ClipConfig, description="Video around each alert")
     jpeg_quality: int = Field(85, ge=30, le=100)
     max_mb: float = Field(1024, gt=0, allow_inf_nan=False, description="Quota; oldest pictures go first")
+    keep_mb: float = Field(
+        512, gt=0, allow_inf_nan=False, description="Clips kept on the box; the oldest go first (counted)"
+    )
     reserve_mb: float = Field(
         64, ge=0, allow_inf_nan=False, description="Disk space no picture may take: room for the outbox"
     )
@@ -286,6 +305,9 @@ class RuleConfigBase(_Model):
     schedule: list[Window] | None = None
     cooldown_s: float = Field(0.0, ge=0, le=7 * 86400)
     severity: Severity = "warning"
+    clip: RuleClipConfig | None = Field(
+        None, description="This rule's clip settings (default: evidence.clip)"
+    )
     kind: str  # last, as each kind's `Literal` keeps this place: `validate` lists keys in this order
 
     @field_validator("schedule", mode="before")
@@ -300,6 +322,9 @@ class RuleConfigBase(_Model):
 class CameraConfig(_Model):
     id: Id
     url: str = Field(repr=False, description="rtsp://, file:// or a local video path")
+    record_url: str | None = Field(
+        None, repr=False, description="The stream clips are cut from (the main stream); default: url"
+    )
     location: Location | None = Field(None, description="The camera on the console's map")
     detect: DetectConfig = Field(default_factory=DetectConfig)
     masks: list[list[RelPoint]] = Field(default_factory=list, max_length=MAX_POINTS)

@@ -27,9 +27,11 @@ from edge_agent.core.types import (
     Frame,
     Owner,
     OwnerSighting,
+    SnapshotRef,
     iso_utc,
 )
-from edge_agent.pipeline.clips import ClipSettings, FileClipCutter, clip_window
+from edge_agent.pipeline.clip_schedule import ClipSchedule, PendingClip
+from edge_agent.pipeline.clips import ClipCutter, ClipSettings, clip_window
 from edge_agent.pipeline.detect import Detector, StagedDetector
 from edge_agent.pipeline.events import EventBuilder, EventDraft
 from edge_agent.pipeline.evidence import (
@@ -128,9 +130,12 @@ class CameraPipeline:
         self.events_emitted = 0
         self.last_frame: Frame | None = None
         self.last_scene: Scene | None = None
-        # evidence clips: set by the composition root where video can be cut (replay: the file)
-        self.clips: FileClipCutter | None = None
+        # evidence clips: set by the composition root where video can be cut (replay: the
+        # file; live: the camera's recorder ring, whose clips wait in `clip_schedule`)
+        self.clips: ClipCutter | None = None
         self.clip_settings = ClipSettings()
+        self.clip_schedule = ClipSchedule()
+        self._rule_clips = {r.rule.id: r.rule.clip for r in self.engine.runners}
 
     def process(self, frame: Frame) -> list[Event]:
         """Feed every source frame; frames between detection slots are dropped here."""
@@ -187,6 +192,9 @@ class CameraPipeline:
         self.last_frame = masked
         self.last_scene = scene
         events = self._emit(self.engine.step(scene), masked)
+        if len(self.clip_schedule) and self.clips is not None:
+            for pending in self.clip_schedule.due(masked.media_s, self.clips.ready):
+                events.append(self._with_clip(pending, masked.media_s))
         closed, running = self.engine.take_counts()
         if self.counts is not None:
             for report in closed:
@@ -204,7 +212,10 @@ class CameraPipeline:
                 self.counts.emit_count(report)
                 if not report.complete:
                     self.counts.checkpoint_count(report)
-        return self._emit(self.engine.close(self.last_frame.media_s), self.last_frame)
+        events = self._emit(self.engine.close(self.last_frame.media_s), self.last_frame)
+        for pending in self.clip_schedule.take_all():
+            events.append(self._with_clip(pending, self.last_frame.media_s))
+        return events
 
     def _count_rules(self) -> list[str]:
         return [r.rule.id for r in self.engine.runners if isinstance(r.kind, Aggregating)]
@@ -235,11 +246,12 @@ class CameraPipeline:
             self.evidence.save(eid, jpeg, "-owner")
         return owner_of(sighting, jpeg), jpeg
 
-    def _clip(self, draft: EventDraft, eid: str, offset: float) -> tuple[ClipRef, bytes] | None:
-        """The incident's clip and its bytes, kept as `<event_id>.mp4` (evidence); None when none
+    def _clip(
+        self, parts: list[tuple[float, float]], eid: str, offset: float
+    ) -> tuple[ClipRef, bytes] | None:
+        """The clip of `parts` and its bytes, kept as `<event_id>.mp4` (evidence); None when none
         could be cut."""
         assert self.clips is not None
-        parts = clip_window(draft.kind, draft.since_s, draft.media_s, draft.owner, self.clip_settings)
         clip = self.clips.cut(parts)
         if clip is None:
             return None
@@ -259,10 +271,15 @@ class CameraPipeline:
         events: list[Event] = []
         offset = frame.wall_ts - frame.media_s
         for draft in drafts:
+            if draft.phase == "start" and len(self.clip_schedule):
+                for pending in self.clip_schedule.ended_before(draft):  # its end goes first
+                    events.append(self._with_clip(pending, frame.media_s))
+            eid = self.builder.event_id_for(draft, offset)
+            if draft.phase == "end" and self.clip_schedule.hold_end(eid, draft):
+                continue  # it goes out with the clip (clip_schedule.py)
             jpeg: bytes | None = None
             snap = None
             if draft.phase == "start":
-                eid = self.builder.event_id_for(draft, offset)
                 caption = f"{draft.rule} ({draft.kind}) t={draft.media_s:.1f}s"
                 img = render_snapshot(frame.image, self.cam, draft.objects, draft.zone, draft.line, caption)
                 jpeg = encode_jpeg(img, self.identity.jpeg_quality)
@@ -271,20 +288,46 @@ class CameraPipeline:
                     self.evidence.save(eid, jpeg)
             owner, owner_jpeg = None, None
             if draft.owner is not None and not self.builder.knows_owner(draft):
-                owner, owner_jpeg = self._owner(draft.owner, self.builder.event_id_for(draft, offset))
-            clip, clip_data = None, None
+                owner, owner_jpeg = self._owner(draft.owner, eid)
+            cut = None
             if draft.phase == "start" and self.clips is not None and draft.severity != "info":
-                cut = self._clip(draft, self.builder.event_id_for(draft, offset), offset)
-                if cut is not None:
-                    clip, clip_data = cut
-            event = self.builder.build(draft, offset, snap, owner, clip)
-            if owner_jpeg is not None or clip_data is not None:
-                # The bytes ride with the event to the sinks that deliver them (the outbox).
-                event = replace(event, evidence=EvidenceBytes(owner_jpeg, clip_data))
-            self.sink.emit(event, jpeg)
-            events.append(event)
+                settings = self.clip_settings.for_rule(self._rule_clips.get(draft.rule))
+                if settings.enabled:
+                    parts = clip_window(draft.kind, draft.since_s, draft.media_s, draft.owner, settings)
+                    if self.clips.live:
+                        self.clip_schedule.add(PendingClip(eid, draft, parts, offset))
+                    else:
+                        cut = self._clip(parts, eid, offset)
+            events.append(self._send(draft, offset, snap, jpeg, owner, owner_jpeg, cut))
         self.events_emitted += len(events)
         return events
+
+    def _with_clip(self, pending: PendingClip, now_s: float) -> Event:
+        """The phase that carries a live clip: the held `end`, else an `update` now."""
+        cut = self._clip(pending.parts, pending.event_id, pending.offset)
+        draft = pending.held_end or replace(
+            pending.start, phase="update", media_s=max(now_s, pending.start.media_s)
+        )
+        self.events_emitted += 1
+        return self._send(draft, pending.offset, None, None, None, None, cut)
+
+    def _send(
+        self,
+        draft: EventDraft,
+        offset: float,
+        snap: SnapshotRef | None,
+        jpeg: bytes | None,
+        owner: Owner | None,
+        owner_jpeg: bytes | None,
+        cut: tuple[ClipRef, bytes] | None,
+    ) -> Event:
+        clip, clip_data = cut if cut is not None else (None, None)
+        event = self.builder.build(draft, offset, snap, owner, clip)
+        if owner_jpeg is not None or clip_data is not None:
+            # The bytes ride with the event to the sinks that deliver them (the outbox).
+            event = replace(event, evidence=EvidenceBytes(owner_jpeg, clip_data))
+        self.sink.emit(event, jpeg)
+        return event
 
 
 def _crop_jpeg(crop: np.ndarray, quality: int) -> bytes | None:

@@ -3,16 +3,16 @@
 The window of a clip (`clip_window`) is chosen from the incident:
 
 - `left_object` with a known owner: from `pre_s` before the owner was first seen near the
-  object until the alert, so it shows the owner bringing the object, putting it down and
-  leaving (the rule fires only once the owner has gone: `min_static_s` after the object
-  stood still and nobody is near it);
-- every other kind: from `pre_s` before the incident began until the alert.
+  object until `post_s` after the alert, so it shows the owner bringing the object,
+  putting it down and leaving (the rule fires only once the owner has gone:
+  `min_static_s` after the object stood still and nobody is near it);
+- every other kind: from `pre_s` before the incident began until `post_s` after the alert.
 
-A window longer than `max_s` becomes two parts in one file: the first `max_s - pre_s`
-seconds (the act) and the last `pre_s` seconds before the alert; the clip jumps between
-them (documented cut). The clip is cut when the incident starts, from what is there by
-then: nothing after the alert moment is in it (`post_s` is kept for a recorder that
-sends a later phase; see docs/evidence.md).
+A window longer than `max_s` becomes two parts in one file: the first seconds (the act)
+and the last `pre_s + post_s` around the alert (at most half of `max_s`); the clip jumps
+between them (documented cut). Replay cuts the clip when the incident starts (the file
+holds what comes after); the live agent cuts it once its recorder has passed the end of
+the window and sends it with the incident's next phase (`ClipSchedule`, clip_schedule.py).
 
 `FileClipCutter` cuts clips from a recorded file (replay) with FFmpeg: without a privacy
 mask by stream copy (no re-encoding: each part starts at the key frame at or before its
@@ -33,10 +33,12 @@ import tempfile
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from edge_agent.core.config import RuleClipConfig
 from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.types import Frame, OwnerSighting
 
@@ -51,6 +53,32 @@ class ClipSettings:
     pre_s: float = 10.0
     post_s: float = 10.0
     max_s: float = 120.0
+    enabled: bool = True
+
+    def for_rule(self, rule: RuleClipConfig | None) -> ClipSettings:
+        """A rule's own settings over these (what it leaves out stays)."""
+        if rule is None:
+            return self
+        return ClipSettings(
+            self.pre_s if rule.pre_s is None else rule.pre_s,
+            self.post_s if rule.post_s is None else rule.post_s,
+            self.max_s if rule.max_s is None else rule.max_s,
+            self.enabled and rule.enabled,
+        )
+
+
+class ClipCutter(Protocol):
+    """Where clips come from: a recorded file (replay) or a camera's recorder ring (live)."""
+
+    # True: the video after the alert is still to come (a recorder): the clip is cut once
+    # `ready(end)` says the recorder has passed the end of its window.
+    live: bool
+    cut_count: int
+    failed: int
+
+    def ready(self, end_s: float) -> bool: ...
+
+    def cut(self, parts: list[tuple[float, float]]) -> Clip | None: ...
 
 
 @dataclass(frozen=True)
@@ -74,10 +102,10 @@ def clip_window(
     """The parts (start, end) in media seconds of an incident's clip, in order (one or two)."""
     began = owner.arrived_s if kind == "left_object" and owner is not None else since_s
     start = max(0.0, min(began, alert_s) - settings.pre_s)
-    end = alert_s
+    end = alert_s + settings.post_s
     if end - start <= settings.max_s:
         return [(start, end)]
-    tail = min(settings.pre_s, settings.max_s / 2.0)
+    tail = min(settings.pre_s + settings.post_s, settings.max_s / 2.0)
     return [(start, start + settings.max_s - tail), (end - tail, end)]
 
 
@@ -86,7 +114,9 @@ class ClipError(RuntimeError):
 
 
 class FileClipCutter:
-    """Cuts clips out of one recorded video file (replay)."""
+    """Cuts clips out of one recorded video file (replay): all of it is there at once."""
+
+    live = False
 
     def __init__(self, path: str | Path, masks: PrivacyMasks, fps: float) -> None:
         self.path = Path(path)
@@ -101,6 +131,9 @@ class FileClipCutter:
 
     def available(self) -> bool:
         return self.ffmpeg is not None and self.ffprobe is not None
+
+    def ready(self, end_s: float) -> bool:
+        return True
 
     def cut(self, parts: list[tuple[float, float]]) -> Clip | None:
         """The clip of `parts`; None (logged, counted) when FFmpeg is missing or fails."""

@@ -10,6 +10,8 @@ copy. On a filling disk the evidence gives way first:
   if the disk keeps that much free afterwards, first by removing the oldest
   pictures and else by not writing it (counted), so the outbox always has
   room to store events and to write its acks;
+- clips (`.mp4`) have a quota of their own (`evidence.keep_mb`): past it the oldest
+  clips are removed first, each counted (`clips_evicted`) and logged;
 - a picture is written to `<event_id>.jpg.tmp` and renamed, and the temporary
   file is removed when the write fails, so a full disk leaves no partial file
   (a crash may: those are removed at the next start).
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_MB = 1024.0
 DEFAULT_RESERVE_MB = 64.0
+DEFAULT_KEEP_MB = 512.0
 _MB = 1024 * 1024
 
 
@@ -45,9 +48,13 @@ class EvidenceStore:
         directory: str | Path,
         max_mb: float = DEFAULT_MAX_MB,
         reserve_mb: float = DEFAULT_RESERVE_MB,
+        keep_mb: float = DEFAULT_KEEP_MB,
     ) -> None:
         self.dir = Path(directory)
         self.max_bytes = int(max_mb * _MB)
+        self.clip_max_bytes = int(keep_mb * _MB)
+        self.clips_evicted = 0
+        self.clip_bytes_evicted = 0
         self.reserve_bytes = int(reserve_mb * _MB)
         private_dir(self.dir)
         self.written = 0
@@ -79,6 +86,8 @@ class EvidenceStore:
         `.mp4`: the clip); None when it was not written (no room, disk error): counted and logged."""
         path = self.dir / f"{event_id}{suffix}{ext}"
         with self._lock:
+            if ext == ".mp4":
+                self._evict_clips(len(jpeg))
             if not self._make_room(len(jpeg)):
                 self.refused_low_space += 1
                 self._report(
@@ -120,6 +129,22 @@ class EvidenceStore:
             self._prune_oldest()
         return True
 
+    def _evict_clips(self, needed: int) -> None:
+        """The oldest clips go until `needed` more bytes of clips stay within `keep_mb`."""
+        clips = [(n, s) for n, s in self._files.items() if n.endswith(".mp4")]  # oldest first
+        total = sum(s for _, s in clips)
+        for name, size in clips:
+            if total + needed <= self.clip_max_bytes:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / name).unlink()
+            del self._files[name]
+            self._bytes -= size
+            total -= size
+            self.clips_evicted += 1
+            self.clip_bytes_evicted += size
+            logger.info("evidence.keep_mb: removed the oldest clip %s (%d bytes)", name, size)
+
     def _free(self) -> int:
         try:
             return int(shutil.disk_usage(self.dir).free)
@@ -148,4 +173,8 @@ class EvidenceStore:
                 "pruned": self.pruned,
                 "bytes": self._bytes,
                 "max_bytes": self.max_bytes,
+                "clip_bytes": sum(s for n, s in self._files.items() if n.endswith(".mp4")),
+                "clip_max_bytes": self.clip_max_bytes,
+                "clips_evicted": self.clips_evicted,
+                "clip_bytes_evicted": self.clip_bytes_evicted,
             }
