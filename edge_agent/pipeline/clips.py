@@ -189,60 +189,77 @@ class FileClipCutter:
                 [self.ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
                  "-map", "0:v:0", "-c", "copy", "-an", *_MP4_FLAGS, str(out)],
             )  # fmt: skip
-            return _clip(out.read_bytes(), starts[0], parts, self._duration(out), self.fps)
+            return make_clip(out.read_bytes(), starts[0], parts, self._duration(out), self.fps)
 
     def _duration(self, clip: Path) -> float:
         """How long `clip` plays (what a browser's <video>.duration says), in seconds."""
         assert self.ffprobe is not None
-        cmd = [self.ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(clip)]
-        out = _run(cmd)
-        try:
-            return float(out.decode().strip())
-        except ValueError as err:
-            raise ClipError(f"ffprobe gave no duration for the cut clip: {out[:80]!r}") from err
+        return probe_duration(self.ffprobe, clip)
 
     # --- re-encoded with the masks burned in ------------------------------------------
 
     def _masked(self, parts: list[tuple[float, float]]) -> Clip:
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened():
-            raise ClipError(f"{self.path}: cannot open the video")
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         with tempfile.TemporaryDirectory(prefix="edge-agent-clip-") as tmp:
             out = Path(tmp) / "clip.mp4"
             assert self.ffmpeg is not None
-            proc = subprocess.Popen(
-                [self.ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-                 "-r", f"{self.fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf",
-                 str(MASKED_CRF), "-pix_fmt", "yuv420p", "-threads", "1", "-x264-params", "threads=1",
-                 *_MP4_FLAGS, str(out)],
-                stdin=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )  # fmt: skip
-            assert proc.stdin is not None
-            try:
-                for a, b in parts:
-                    first, last = round(a * self.fps), round(b * self.fps)
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, first)
-                    for index in range(first, last + 1):
-                        ok, image = cap.read()
-                        if not ok:
-                            break
-                        still = Frame("clip", index, index / self.fps, 0.0, np.asarray(image, np.uint8))
-                        frame = self.masks.apply(still)
-                        proc.stdin.write(np.ascontiguousarray(frame.image).tobytes())
-            except BrokenPipeError:
-                pass
-            finally:
-                cap.release()
-                proc.stdin.close()
-            err = proc.stderr.read() if proc.stderr is not None else b""
-            if proc.wait(FFMPEG_TIMEOUT_S) != 0:
-                raise ClipError(f"ffmpeg could not encode the clip: {err.decode(errors='replace')[-300:]}")
-            return _clip(out.read_bytes(), parts[0][0], parts, self._duration(out), self.fps)
+            encode_masked(self.path, parts, self.masks, self.fps, self.ffmpeg, out)
+            return make_clip(out.read_bytes(), parts[0][0], parts, self._duration(out), self.fps)
 
 
-def _clip(data: bytes, start: float, parts: list[tuple[float, float]], plays_s: float, fps: float) -> Clip:
+def probe_duration(ffprobe: str, clip: Path) -> float:
+    """How long `clip` plays (what a browser's <video>.duration says), in seconds."""
+    cmd = [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(clip)]
+    out = _run(cmd)
+    try:
+        return float(out.decode().strip())
+    except ValueError as err:
+        raise ClipError(f"ffprobe gave no duration for the cut clip: {out[:80]!r}") from err
+
+
+def encode_masked(
+    src: Path, parts: list[tuple[float, float]], masks: PrivacyMasks, fps: float, ffmpeg: str, out: Path
+) -> None:
+    """Write to `out` the frames of `src` within `parts` (seconds of `src`, frame i at i / fps),
+    every mask blacked out, encoded as H.264 MP4 at `fps` (x264, one thread: the same bytes
+    on every run)."""
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        raise ClipError(f"{src}: cannot open the video")
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    proc = subprocess.Popen(
+        [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
+         "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf",
+         str(MASKED_CRF), "-pix_fmt", "yuv420p", "-threads", "1", "-x264-params", "threads=1",
+         *_MP4_FLAGS, str(out)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        for a, b in parts:
+            first, last = round(a * fps), round(b * fps)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, first)
+            for index in range(first, last + 1):
+                ok, image = cap.read()
+                if not ok:
+                    break
+                still = Frame("clip", index, index / fps, 0.0, np.asarray(image, np.uint8))
+                frame = masks.apply(still)
+                proc.stdin.write(np.ascontiguousarray(frame.image).tobytes())
+    except BrokenPipeError:
+        pass
+    finally:
+        cap.release()
+        proc.stdin.close()
+    err = proc.stderr.read() if proc.stderr is not None else b""
+    if proc.wait(FFMPEG_TIMEOUT_S) != 0:
+        raise ClipError(f"ffmpeg could not encode the clip: {err.decode(errors='replace')[-300:]}")
+
+
+def make_clip(
+    data: bytes, start: float, parts: list[tuple[float, float]], plays_s: float, fps: float
+) -> Clip:
+    """The Clip of an MP4 whose first frame is at media time `start` and that plays `plays_s`."""
     end = start + plays_s if len(parts) == 1 else parts[-1][1] + 1.0 / fps
     return Clip(data, start, end, plays_s)
 

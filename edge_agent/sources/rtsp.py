@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -41,6 +41,10 @@ from edge_agent.core.pacing import FramePacer
 from edge_agent.core.types import Frame
 from edge_agent.sources import SourceError
 from edge_agent.sources.capture import file_path, open_capture
+
+if TYPE_CHECKING:  # PyAV is loaded only by a camera that records (about 24 MB of libraries)
+    from edge_agent.sources.av_capture import AvCapture
+    from edge_agent.sources.packet_ring import PacketRing
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +70,12 @@ class RtspSource:
         clock: Callable[[], float] = time.monotonic,
         on_frame: Callable[[], None] | None = None,
         pace_fps: float | None = None,
+        ring: PacketRing | None = None,
     ) -> None:
         self.camera_id = cam.id
+        # With a pre-roll ring (a camera that records its detection stream) the stream is read
+        # with PyAV: one session gives the ring its packets and the detector its frames.
+        self._ring = ring
         # With `pace_fps` (the daemon passes `detect.fps`) only frames due at that rate are
         # handed over: the others are decoded (the stream needs them) but never converted
         # to a picture, a quarter of the reader's work each (see core/pacing.py).
@@ -270,13 +278,24 @@ class RtspSource:
             if not self._stop.is_set():
                 self._stop.wait(self._backoff.next_delay())
 
-    def _open(self) -> cv2.VideoCapture | None:
+    def media_now(self) -> float:
+        """The reader's media clock now (the clock of `Frame.media_s`), for a separate recorder."""
+        return self._clock() - self._started_at
+
+    def _open(self) -> cv2.VideoCapture | AvCapture | None:
         with self._lock:
             # The watchdog watches reads only: an open has its own timeout.
             self._reopen = False
             self._reading_since = None
         try:
-            cap = open_capture(self._url, self.open_timeout_s, self.read_timeout_s)
+            if self._ring is not None:
+                from edge_agent.sources.av_capture import open_av_capture
+
+                cap: cv2.VideoCapture | AvCapture = open_av_capture(
+                    self._url, self.open_timeout_s, self.read_timeout_s, self._ring, self.media_now
+                )
+            else:
+                cap = open_capture(self._url, self.open_timeout_s, self.read_timeout_s)
         except SourceError as err:
             self._fail("offline", str(err))
             return None
@@ -285,7 +304,7 @@ class RtspSource:
         logger.debug("camera %s: opened %s", self.camera_id, self.url_redacted)
         return cap
 
-    def _read(self, cap: cv2.VideoCapture) -> tuple[bool, Any, float]:
+    def _read(self, cap: cv2.VideoCapture | AvCapture) -> tuple[bool, Any, float]:
         """(ok, picture or None when paced out, read time): one frame off the stream."""
         if not cap.grab():
             return False, None, self._clock()
@@ -295,7 +314,7 @@ class RtspSource:
         ok, image = cap.retrieve()
         return bool(ok) and image is not None, image if ok else None, now
 
-    def _read_until_broken(self, cap: cv2.VideoCapture) -> None:
+    def _read_until_broken(self, cap: cv2.VideoCapture | AvCapture) -> None:
         file_fps = 0.0
         if self._path is not None:
             file_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
