@@ -34,6 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from edge_agent.app.camera_recording import CameraRecording
 from edge_agent.app.checks import check_file
 from edge_agent.app.command_actions import command_listener
 from edge_agent.app.config import load_config
@@ -119,16 +120,25 @@ class CameraRuntime:
         self.restart_at: float | None = None  # monotonic time of the pending restart
         self.running_since = 0.0
         self._past_events = 0  # events of pipelines replaced by a restart
+        self.recording: CameraRecording | None = None
         self.pipeline, self.source = self._parts()
 
     def _parts(self) -> tuple[CameraPipeline, RtspSource]:
+        cfg = self.agent.cfg
         pipeline = camera_pipeline(
-            self.agent.cfg, self.cam, self.agent.detector, self.sink, self.agent.evidence, paced=True
+            cfg, self.cam, self.agent.detector, self.sink, self.agent.evidence, paced=True
         )
+        # The clips' ring (app/camera_recording.py): filled by this camera's reader, or by a
+        # recorder of its own for a separate record_url; a restart starts a new one.
+        self.recording = CameraRecording(cfg, self.cam) if cfg.evidence.clip.record else None
+        if self.recording is not None:
+            pipeline.clips = self.recording.cutter
+            pipeline.clip_settings = self.recording.settings
         # The source never raises for a camera problem (a missing file, a bad URL): it goes
         # offline with the reason and retries, inside its own reader thread. It paces the
         # frames to `detect.fps` itself, so the others are never converted to pictures.
-        return pipeline, RtspSource(self.cam, on_frame=self.wake.set, pace_fps=self.cam.detect.fps)
+        ring = self.recording.reader_ring if self.recording is not None else None
+        return pipeline, RtspSource(self.cam, on_frame=self.wake.set, pace_fps=self.cam.detect.fps, ring=ring)
 
     @property
     def events(self) -> int:
@@ -136,6 +146,8 @@ class CameraRuntime:
 
     def start(self) -> None:
         self.source.start()
+        if self.recording is not None:
+            self.recording.start(self.source)
         self.running_since = time.monotonic()
         logger.info("camera %s: reading %s", self.cam.id, redact(self.cam.url))
 
@@ -183,6 +195,8 @@ class CameraRuntime:
     def _restart(self) -> None:
         self.restart_at = None
         self.source.stop(0.0)  # asked at the fault; a reader stuck in a read ends at its timeout
+        if self.recording is not None:
+            self.recording.stop(0.0)
         self._past_events += self.pipeline.events_emitted
         self.pipeline, self.source = self._parts()
         self.last_index = -1
@@ -221,6 +235,8 @@ class CameraRuntime:
         entry["pipeline_faults"] = self.faults
         entry["pipeline_restarts"] = self.restarts
         entry["worker"] = self.worker
+        if self.recording is not None:
+            entry["recording"] = self.recording.stats()
         return entry
 
 
@@ -363,9 +379,13 @@ class Agent:
         # must not add up to ten read timeouts when systemd waits for the stop.
         for rt in cameras:
             rt.source.stop(0.0)
+            if rt.recording is not None:
+                rt.recording.stop(0.0)
         deadline = time.monotonic() + SOURCE_STOP_S
         for rt in cameras:
             rt.source.stop(max(0.0, deadline - time.monotonic()))
+            if rt.recording is not None:
+                rt.recording.stop(max(0.0, deadline - time.monotonic()))
         for rt in cameras:
             with rt.lock:  # waits for a step in progress; no step runs after
                 rt.closed = True

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 
 class RingClipCutter:
+    live = True  # the video after an alert arrives later: clips wait (pipeline/clip_schedule.py)
+
     def __init__(self, ring: PacketRing, masks: PrivacyMasks, fps: float) -> None:
         self.ring = ring
         self.masks = masks
