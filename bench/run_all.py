@@ -28,6 +28,7 @@ SECTIONS = [
     "bench_console",
     "bench_reliability",
     "bench_receipts",
+    "bench_clip_outage",
 ]
 
 
