@@ -15,7 +15,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from edge_agent.app.camera_recording import CameraRecording
 from edge_agent.app.health import CameraHealth
 from edge_agent.app.health_events import HealthEvents
 from edge_agent.app.wiring import camera_pipeline
@@ -29,6 +28,7 @@ from edge_agent.sources.rtsp import RtspSource
 
 if TYPE_CHECKING:
     from edge_agent.app.agent import Agent
+    from edge_agent.app.camera_recording import CameraRecording
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,12 @@ class CameraRuntime:
         )
         # The clips' ring (app/camera_recording.py): filled by this camera's reader, or by a
         # recorder of its own for a separate record_url; a restart starts a new one.
-        self.recording = CameraRecording(cfg, self.cam) if cfg.evidence.clip.record else None
+        self.recording = None
+        if cfg.evidence.clip.record:
+            # PyAV (about 24 MB of libraries) is loaded only by an agent whose cameras record
+            from edge_agent.app.camera_recording import CameraRecording
+
+            self.recording = CameraRecording(cfg, self.cam)
         if self.recording is not None:
             pipeline.clips = self.recording.cutter
             pipeline.clip_settings = self.recording.settings
