@@ -48,7 +48,9 @@ class RingError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Connection:
-    number: int
+    """One connection's codec parameters; equal ones can share one MP4 track."""
+
+    number: int = field(compare=False)
     codec: str
     width: int
     height: int
@@ -263,7 +265,7 @@ class PacketRing:
         try:
             picks = [self._pick(snapshot, a, b) for a, b in parts]
             last = picks[-1].segments[0][0].connection
-            kept = [p for p in picks if _same_track(p.segments[0][0].connection, last)]
+            kept = [p for p in picks if p.segments[0][0].connection == last]
             if len(kept) < len(picks):
                 logger.warning(
                     "packet ring %s: %d of %d parts left out (the camera's stream changed between them)",
@@ -321,15 +323,6 @@ class PacketRing:
         if len(chosen) == 1:
             last = max(last, first)
         return _Pick(chosen, first, last, first_seg.media[first])
-
-
-def _same_track(one: _Connection, other: _Connection) -> bool:
-    return (one.codec, one.width, one.height, one.extradata) == (
-        other.codec,
-        other.width,
-        other.height,
-        other.extradata,
-    )
 
 
 def _write_mp4(picks: list[_Pick], dest: Path) -> float:
