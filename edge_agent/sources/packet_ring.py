@@ -160,7 +160,7 @@ class PacketRing:
             try:
                 packet.stream = self._out_stream
                 self._muxer.mux(packet)
-            except (av.FFmpegError, OSError, ValueError) as err:
+            except (av.error.FFmpegError, OSError, ValueError) as err:
                 self.failures += 1
                 logger.warning("packet ring %s: cannot write a packet: %s", self.folder, err)
                 self._close_segment()
@@ -189,7 +189,7 @@ class PacketRing:
             # flush_packets: each packet reaches the file at once, so a cut sees the newest one
             muxer = av.open(str(path), "w", format="mpegts", container_options={"flush_packets": "1"})
             self._out_stream = muxer.add_stream_from_template(self._template)
-        except (av.FFmpegError, OSError, ValueError) as err:
+        except (av.error.FFmpegError, OSError, ValueError) as err:
             self.failures += 1
             logger.warning("packet ring %s: cannot start a segment: %s", self.folder, err)
             return None
@@ -204,7 +204,7 @@ class PacketRing:
         if muxer is not None:
             try:
                 muxer.close()
-            except (av.FFmpegError, OSError) as err:
+            except (av.error.FFmpegError, OSError) as err:
                 logger.debug("packet ring %s: closing a segment: %s", self.folder, err)
         if seg is not None:
             with contextlib.suppress(OSError):
@@ -278,7 +278,7 @@ class PacketRing:
             with self._lock:
                 self.failures += 1
             raise
-        except (av.FFmpegError, OSError, ValueError, IndexError) as err:
+        except (av.error.FFmpegError, OSError, ValueError, IndexError) as err:
             with self._lock:
                 self.failures += 1
             raise RingError(f"cannot write the clip: {err}") from err
