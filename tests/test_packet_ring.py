@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -249,3 +250,67 @@ def test_a_separate_record_url_fills_its_ring_and_a_wrong_password_is_plain(
             assert secret not in caplog.text, "a password reached the log"
     finally:
         assert good.stop(5.0) and bad.stop(5.0)
+
+
+# --- the ring alone, fed from files (exact media times, no camera) ------------------------------
+
+
+def h264_file(path: Path, size: str, seconds: float = 6.0) -> Path:
+    """A test pattern at 10 fps with a key frame every 5 frames (0.5 s), no B-frames."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10",
+         "-t", f"{seconds:g}", "-c:v", "libx264", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def feed(ring: PacketRing, path: Path, start_s: float) -> float:
+    """One connection: every packet of `path` at 10 per second from `start_s`; returns the last time."""
+    media = start_s
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        ring.begin(stream)
+        for i, packet in enumerate(p for p in container.demux(stream) if p.size):
+            media = start_s + i / 10
+            ring.add(packet, media)
+        ring.end()
+    return media
+
+
+def test_keep_s_holds_the_newest_seconds_and_no_more_than_one_segment_beyond(tmp_path: Path) -> None:
+    ring = PacketRing(tmp_path / "ring", keep_s=3.0, max_mb=50, segment_s=1.0)
+    last = feed(ring, h264_file(tmp_path / "a.mp4", "160x120", 10.0), 100.0)
+    span = ring.span()
+    assert span is not None and span[1] == last == 109.9
+    assert 3.0 <= span[1] - span[0] <= 4.0 + 0.5, span  # pruned by whole segments (1 s to the next key)
+    assert ring.stats()["packets_written"] == 100 and ring.stats()["segments"] == len(
+        list((tmp_path / "ring").glob("seg*.ts"))
+    )
+
+
+def test_a_part_across_a_reconnection_takes_the_connection_holding_most_of_it(tmp_path: Path) -> None:
+    ring = PacketRing(tmp_path / "ring", keep_s=30.0, max_mb=50, segment_s=1.0)
+    clip = h264_file(tmp_path / "a.mp4", "160x120")
+    feed(ring, clip, 0.0)  # 0.0 .. 5.9
+    feed(ring, clip, 8.0)  # 8.0 .. 13.9, after a 2-s outage
+    assert ring.stats()["connections"] == 2
+    first, plays = ring.copy([(5.0, 11.0)], tmp_path / "across.mp4")  # 0.9 s before, 3 s after
+    assert first == 8.0 and abs(plays - 3.1) < 0.01  # 8.0 .. 11.0, both ends included
+    first, plays = ring.copy([(2.2, 9.0)], tmp_path / "before.mp4")  # 3.7 s before, 1 s after
+    assert first == 2.0 and abs(plays - 4.0) < 0.01  # from the key frame at 2.0 to 5.9
+    with pytest.raises(RingError, match="not in the ring"):
+        ring.copy([(6.2, 7.8)], tmp_path / "gap.mp4")  # the outage itself
+
+
+def test_parts_of_a_camera_that_changed_size_keep_the_last_ones(tmp_path: Path) -> None:
+    ring = PacketRing(tmp_path / "ring", keep_s=30.0, max_mb=50, segment_s=1.0)
+    feed(ring, h264_file(tmp_path / "small.mp4", "160x120"), 0.0)
+    feed(ring, h264_file(tmp_path / "large.mp4", "320x240"), 10.0)
+    dest = tmp_path / "two.mp4"
+    first, plays = ring.copy([(1.0, 2.0), (12.0, 13.0)], dest)
+    assert first == 12.0 and abs(plays - 1.1) < 0.01
+    frames = frames_of(dest.read_bytes(), tmp_path)
+    assert len(frames) == 11 and all(f.shape == (240, 320, 3) for f in frames)
+    first, plays = ring.copy([(10.5, 11.0), (13.0, 13.5)], dest)  # one connection: both parts
+    assert first == 10.5 and abs(plays - 1.2) < 0.01

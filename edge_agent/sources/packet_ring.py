@@ -48,7 +48,9 @@ class RingError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Connection:
-    number: int
+    """One connection's codec parameters; equal ones can share one MP4 track."""
+
+    number: int = field(compare=False)
     codec: str
     width: int
     height: int
@@ -158,7 +160,7 @@ class PacketRing:
             try:
                 packet.stream = self._out_stream
                 self._muxer.mux(packet)
-            except (av.FFmpegError, OSError, ValueError) as err:
+            except (av.error.FFmpegError, OSError, ValueError) as err:
                 self.failures += 1
                 logger.warning("packet ring %s: cannot write a packet: %s", self.folder, err)
                 self._close_segment()
@@ -187,7 +189,7 @@ class PacketRing:
             # flush_packets: each packet reaches the file at once, so a cut sees the newest one
             muxer = av.open(str(path), "w", format="mpegts", container_options={"flush_packets": "1"})
             self._out_stream = muxer.add_stream_from_template(self._template)
-        except (av.FFmpegError, OSError, ValueError) as err:
+        except (av.error.FFmpegError, OSError, ValueError) as err:
             self.failures += 1
             logger.warning("packet ring %s: cannot start a segment: %s", self.folder, err)
             return None
@@ -202,7 +204,7 @@ class PacketRing:
         if muxer is not None:
             try:
                 muxer.close()
-            except (av.FFmpegError, OSError) as err:
+            except (av.error.FFmpegError, OSError) as err:
                 logger.debug("packet ring %s: closing a segment: %s", self.folder, err)
         if seg is not None:
             with contextlib.suppress(OSError):
@@ -263,7 +265,7 @@ class PacketRing:
         try:
             picks = [self._pick(snapshot, a, b) for a, b in parts]
             last = picks[-1].segments[0][0].connection
-            kept = [p for p in picks if _same_track(p.segments[0][0].connection, last)]
+            kept = [p for p in picks if p.segments[0][0].connection == last]
             if len(kept) < len(picks):
                 logger.warning(
                     "packet ring %s: %d of %d parts left out (the camera's stream changed between them)",
@@ -276,7 +278,7 @@ class PacketRing:
             with self._lock:
                 self.failures += 1
             raise
-        except (av.FFmpegError, OSError, ValueError, IndexError) as err:
+        except (av.error.FFmpegError, OSError, ValueError, IndexError) as err:
             with self._lock:
                 self.failures += 1
             raise RingError(f"cannot write the clip: {err}") from err
@@ -321,15 +323,6 @@ class PacketRing:
         if len(chosen) == 1:
             last = max(last, first)
         return _Pick(chosen, first, last, first_seg.media[first])
-
-
-def _same_track(one: _Connection, other: _Connection) -> bool:
-    return (one.codec, one.width, one.height, one.extradata) == (
-        other.codec,
-        other.width,
-        other.height,
-        other.extradata,
-    )
 
 
 def _write_mp4(picks: list[_Pick], dest: Path) -> float:

@@ -17,6 +17,10 @@ Reopens wait an exponential backoff with jitter, reset by the first frame read.
 A local file or `file://` URL works too: it loops forever at the file's own
 frame rate, so a recorded clip can stand in for a camera.
 
+A camera that records its detection stream is given a pre-roll ring (`ring=`): it is then
+read with PyAV (`av_capture.py`), whose demuxer hands every packet to the ring before
+decoding, so ring and detector share one RTSP session; the loop above is the same.
+
 Time: `media_s` is monotonic seconds since the source started (rules keep a
 steady clock across reconnects); `wall_ts` is the UNIX time of the read;
 `index` keeps rising across reconnects. URLs in logs, errors and statuses
