@@ -29,6 +29,7 @@ SECTIONS = [
     "bench_reliability",
     "bench_receipts",
     "bench_clip_outage",
+    "bench_recorder",
 ]
 
 
