@@ -8,8 +8,15 @@ import time
 
 import pytest
 
-from edge_agent.app.workers import DetectionWorker, WorkerPool, assign_by_load, physical_cores
-from edge_agent.core.config import ModelConfig
+from edge_agent.app.wiring import worker_count
+from edge_agent.app.workers import (
+    DetectionWorker,
+    WorkerPool,
+    assign_by_load,
+    default_workers,
+    physical_cores,
+)
+from edge_agent.core.config import Config, ModelConfig
 
 
 class Counter:
@@ -77,6 +84,16 @@ def test_defaults_fit_the_box() -> None:
     assert physical_cores() >= 1
     cfg = ModelConfig()
     assert cfg.threads == 1 and cfg.workers is None
+
+
+def test_two_workers_per_core_unless_the_config_says() -> None:
+    # one worker steps its cameras one after the other: two per core let the scheduler use
+    # a core the other worker's chain leaves free
+    cameras = [{"id": "c", "url": "c.mp4"}]
+    base = {"version": 1, "site": {"id": "s"}, "device": {"id": "d"}, "cameras": cameras}
+    assert worker_count(Config.model_validate(base)) == default_workers() == 2 * physical_cores()
+    pinned = Config.model_validate({**base, "model": {"name": "yolox-nano", "workers": 3}})
+    assert worker_count(pinned) == 3
 
 
 def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:

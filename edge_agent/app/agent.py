@@ -1,7 +1,7 @@
 """`edge-agent run`: every camera, live, until SIGTERM.
 
 Threads, not processes: each camera has a reader thread that keeps only its
-newest frame (`RtspSource`); detection workers (`app/workers.py`, one per
+newest frame (`RtspSource`); detection workers (`app/workers.py`, two per
 physical core by default, `model.workers`) each serve their share of the
 cameras in turn at its `detect.fps` and sleep until one of their readers has a
 new frame; the main thread here checks health, restarts cameras, reloads and

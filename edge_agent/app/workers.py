@@ -1,4 +1,4 @@
-"""Detection workers: N threads, each serving its own cameras in turn.
+"""Detection workers: N threads (two per physical core by default), each serving its own cameras in turn.
 
 A camera belongs to exactly one worker, so its tracker and rule state are only
 ever touched by one thread; the workers run side by side because onnxruntime,
@@ -28,6 +28,13 @@ logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5  # a worker with nothing to do looks again at least this often
 FAILURE_PAUSE_S = 1.0
+# A worker steps its cameras one after the other, so it can never analyse more than one
+# core's worth of frames, and it gets less: the readers, the MQTT thread and everything
+# else on the box run on the same cores. With one worker per core, ten cameras on two
+# cores had their workers on a CPU 67 % of the time and waiting in the run queue 22 %,
+# 85 % busy, and dropping frames at 1.4 of the 2 cores. Two per core let the scheduler put
+# the workers' work on whichever core is free (bench/REPORT.md, "Live cameras").
+WORKERS_PER_CORE = 2
 
 
 class Steppable(Protocol):
@@ -49,6 +56,11 @@ def physical_cores() -> int:
             return len(cpus)
         cores.add((package, core))
     return max(1, len(cores))
+
+
+def default_workers() -> int:
+    """Detection workers when `model.workers` is not set: `WORKERS_PER_CORE` per physical core."""
+    return WORKERS_PER_CORE * physical_cores()
 
 
 def assign_by_load(loads: Sequence[float], workers: int) -> list[list[int]]:
