@@ -70,6 +70,7 @@ STABLE_S = 30.0  # a restarted camera that ran this long without a fault resets 
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 WORKER_STUCK_S = 60.0  # a worker whose loop has not turned for this long stops the watchdog kicks
+REBALANCE_EVERY_S = 10.0  # cameras re-dealt to workers by their measured CPU (app/workers.py)
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -128,7 +129,10 @@ class CameraRuntime:
         # The source never raises for a camera problem (a missing file, a bad URL): it goes
         # offline with the reason and retries, inside its own reader thread. It paces the
         # frames to `detect.fps` itself, so the others are never converted to pictures.
-        return pipeline, RtspSource(self.cam, on_frame=self.wake.set, pace_fps=self.cam.detect.fps)
+        return pipeline, RtspSource(self.cam, on_frame=self._frame_arrived, pace_fps=self.cam.detect.fps)
+
+    def _frame_arrived(self) -> None:
+        self.wake.set()  # looked up at each frame: `WorkerPool.rebalance` may move the camera
 
     @property
     def events(self) -> int:
@@ -250,6 +254,7 @@ class Agent:
         self._reload_lock = threading.Lock()
         self._reload_waiters: list[Future[list[str]]] = []
         self.watchdog = Watchdog()
+        self._dealt_at = time.monotonic()  # the cameras' last deal to workers
         self.commands = command_listener(self, fetch_model, interrupted)  # None: remote operations off
 
     # --- lifecycle -------------------------------------------------------------------
@@ -269,7 +274,9 @@ class Agent:
         for rt in cameras:
             rt.start()
         for worker in self.pool.workers:
+            worker.take_costs()  # what the old cameras cost says nothing about the new deal
             worker.assign([rt for rt in cameras if rt.worker == worker.index])
+        self._dealt_at = time.monotonic()
 
     def start(self) -> None:
         self.cameras = self._build_cameras(self.cfg)
@@ -354,6 +361,9 @@ class Agent:
             self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
+            if now - self._dealt_at >= REBALANCE_EVERY_S:
+                self._dealt_at = now
+                self.pool.rebalance(self.cameras)
             self.wake.wait(HEALTH_EVERY_S)
             self.wake.clear()
 
