@@ -17,6 +17,34 @@ from bench_cameras import (
 
 RSS_TARGET_MB = 400.0
 
+# What the profile of the agent found (2026-12-07, this 2-core box, shared with other jobs at a
+# load average of 3 to 7): kept here so each run of the section says why its numbers are what
+# they are.
+FINDINGS = [
+    "- What held the agent below the limit, with one detection worker per core (per-thread"
+    " /proc schedstat over 15 s at 10 cameras = 0.72 × N_limit): each worker was on a CPU 67 % of"
+    " the time, waited in the run queue 22 %, and was busy with frames 85 %; each camera reader"
+    " used 1.5 % of a core. A worker steps its cameras one after the other, so they can have at"
+    " most one core, less what the readers, the test server and other processes take from it,"
+    " while the other core can be idle: frames dropped with the cores not full. The GIL was not"
+    " the limit: held 27 % of the time at 12 cameras (py-spy --gil), 94 % of that by the workers'"
+    " Python (tracker, rules, gate; `session.run` releases it). Since then the default is two"
+    " workers per physical core (app/workers.py), so the scheduler can put any worker on a free"
+    " core. Two vs one per core at 8 cameras, back to back: slowest camera 4.91 vs 4.33 fps, 0.5"
+    " vs 4.7 frames dropped/s (2 more rounds at a load average of 6–13 from other jobs: 3.15 /"
+    " 2.99 vs 3.08 / 1.58 fps); at 12, 3 interleaved rounds each: 4.33 / 4.24 / 3.71 vs 4.16 /"
+    " 4.00 / 4.41 fps, 1.9 / 3.5 / 13.9 vs 6.9 / 6.9 / 5.4 dropped/s: better in 2 rounds of 3,"
+    " lost in the box's noise in the third; RSS +20 MB (each concurrent `session.run` has its"
+    " own buffers).",
+    "- CPU per analysed frame: one thread running a camera's pipeline (gate, letterbox, model,"
+    " output decode + NMS, tracker, presence rule) on every 2nd walkway frame took 26.8 ms of CPU"
+    " per frame where the bare `session.run` took 23.1 ms (1.16×, 3 interleaved rounds, 25.9–27.9"
+    " vs 22.3–23.8): letterbox and float conversion 0.8 ms, output decode + NMS 0.4 ms, tracker"
+    " 1.5 ms, the rest the rules and the gate's thumbnail. The live agent adds the readers'"
+    " Python and the threads' hand-offs. Worker processes with frames in shared memory would not"
+    " lower this: `session.run` is 85 % of a frame's CPU and already runs outside the GIL.",
+]
+
 
 def _best(samples: list[Sample]) -> Sample | None:
     """The row with the most cameras that kept up (the last of equals)."""
@@ -51,7 +79,7 @@ def summary(samples: list[Sample], limits: list[Limit]) -> list[str]:
                 text = (
                     f"- {what}: most cameras kept up **{best.cameras}** = {share:.2f} × N_limit;"
                     f" there, agent CPU {best.cpu_ms_per_frame:.1f} ms per analysed frame ="
-                    f" {cpu:.2f} × the limit's, RSS {best.rss_mb:.0f} MB"
+                    f" {cpu:.3f} × the limit's, RSS {best.rss_mb:.0f} MB"
                 )
                 if scene == "busy":
                     text += (
@@ -113,6 +141,7 @@ def report(
         per_cam = (statistics.mean(hi) - statistics.mean(lo)) / (busy[-1].cameras - busy[0].cameras)
         span = f"{busy[0].cameras} to {busy[-1].cameras} cameras"
         lines.append(f"- RSS grows {per_cam:.1f} MB per camera ({span}).")
+    lines += FINDINGS
     lines.append(
         "- RSS counts the pages of the shared libraries (OpenCV, onnxruntime, FFmpeg) the process has"
         " mapped from files; how many of them are resident depends on the page cache, not on the agent:"
