@@ -7,9 +7,10 @@ cameras in turn at its `detect.fps` and sleep until one of their readers has a
 new frame; the main thread here checks health, restarts cameras, reloads and
 kicks the systemd watchdog; paho runs the MQTT thread. A late alert is worth
 less than a fresh one, so frames a worker cannot keep up with are dropped,
-counted, never queued. A camera is served by one worker only, so its pipeline
-state is never shared between threads; its `lock` keeps the main thread's
-restart and close from landing in the middle of a step.
+counted, never queued. A camera is served by one worker at a time (the pool
+may move it to another by its measured CPU) and every step holds its `lock`,
+so its pipeline state never meets two threads at once; the lock also keeps the
+main thread's restart and close from landing in the middle of a step.
 
 Each camera is a fault boundary (`CameraRuntime`): an exception in its
 pipeline (a rule bug, a frame the detector cannot take, a full disk under the

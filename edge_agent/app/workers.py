@@ -1,8 +1,9 @@
 """Detection workers: N threads (two per physical core by default), each serving its own cameras in turn.
 
-A camera belongs to exactly one worker, so its tracker and rule state are only
-ever touched by one thread; the workers run side by side because onnxruntime,
-OpenCV and NumPy release the GIL in their heavy parts. All workers call one
+A camera belongs to one worker at a time and its steps hold its own lock, so its
+tracker and rule state are only ever touched by one thread at once; the workers
+run side by side because onnxruntime, OpenCV and NumPy release the GIL in their
+heavy parts. All workers call one
 shared detector: onnxruntime's `run` is thread-safe, and at 1 intra-op thread a
 call runs on its caller's thread, so one session used from two threads gave the
 same inferences per second as a session each (bench/REPORT.md, "Detector
