@@ -91,6 +91,7 @@ class Sample:
     dropped_per_s: float
     sustained: bool
     cpu_ms_per_frame: float  # agent CPU time per analysed frame, all cameras
+    others_cpu_pct: float = 0.0  # the rest of the box (other people's jobs, steal), of one core
 
 
 @dataclass
@@ -110,6 +111,13 @@ class Limit:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def box_cpu_seconds() -> float:
+    """CPU seconds the box's CPUs were not free (/proc/stat: all but idle and iowait; with the
+    time the hypervisor gave to other machines, `steal`)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -221,9 +229,11 @@ def measure(
                 time.sleep(0.5)
                 first = latest_stats(sub)
             t0, cpu0, srv0 = time.monotonic(), cpu_seconds(proc.pid), servers.cpu_seconds()
+            box0 = box_cpu_seconds()
             time.sleep(MEASURE_S)
             last = latest_stats(sub)
             t1, cpu1, srv1 = time.monotonic(), cpu_seconds(proc.pid), servers.cpu_seconds()
+            box1 = box_cpu_seconds()
             rss, rss_file = rss_mb(proc.pid), rss_mb(proc.pid, "RssFile")
         finally:
             stop_agent(proc)
@@ -248,6 +258,7 @@ def measure(
         dropped,
         min(rates) >= KEEPS_UP_FPS,
         1000.0 * cpu_per_s / max(sum(rates), 1e-9),
+        100.0 * max(0.0, (box1 - box0) - (cpu1 - cpu0) - (srv1 - srv0)) / (t1 - t0),
     )
 
 
