@@ -79,6 +79,16 @@ def summary(samples: list[Sample], limits: list[Limit]) -> list[str]:
             f" **N_limit = {lim.cores} × 100 % / {lim.cpu_pct:.1f} % = {lim.cameras:.1f}** cameras."
         )
     for lim in limits:
+        busy = [s.cpu_ms_per_frame for s in samples if s.run == lim.run and s.scene == "busy"]
+        if busy:
+            ms = statistics.median(busy)
+            full = lim.cores * 1000.0 / (TARGET_FPS * ms)
+            lines.append(
+                f"- Run {lim.run}: at the busy rows' median {ms:.1f} ms of agent CPU per analysed frame"
+                f" ({ms / lim.cpu_ms_per_frame:.2f} × the limit's), the cores are full at {full:.1f}"
+                f" cameras = {full / lim.cameras:.2f} × N_limit, before the test servers' share."
+            )
+    for lim in limits:
         rows = [s for s in samples if s.run == lim.run]
         for scene in dict.fromkeys(s.scene for s in rows):
             for recording in dict.fromkeys(s.recording for s in rows):
