@@ -56,7 +56,9 @@ FINDINGS = [
     " late frame, core/pacing.py). The slowest camera falls short by more than drops: at 9"
     " cameras, 4.69 fps is 6 frames short over 20 s while the 9 cameras together dropped 1.2"
     " frames/s (2.7 each on average over the 20 s). The column of other processes shows what the"
-    " shared box took meanwhile.",
+    " shared box took meanwhile. A shorter GIL switch interval (1 ms, as replay sets) did not"
+    " help here: at 10 busy cameras, 2 interleaved rounds each, slowest camera 4.35 / 4.50 fps"
+    " and 35.2 / 33.6 ms per frame against 4.87 / 4.68 fps and 30.8 / 34.2 ms at the default 5 ms.",
 ]
 
 
