@@ -3,15 +3,25 @@
 One GStreamer test server (tests/rtsp_server.py) serves the walkway clip as a
 shared stream, so it encodes once however many cameras read it; every camera
 of the agent reads that URL. The agent (`edge-agent run`, a subprocess, default
-model settings: one detection worker per physical core, 1 onnxruntime thread
+model settings: two detection workers per physical core, 1 onnxruntime thread
 each) reports per-camera counters in its stats every 2 s; a camera keeps up
 when its analysed frame rate (frames given to the pipeline after pacing; with
 the motion gate on, some of them reuse the last detections) is at least
 4.8 fps of the 5 asked. The sweep runs `EDGE_AGENT_BENCH_CAMERA_RUNS` times (2)
 back to back. CPU comes from /proc/<pid>/stat, RSS from /proc/<pid>/status,
-for the agent and, apart, for the RTSP server. Frame-to-event latency is the
-time a `start` event arrives at a subscriber minus its `ts` (the wall time of
-the frame it was decided on). The motion gate on a quiet scene is `bench_gate.py`.
+for the agent and, apart, for the RTSP servers and the rest of the box
+(/proc/stat). Frame-to-event latency is the time a `start` event arrives at a
+subscriber minus its `ts` (the wall time of the frame it was decided on). The
+motion gate on a quiet scene is `bench_gate.py`.
+
+The machine's own limit is measured in the same run, before each sweep
+(`camera_limit.py`): the CPU one camera costs with nothing but decoding its stream
+and a bare `session.run` on each frame due at `detect.fps`; `cores x 100 % / that`
+is N_limit, the cameras that would fill the machine. The camera counts of a sweep
+are fractions of the first N_limit (`EDGE_AGENT_BENCH_CAMERAS` gives fixed ones).
+Two scenes: `busy` (every camera reads the walkway, people all the time) and
+`mixed` (3 cameras of 4 read a quiet street, bench_gate.py's still scene, served by
+a second test server; the motion gate skips the detector on most of their frames).
 
     python bench/bench_cameras.py            # EDGE_AGENT_BENCH_SOAK_S=600 by default (0: no soak)
 """
@@ -39,12 +49,28 @@ if str(REPO) not in sys.path:
 from tests.broker import Mosquitto, Subscriber  # noqa: E402
 from tests.rtsp import RtspServer  # noqa: E402
 
+LIMIT = Path(__file__).resolve().parent / "camera_limit.py"
+
 TARGET_FPS = 5.0
 KEEPS_UP_FPS = 4.8
-WARMUP_S = float(os.environ.get("EDGE_AGENT_BENCH_WARMUP_S", "8"))
+# past the agent's first re-deal of cameras to workers by their CPU, 10 s after the start
+WARMUP_S = float(os.environ.get("EDGE_AGENT_BENCH_WARMUP_S", "12"))
 MEASURE_S = float(os.environ.get("EDGE_AGENT_BENCH_MEASURE_S", "20"))
 RUNS = int(os.environ.get("EDGE_AGENT_BENCH_CAMERA_RUNS", "2"))
-COUNTS = tuple(int(n) for n in os.environ.get("EDGE_AGENT_BENCH_CAMERAS", "1,2,4,8,10,12").split(","))
+# Fixed camera counts, or empty: fractions of N_limit (`FRACTIONS`), so the sweep brackets this
+# machine's own limit whatever one camera costs on it.
+COUNTS = tuple(int(n) for n in os.environ.get("EDGE_AGENT_BENCH_CAMERAS", "").split(",") if n.strip())
+FRACTIONS = (0.5, 0.6, 0.7, 0.85, 1.0, 1.15)
+MIXED_FRACTIONS = (0.85, 1.0, 1.3, 1.6)  # quiet cameras cost less: the mix goes past N_limit
+SCENES = tuple(os.environ.get("EDGE_AGENT_BENCH_SCENES", "busy,mixed").split(","))
+LIMIT_S = float(os.environ.get("EDGE_AGENT_BENCH_LIMIT_S", "15"))
+SUSTAIN_TARGET = 0.85  # of N_limit
+CPU_TARGET = 1.15  # agent CPU per analysed frame / the limit's
+# --- recording -----------------------------------------------------------------------------
+# Each sweep runs with per-camera recording off and on (`evidence.clip.record`, the packet
+# ring of docs/evidence.md; on is the agent's default); `EDGE_AGENT_BENCH_RECORDING=off`
+# (or `on`) runs one. `recording_override` is the one place that sets it in the config.
+RECORDING = tuple(m == "on" for m in os.environ.get("EDGE_AGENT_BENCH_RECORDING", "off,on").split(","))
 WORKERS = int(os.environ.get("EDGE_AGENT_BENCH_WORKERS", "0"))  # 0: the agent's default
 PATH_ZONE = [[0.0, 0.33], [0.5, 0.36], [0.85, 0.17], [1.0, 0.17], [1.0, 0.85], [0.55, 0.62], [0.3, 0.48], [0.0, 0.44]]  # fmt: skip  # noqa: E501
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -55,6 +81,8 @@ class Sample:
     run: int
     cameras: int
     gate: bool
+    scene: str  # busy: every camera sees people; mixed: 3 of 4 see a quiet street
+    recording: bool
     min_fps: float
     mean_fps: float
     cpu_pct: float
@@ -63,11 +91,34 @@ class Sample:
     server_cpu_pct: float
     dropped_per_s: float
     sustained: bool
+    cpu_ms_per_frame: float  # agent CPU time per analysed frame, all cameras
+    others_cpu_pct: float = 0.0  # the rest of the box (other people's jobs, steal), of one core
+
+
+@dataclass
+class Limit:
+    """`camera_limit.py`: one camera's bare CPU, and how many such cameras fill the machine."""
+
+    run: int
+    cpu_pct: float  # of one core
+    cpu_ms_per_frame: float  # per frame given to `session.run`
+    cores: int
+
+    @property
+    def cameras(self) -> float:
+        return self.cores * 100.0 / self.cpu_pct
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def box_cpu_seconds() -> float:
+    """CPU seconds the box's CPUs were not free (/proc/stat: all but idle and iowait; with the
+    time the hypervisor gave to other machines, `steal`)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -78,11 +129,25 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
-def write_config(tmp: Path, broker: Mosquitto, url: str, n: int, gate: bool) -> Path:
+def recording_override(cfg: dict[str, Any], on: bool) -> None:
+    """The recording hook: per-camera recording on or off in an agent config (see RECORDING)."""
+    cfg["evidence"].setdefault("clip", {})["record"] = on
+
+
+def write_config(
+    tmp: Path,
+    broker: Mosquitto,
+    url: str,
+    n: int,
+    gate: bool,
+    quiet_url: str | None = None,
+    recording: bool = False,
+) -> Path:
+    """N cameras on `url`; with `quiet_url`, every camera but each 4th reads that instead."""
     cams = [
         {
             "id": f"cam{i:02d}",
-            "url": url,
+            "url": url if quiet_url is None or i % 4 == 0 else quiet_url,
             "detect": {"fps": TARGET_FPS, "motion_gate": gate},
             "zones": {"path": {"polygon": PATH_ZONE}},
             "rules": [{"id": "people", "kind": "presence", "zone": "path", "labels": ["person"]}],
@@ -99,6 +164,7 @@ def write_config(tmp: Path, broker: Mosquitto, url: str, n: int, gate: bool) -> 
         "evidence": {"dir": str(tmp / "evidence")},
         "cameras": cams,
     }
+    recording_override(cfg, recording)
     path = tmp / f"config-{n}-{gate}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -136,21 +202,38 @@ def counter(stats: dict[str, Any], key: str) -> int:
     return sum(int(v.get(key, 0)) for v in stats["cameras"].values())
 
 
-def measure(tmp: Path, broker: Mosquitto, server: RtspServer, n: int, gate: bool, run: int) -> Sample:
-    assert server.proc is not None
+@dataclass
+class Servers:
+    """The test servers: the walkway stream every busy camera reads, the quiet street."""
+
+    busy: RtspServer
+    quiet: RtspServer
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(s.proc.pid) for s in (self.busy, self.quiet) if s.proc is not None)
+
+
+def measure(
+    tmp: Path, broker: Mosquitto, servers: Servers, n: int, gate: bool, run: int, scene: str = "busy",
+    recording: bool = False,
+) -> Sample:  # fmt: skip
+    quiet_url = servers.quiet.url if scene == "mixed" else None
+    config = write_config(tmp, broker, servers.busy.url, n, gate, quiet_url, recording)
     with Subscriber(broker.port, ["eagleeye/v1/bench/edge-bench/stats"]) as sub:
         sub.start()
-        proc = start_agent(write_config(tmp, broker, server.url, n, gate), tmp / "agent.log")
+        proc = start_agent(config, tmp / "agent.log")
         try:
             time.sleep(WARMUP_S)
             first = latest_stats(sub)
             while first is None or len(first["cameras"]) < n:
                 time.sleep(0.5)
                 first = latest_stats(sub)
-            t0, cpu0, srv0 = time.monotonic(), cpu_seconds(proc.pid), cpu_seconds(server.proc.pid)
+            t0, cpu0, srv0 = time.monotonic(), cpu_seconds(proc.pid), servers.cpu_seconds()
+            box0 = box_cpu_seconds()
             time.sleep(MEASURE_S)
             last = latest_stats(sub)
-            t1, cpu1, srv1 = time.monotonic(), cpu_seconds(proc.pid), cpu_seconds(server.proc.pid)
+            t1, cpu1, srv1 = time.monotonic(), cpu_seconds(proc.pid), servers.cpu_seconds()
+            box1 = box_cpu_seconds()
             rss, rss_file = rss_mb(proc.pid), rss_mb(proc.pid, "RssFile")
         finally:
             stop_agent(proc)
@@ -159,19 +242,34 @@ def measure(tmp: Path, broker: Mosquitto, server: RtspServer, n: int, gate: bool
     span = float(last["uptime_s"]) - float(first["uptime_s"])
     rates = [(a1[c] - a0[c]) / span for c in a1] if span > 0 else [0.0]
     dropped = (counter(last, "frames_dropped") - counter(first, "frames_dropped")) / span if span > 0 else 0.0
+    cpu_per_s = (cpu1 - cpu0) / (t1 - t0)
     return Sample(
         run,
         n,
         gate,
+        scene,
+        recording,
         min(rates),
         statistics.mean(rates),
-        100.0 * (cpu1 - cpu0) / (t1 - t0),
+        100.0 * cpu_per_s,
         rss,
         rss_file,
         100.0 * (srv1 - srv0) / (t1 - t0),
         dropped,
         min(rates) >= KEEPS_UP_FPS,
+        1000.0 * cpu_per_s / max(sum(rates), 1e-9),
+        100.0 * max(0.0, (box1 - box0) - (cpu1 - cpu0) - (srv1 - srv0)) / (t1 - t0),
     )
+
+
+def measure_limit(url: str, run: int) -> Limit:
+    """`camera_limit.py` in its own process, on the stream the cameras read."""
+    cmd = [sys.executable, str(LIMIT), url, str(LIMIT_S), str(TARGET_FPS)]
+    out = json.loads(subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True).stdout)
+    cpu_s = float(out["cpu_s"])
+    limit = Limit(run, 100.0 * cpu_s / out["seconds"], 1000.0 * cpu_s / out["analysed"], int(out["cores"]))
+    print(f"bench_cameras: {limit}, N_limit {limit.cameras:.1f}", file=sys.stderr, flush=True)
+    return limit
 
 
 def latency(tmp: Path, broker: Mosquitto, url: str) -> list[float]:
@@ -213,112 +311,51 @@ def soak(tmp: Path, broker: Mosquitto, url: str, n: int, seconds: float) -> list
     return points
 
 
-def sweep(tmp: Path, broker: Mosquitto, server: RtspServer, run: int) -> list[Sample]:
+def counts_for(limit: Limit, scene: str) -> list[int]:
+    if COUNTS:
+        return list(COUNTS)
+    fractions = MIXED_FRACTIONS if scene == "mixed" else FRACTIONS
+    return sorted({max(1, round(f * limit.cameras)) for f in fractions})
+
+
+def sweep(tmp: Path, broker: Mosquitto, servers: Servers, run: int, limit: Limit) -> list[Sample]:
     samples = []
-    for n in COUNTS:
-        sample = measure(tmp, broker, server, n, True, run)
-        samples.append(sample)
-        print(f"bench_cameras: {sample}", file=sys.stderr, flush=True)
+    for recording in RECORDING:
+        for scene in SCENES:
+            for n in counts_for(limit, scene):
+                sample = measure(tmp, broker, servers, n, True, run, scene, recording)
+                samples.append(sample)
+                print(f"bench_cameras: {sample}", file=sys.stderr, flush=True)
     return samples
 
 
 def run() -> str:
+    from bench_gate import still_part
+    from camera_report import report
+
     soak_s = float(os.environ.get("EDGE_AGENT_BENCH_SOAK_S", "600"))
     with_latency = os.environ.get("EDGE_AGENT_BENCH_LATENCY", "1") != "0"
     load = [os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         broker = Mosquitto(tmp / "broker").start()
-        server = RtspServer(tmp / "rtsp").start()
+        quiet = RtspServer(tmp / "rtsp-quiet", video=still_part(tmp / "still.avi"))
+        servers = Servers(RtspServer(tmp / "rtsp").start(), quiet.start())
         try:
             samples: list[Sample] = []
+            limits: list[Limit] = []
             for r in range(1, RUNS + 1):
-                samples += sweep(tmp, broker, server, r)
+                # The limit beside each sweep, on the same stream: the counts come from the first.
+                limits.append(measure_limit(servers.busy.url, r))
+                samples += sweep(tmp, broker, servers, r, limits[0])
                 load.append(os.getloadavg())
-            lat = latency(tmp, broker, server.url) if with_latency else []
-            points = soak(tmp, broker, server.url, 4, soak_s) if soak_s > 0 else []
+            lat = latency(tmp, broker, servers.busy.url) if with_latency else []
+            points = soak(tmp, broker, servers.busy.url, 4, soak_s) if soak_s > 0 else []
         finally:
-            server.kill()
+            servers.busy.kill()
+            servers.quiet.kill()
         broker.kill()
-    return report(samples, lat, points, soak_s, load)
-
-
-def report(
-    samples: list[Sample],
-    lat: list[float],
-    points: list[tuple[float, float]],
-    soak_s: float,
-    load: list[tuple[float, float, float]],
-) -> str:
-    runs = sorted({s.run for s in samples})
-
-    def most(run: int) -> int:
-        ok = [s.cameras for s in samples if s.run == run and s.sustained]
-        return max(ok) if ok else 0
-
-    lines = [
-        "## Live cameras",
-        "",
-        f"`edge-agent run` with N cameras reading one looped RTSP stream (walkway clip, 768x576, 10 fps)"
-        f" from the GStreamer test server, `detect.fps: {TARGET_FPS:g}`, motion gate on (the default),"
-        " YOLOX-Nano with the default model settings (one detection worker per physical core, 1"
-        f" onnxruntime thread each); {MEASURE_S:g} s measured after {WARMUP_S:g} s warm-up, the sweep run"
-        f" {len(runs)} times back to back. The test server (x264 encoding, shared by all cameras) runs on"
-        " the same 2 cores; its CPU is reported apart. Keeps up: every camera analyses ≥"
-        f" {KEEPS_UP_FPS:g} of the {TARGET_FPS:g} frames/s asked. Load average (1/5/15 min) before and"
-        " after each sweep: " + "; ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in load) + ".",
-        "",
-        "| run | cameras | slowest camera fps | mean fps | agent CPU % (of one core) | CPU % per camera"
-        " | agent RSS MB | of it, mapped files MB | RTSP server CPU % | frames dropped/s | keeps up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for s in samples:
-        lines.append(
-            f"| {s.run} | {s.cameras} | {s.min_fps:.2f} | {s.mean_fps:.2f} | {s.cpu_pct:.0f} "
-            f"| {s.cpu_pct / s.cameras:.0f} | {s.rss_mb:.0f} | {s.rss_file_mb:.0f} | {s.server_cpu_pct:.0f} "
-            f"| {s.dropped_per_s:.1f} | {'yes' if s.sustained else 'no'} |"
-        )
-    at10 = [s for s in samples if s.cameras == 10]
-    lines += [
-        "",
-        "- Most cameras kept up: " + ", ".join(f"run {r}: **{most(r)}**" for r in runs) + " (target: 10 in"
-        " two consecutive runs).",
-    ]
-    if at10:
-        lines.append(
-            "- At 10 cameras: slowest camera "
-            + " / ".join(f"{s.min_fps:.2f}" for s in at10)
-            + " fps, RSS "
-            + " / ".join(f"{s.rss_mb:.0f}" for s in at10)
-            + " MB (targets ≥ 4.8 fps, ≤ 300 MB)."
-        )
-    rss1 = [s.rss_mb for s in samples if s.cameras == 1]
-    rss_hi = [s for s in samples if s.cameras == max(COUNTS)]
-    if rss1 and rss_hi:
-        per_cam = (statistics.mean(s.rss_mb for s in rss_hi) - statistics.mean(rss1)) / (max(COUNTS) - 1)
-        lines.append(f"- RSS grows {per_cam:.1f} MB per camera (1 to {max(COUNTS)} cameras).")
-    lines.append(
-        "- RSS counts the pages of the shared libraries (OpenCV, onnxruntime, FFmpeg) the process has"
-        " mapped from files; how many of them are resident depends on the page cache, not on the agent:"
-        " the same build at one camera measured 223 MB right after `make setup` and 168 MB an hour"
-        " later on the same box, with the same heap and anonymous memory (OpenCV's library alone went"
-        " from 39 to 11 MB resident). Compare the rows of one run."
-    )
-    if lat:
-        lines.append(
-            f"- Frame-to-event latency (line crossings, one camera, {len(lat)} events): "
-            f"median {statistics.median(lat):.0f} ms, max {max(lat):.0f} ms."
-        )
-    if len(points) >= 2:
-        first, last = points[0], points[-1]
-        peak = max(p[1] for p in points)
-        lines.append(
-            f"- RSS over a {soak_s / 60:.0f}-minute run at 4 cameras: "
-            f"{first[1]:.0f} MB after {first[0]:.0f} s, "
-            f"{last[1]:.0f} MB at the end, peak {peak:.0f} MB (growth {last[1] - first[1]:+.0f} MB)."
-        )
-    lines.append("")
-    return "\n".join(lines)
+    return report(samples, limits, lat, points, soak_s, load)
 
 
 if __name__ == "__main__":

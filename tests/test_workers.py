@@ -8,8 +8,15 @@ import time
 
 import pytest
 
-from edge_agent.app.workers import DetectionWorker, WorkerPool, assign_by_load, physical_cores
-from edge_agent.core.config import ModelConfig
+from edge_agent.app.wiring import worker_count
+from edge_agent.app.workers import (
+    DetectionWorker,
+    WorkerPool,
+    assign_by_load,
+    default_workers,
+    physical_cores,
+)
+from edge_agent.core.config import Config, ModelConfig
 
 
 class Counter:
@@ -79,6 +86,16 @@ def test_defaults_fit_the_box() -> None:
     assert cfg.threads == 1 and cfg.workers is None
 
 
+def test_two_workers_per_core_unless_the_config_says() -> None:
+    # one worker steps its cameras one after the other: two per core let the scheduler use
+    # a core the other worker's chain leaves free
+    cameras = [{"id": "c", "url": "c.mp4"}]
+    base = {"version": 1, "site": {"id": "s"}, "device": {"id": "d"}, "cameras": cameras}
+    assert worker_count(Config.model_validate(base)) == default_workers() == 2 * physical_cores()
+    pinned = Config.model_validate({**base, "model": {"name": "yolox-nano", "workers": 3}})
+    assert worker_count(pinned) == 3
+
+
 def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
     from edge_agent.app.agent import limit_malloc_arenas
 
@@ -86,3 +103,55 @@ def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytes
     assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
+
+
+class Spinner:
+    """A camera stand-in with a frame on every step, costing `cost_s` of CPU; movable."""
+
+    def __init__(self, cost_s: float, worker: int, wake: threading.Event) -> None:
+        self.cost_s = cost_s
+        self.worker = worker
+        self.wake = wake
+        self.lock = threading.Lock()  # as CameraRuntime's: a moved camera's steps never overlap
+        self.threads: set[str] = set()
+
+    def step(self) -> bool:
+        with self.lock:
+            self.threads.add(threading.current_thread().name)
+            end = time.thread_time() + self.cost_s
+            while time.thread_time() < end:
+                pass
+            time.sleep(0.001)  # let the other worker run on a one-core box
+        return True
+
+
+def test_cameras_are_dealt_again_by_what_they_cost() -> None:
+    # dealt by detect.fps, the two busy cameras (0 and 2) land on worker 0, the quiet ones on 1
+    pool = WorkerPool(2)
+    costs = [0.004, 0.0002, 0.004, 0.0002]
+    groups = assign_by_load([5.0] * 4, 2)
+    assert groups == [[0, 2], [1, 3]]
+    cams = [Spinner(cost, i % 2, pool.workers[i % 2].wake) for i, cost in enumerate(costs)]
+    pool.start()
+    for w, group in zip(pool.workers, groups, strict=True):
+        w.assign([cams[i] for i in group])
+    time.sleep(0.5)
+    assert pool.rebalance(cams)
+    busy = [cam.worker for cam in cams if cam.cost_s > 0.001]
+    assert sorted(busy) == [0, 1]  # one busy camera per worker now
+    assert all(cam.wake is pool.workers[cam.worker].wake for cam in cams)
+    served = [*pool.workers[0].cameras, *pool.workers[1].cameras]
+    assert sorted(map(id, served)) == sorted(map(id, cams))  # each camera on exactly one worker
+    time.sleep(0.5)
+    # balanced now: a second look moves nothing
+    assert not pool.rebalance(cams)
+    pool.stop(5)
+    moved = [cam for cam in cams if len(cam.threads) == 2]
+    assert moved, "a camera that moved was stepped by its new worker"
+
+
+def test_no_cost_yet_moves_nothing() -> None:
+    pool = WorkerPool(2)
+    cams = [Spinner(0.0, i % 2, pool.workers[i % 2].wake) for i in range(4)]
+    assert not pool.rebalance(cams)
+    assert not pool.rebalance([])

@@ -1,15 +1,16 @@
 """`edge-agent run`: every camera, live, until SIGTERM.
 
 Threads, not processes: each camera has a reader thread that keeps only its
-newest frame (`RtspSource`); detection workers (`app/workers.py`, one per
+newest frame (`RtspSource`); detection workers (`app/workers.py`, two per
 physical core by default, `model.workers`) each serve their share of the
 cameras in turn at its `detect.fps` and sleep until one of their readers has a
 new frame; the main thread here checks health, restarts cameras, reloads and
 kicks the systemd watchdog; paho runs the MQTT thread. A late alert is worth
 less than a fresh one, so frames a worker cannot keep up with are dropped,
-counted, never queued. A camera is served by one worker only, so its pipeline
-state is never shared between threads; its `lock` keeps the main thread's
-restart and close from landing in the middle of a step.
+counted, never queued. A camera is served by one worker at a time (the pool
+may move it to another by its measured CPU) and every step holds its `lock`,
+so its pipeline state never meets two threads at once; the lock also keeps the
+main thread's restart and close from landing in the middle of a step.
 
 Each camera is a fault boundary (`CameraRuntime`, app/camera_runtime.py): its
 pipeline failing restarts that camera alone, with backoff, while the others go on.
@@ -56,6 +57,7 @@ SOURCE_STOP_S = 2.0
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 WORKER_STUCK_S = 60.0  # a worker whose loop has not turned for this long stops the watchdog kicks
+REBALANCE_EVERY_S = 10.0  # cameras re-dealt to workers by their measured CPU (app/workers.py)
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -103,6 +105,7 @@ class Agent:
         self._reload_lock = threading.Lock()
         self._reload_waiters: list[Future[list[str]]] = []
         self.watchdog = Watchdog()
+        self._dealt_at = time.monotonic()  # the cameras' last deal to workers
         self.commands = command_listener(self, fetch_model, interrupted)  # None: remote operations off
 
     # --- lifecycle -------------------------------------------------------------------
@@ -122,7 +125,9 @@ class Agent:
         for rt in cameras:
             rt.start()
         for worker in self.pool.workers:
+            worker.take_costs()  # what the old cameras cost says nothing about the new deal
             worker.assign([rt for rt in cameras if rt.worker == worker.index])
+        self._dealt_at = time.monotonic()
 
     def start(self) -> None:
         self.cameras = self._build_cameras(self.cfg)
@@ -207,6 +212,9 @@ class Agent:
             self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
+            if now - self._dealt_at >= REBALANCE_EVERY_S:
+                self._dealt_at = now
+                self.pool.rebalance(self.cameras)
             self.wake.wait(HEALTH_EVERY_S)
             self.wake.clear()
 

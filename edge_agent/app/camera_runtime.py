@@ -89,7 +89,12 @@ class CameraRuntime:
         # offline with the reason and retries, inside its own reader thread. It paces the
         # frames to `detect.fps` itself, so the others are never converted to pictures.
         ring = self.recording.reader_ring if self.recording is not None else None
-        return pipeline, RtspSource(self.cam, on_frame=self.wake.set, pace_fps=self.cam.detect.fps, ring=ring)
+        return pipeline, RtspSource(
+            self.cam, on_frame=self._frame_arrived, pace_fps=self.cam.detect.fps, ring=ring
+        )
+
+    def _frame_arrived(self) -> None:
+        self.wake.set()  # looked up at each frame: `WorkerPool.rebalance` may move the camera
 
     @property
     def events(self) -> int:

@@ -7,7 +7,7 @@ a new stage or sink is wired once, in this module.
 
 from __future__ import annotations
 
-from edge_agent.app.workers import physical_cores
+from edge_agent.app.workers import default_workers
 from edge_agent.contract.topics import Topics
 from edge_agent.core.config import CameraConfig, Config
 from edge_agent.core.sink import EventSink
@@ -44,8 +44,8 @@ def detector_of(cfg: Config) -> Detector:
 
 
 def worker_count(cfg: Config) -> int:
-    """How many detection workers `run` starts: `model.workers`, else one per physical core."""
-    return cfg.model.workers or physical_cores()
+    """How many detection workers `run` starts: `model.workers`, else two per physical core."""
+    return cfg.model.workers or default_workers()
 
 
 def camera_pipeline(

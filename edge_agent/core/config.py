@@ -128,7 +128,7 @@ class ModelConfig(_Model):
     nms_iou: float = Field(0.45, ge=0.0, le=1.0)
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per detection worker")
     workers: int | None = Field(
-        None, ge=1, le=64, description="Detection worker threads; default: one per physical core"
+        None, ge=1, le=64, description="Detection worker threads; default: two per physical core"
     )
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     sha256: str | None = Field(
