@@ -30,6 +30,7 @@ SECTIONS = [
     "bench_receipts",
     "bench_clip_outage",
     "bench_recorder",
+    "bench_recording",
 ]
 
 
