@@ -234,9 +234,9 @@ def test_bad_cameras_are_reported_and_the_good_one_keeps_working(
         assert "connection refused" in log
         assert camera_states(sub, "good")[-1] == "online"
         # levels that mean what they say: back online is news, offline needs someone to look
-        assert "INFO edge_agent.app.agent: camera good: online" in log
-        assert "WARNING edge_agent.app.agent: camera no-host: offline" in log
-        assert "WARNING edge_agent.app.agent: camera good: online" not in log
+        assert "INFO edge_agent.app.camera_runtime: camera good: online" in log
+        assert "WARNING edge_agent.app.camera_runtime: camera no-host: offline" in log
+        assert "WARNING edge_agent.app.camera_runtime: camera good: online" not in log
 
         # SIGHUP with a broken config: logged, the old config keeps running
         agent.config.write_text(agent.config.read_text().replace("kind: presence", "kind: presense"))
