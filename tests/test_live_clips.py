@@ -11,7 +11,6 @@ is black inside the mask, and the password is nowhere in what the box sends or l
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from tests.broker import Mosquitto, Subscriber, mosquitto  # noqa: F401
 from tests.conftest import FIXTURES
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory, wait_until  # noqa: F401
 from tests.test_agent_live import PATH_ZONE, AgentProcess, all_payload_text
+from tests.test_packet_ring import frames_of, probe
 
 PASSWORD = "m41n-Str3am"
 
@@ -38,20 +38,6 @@ def joined_clip(sub: Subscriber, event: dict[str, Any]) -> bytes:
     if len(chunks) != event["clip"]["chunks"]:
         return b""
     return b"".join(chunks[i] for i in range(len(chunks)))
-
-
-def frames_of(data: bytes, tmp: Path) -> list[np.ndarray]:
-    path = tmp / "clip.mp4"
-    path.write_bytes(data)
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
 
 
 def run_agent(
@@ -100,12 +86,8 @@ def test_a_live_dumping_alert_sends_a_clip_from_before_the_owner_came_to_after_t
     assert clip["end_media_s"] >= start["media_s"] + 4.0 - 0.5
     frames = frames_of(data, tmp_path)
     assert frames and frames[0].shape[:2] == (480, 640)
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name",
-                            "-of", "default=nw=1", str(tmp_path / "clip.mp4")],
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert "codec_name=h264" in probe
-    duration = float(probe.split("duration=")[1].split()[0])
-    assert abs(duration - clip["duration_s"]) < 0.1
+    info = probe(data, tmp_path)
+    assert info["codec_name"] == "h264" and abs(float(info["duration"]) - clip["duration_s"]) < 0.1
 
 
 MASK = [[0.0, 0.0], [0.4, 0.0], [0.4, 0.5], [0.0, 0.5]]
