@@ -16,8 +16,8 @@ one incident never interleave with the next one's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from edge_agent.pipeline.events import EventDraft
 
@@ -70,16 +70,18 @@ class ClipSchedule:
             del self._pending[p.event_id]
         return out
 
-    def due(self, now_s: float, ready: Any) -> list[PendingClip]:
+    def due(self, now_s: float, ready: Callable[[float], bool]) -> list[PendingClip]:
         """The pending clips whose window the recorder has passed (`ready(end_s)`), or that waited
         `GIVE_UP_S` past it, taken out in order."""
         out = []
         for p in list(self._pending.values()):
-            late = now_s >= p.end_s + GIVE_UP_S
-            if late or (now_s >= p.end_s and ready(p.end_s)):
-                if late and not ready(p.end_s):
-                    self.gave_up += 1
-                out.append(self._pending.pop(p.event_id))
+            if now_s < p.end_s:
+                continue
+            if not ready(p.end_s):
+                if now_s < p.end_s + GIVE_UP_S:
+                    continue
+                self.gave_up += 1
+            out.append(self._pending.pop(p.event_id))
         return out
 
     def take_all(self) -> list[PendingClip]:
