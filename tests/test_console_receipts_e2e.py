@@ -169,29 +169,33 @@ def test_the_console_killed_during_a_burst_from_five_boxes_stores_each_event_onc
     database_url: str,
 ) -> None:
     console = ConsoleProcess(tmp_path / "console", mosquitto.url, database_url).start()
-    boxes.extend(Box(tmp_path, mosquitto.url, f"edge-0{n + 1}") for n in range(5))
-    for box in boxes:
-        box.publisher.start()
-    _wait(lambda: all(b.waits_for_receipts() for b in boxes), 15, "the boxes to see receipts announced")
+    try:
+        boxes.extend(Box(tmp_path, mosquitto.url, f"edge-0{n + 1}") for n in range(5))
+        for box in boxes:
+            box.publisher.start()
+        _wait(lambda: all(b.waits_for_receipts() for b in boxes), 15, "the boxes to see receipts announced")
 
-    def burst(box: Box) -> None:
-        for seq in range(40):
-            box.emit(seq)
-            time.sleep(0.02)
+        def burst(box: Box) -> None:
+            for seq in range(40):
+                box.emit(seq)
+                time.sleep(0.02)
 
-    threads = [threading.Thread(target=burst, args=(box,)) for box in boxes]
-    for t in threads:
-        t.start()
-    _wait(lambda: len(event_rows(database_url)) >= 40, 30, "part of the burst stored")
-    console.kill()
-    for t in threads:
-        t.join()
-    time.sleep(1.0)
-    console.start()
-    _wait(lambda: all(box.outbox.depth() == 0 for box in boxes), 90, "every box's outbox to empty")
-    rows = event_rows(database_url)
-    counts = Counter(rows)
-    sent = [key for box in boxes for key in box.sent]
-    assert len(sent) == 200 and set(counts) == set(sent)
-    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1][:5]
-    console.stop()
+        threads = [threading.Thread(target=burst, args=(box,)) for box in boxes]
+        for t in threads:
+            t.start()
+        _wait(lambda: len(event_rows(database_url)) >= 40, 30, "part of the burst stored")
+        console.kill()  # SIGKILL in the middle of the burst
+        killed_with = len(event_rows(database_url))  # nothing commits after the kill
+        for t in threads:
+            t.join()
+        time.sleep(1.0)
+        console.start()
+        _wait(lambda: all(box.outbox.depth() == 0 for box in boxes), 90, "every box's outbox to empty")
+        rows = event_rows(database_url)
+        counts = Counter(rows)
+        sent = [key for box in boxes for key in box.sent]
+        assert len(sent) == 200 and set(counts) == set(sent)
+        assert 0 < killed_with < len(sent), f"the kill should have happened mid-burst ({killed_with} stored)"
+        assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1][:5]
+    finally:
+        console.stop()
