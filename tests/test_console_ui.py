@@ -328,12 +328,13 @@ def test_the_counts_page_draws_the_demo_counts_per_hour_and_day(
     page.context.close()
 
 
+@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1280px", "390px"])
 def test_the_map_places_the_demo_cameras_on_a_plan_with_their_health(
-    browser: Any, town: tuple[ConsoleProcess, DemoBox]
+    browser: Any, town: tuple[ConsoleProcess, DemoBox], viewport: dict[str, int]
 ) -> None:
     console, box = town
     box.publisher.board.set_camera_status("market-street", "offline")
-    page = open_page(browser, WIDE)
+    page = open_page(browser, viewport)
     page.goto(console.url + "map")
     page.wait_for_selector('#map-page[data-ready="1"][data-mode="plan"]')  # no tile server in the tests
     for cam in DEMO.cameras:
@@ -348,4 +349,5 @@ def test_the_map_places_the_demo_cameras_on_a_plan_with_their_health(
              for cam in DEMO.cameras}  # fmt: skip
     assert spots["lane"]["x"] < spots["dump-corner"]["x"] and spots["lane"]["y"] < spots["dump-corner"]["y"]
     assert spots["market-street"]["y"] > max(spots["lane"]["y"], spots["dump-corner"]["y"])
+    assert scroll_width(page) <= viewport["width"]
     page.context.close()
