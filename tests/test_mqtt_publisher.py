@@ -1,4 +1,5 @@
-"""The MQTT publisher against a real Mosquitto: delivery, outages, crashes, auth, TLS, Last Will."""
+"""The MQTT publisher against a real Mosquitto: delivery, outages, crashes, auth, TLS, Last Will;
+and doctor's broker check (`probe_broker`), which shares its client set-up."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.contract.mqtt_client import parse_broker_url
+from edge_agent.contract.mqtt_client import parse_broker_url, probe_broker
 from edge_agent.contract.schemas import validate
 from edge_agent.contract.topics import Topics
 from edge_agent.core.backoff import Backoff
@@ -451,3 +452,38 @@ def test_status_board_stats_are_merged(outbox: Outbox) -> None:
     assert merged["cameras"]["cam-a"]["fps"] == 5.0 and isinstance(merged["outbox"], dict)
     assert validate("stats", merged) == []
     json.dumps(merged)
+
+
+# --- doctor's broker check --------------------------------------------------------------------
+
+
+def test_the_broker_check_passes_on_a_live_broker_and_its_test_message_arrives(
+    mosquitto: Mosquitto,  # noqa: F811
+) -> None:
+    topic = f"{TOPICS.base}/doctor"
+    with Subscriber(mosquitto.port, [f"{TOPICS.base}/#"]) as sub:
+        ok, detail = probe_broker(MqttConfig(url=mosquitto.url), topic, timeout_s=5)
+        assert ok, detail
+        assert "connected in" in detail and "test message acknowledged" in detail and "\n" not in detail
+        msgs = sub.wait_for(lambda m: any(x.topic == topic for x in m), 5)
+    # one message, not retained, and nothing else on the device's topics (its status untouched)
+    assert [(m.topic, m.retain, m.json()["check"]) for m in msgs] == [(topic, False, "doctor")]
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "fields"),
+    [("edge-01:url-horse-battery@", {}), ("", {"username": "edge-01", "password": "field-horse-battery"})],
+    ids=["password in the URL", "mqtt.password"],
+)
+def test_the_broker_check_on_a_closed_port_fails_with_one_plain_line_and_no_password(
+    mosquitto: Mosquitto,  # noqa: F811
+    userinfo: str,
+    fields: dict[str, str],
+) -> None:
+    mosquitto.kill()  # the broker's port, closed
+    cfg = MqttConfig(url=f"mqtt://{userinfo}127.0.0.1:{mosquitto.port}", **fields)
+    ok, detail = probe_broker(cfg, f"{TOPICS.base}/doctor", timeout_s=5)
+    assert not ok
+    assert detail.startswith("cannot reach mqtt://") and "refused" in detail.lower(), detail
+    assert "\n" not in detail and "Traceback" not in detail and "Error(" not in detail, detail
+    assert "horse-battery" not in detail and ("edge-01:***@" in detail) == bool(userinfo), detail
