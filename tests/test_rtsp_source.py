@@ -139,6 +139,30 @@ def test_pace_fps_hands_over_only_frames_due(
     assert all(downstream.due(f.media_s) for f in frames), "a pacer at the same rate refused a frame"
 
 
+def test_a_frame_reached_one_period_late_is_still_analysed_and_only_a_pushed_out_one_counts() -> None:
+    """The worker's queue (QUEUE_FRAMES): a frame the worker reaches after the next one
+    arrived is kept and handed over in order; one pushed out before any worker took it is
+    dropped and counted; a snapshot's look takes nothing from the worker."""
+    src = RtspSource(camera("rtsp://127.0.0.1:9/none"))  # never started: frames put in by hand
+    picture = np.zeros((4, 4, 3), np.uint8)
+    src._publish(picture, 1.0)
+    src._publish(picture, 1.2)  # the worker is late: both wait for it
+    first = src.next_frame(-1)
+    assert first is not None and first.index == 0
+    second = src.next_frame(first.index)
+    assert second is not None and second.index == 1 and src.next_frame(second.index) is None
+    assert src.frames_dropped == 0
+
+    for t in (1.4, 1.6, 1.8):  # three while the worker is away: the oldest is pushed out
+        src._publish(picture, t)
+    assert src.frames_dropped == 1
+    snap = src.newest()
+    assert snap is not None and snap.index == 4
+    third = src.next_frame(second.index)
+    assert third is not None and third.index == 3, "the snapshot took the worker's frame"
+    assert src.frames_read == 5
+
+
 def test_latest_returns_only_newer_frames(
     rtsp_server: RtspServer, make_source: Callable[..., RtspSource]
 ) -> None:

@@ -1,13 +1,13 @@
 """`edge-agent run`: every camera, live, until SIGTERM.
 
 Threads, not processes: each camera has a reader thread that keeps only its
-newest frame (`RtspSource`); detection workers (`app/workers.py`, two per
+two newest frames due for detection (`RtspSource`); detection workers (`app/workers.py`, two per
 physical core by default, `model.workers`) each serve their share of the
 cameras in turn at its `detect.fps` and sleep until one of their readers has a
 new frame; the main thread here checks health, restarts cameras, reloads and
 kicks the systemd watchdog; paho runs the MQTT thread. A late alert is worth
-less than a fresh one, so frames a worker cannot keep up with are dropped,
-counted, never queued. A camera is served by one worker at a time (the pool
+less than a fresh one, so frames a worker cannot keep up with are dropped and
+counted, never queued past one period. A camera is served by one worker at a time (the pool
 may move it to another by its measured CPU) and every step holds its `lock`,
 so its pipeline state never meets two threads at once; the lock also keeps the
 main thread's restart and close from landing in the middle of a step.

@@ -108,14 +108,14 @@ class CameraRuntime:
         logger.info("camera %s: reading %s", self.cam.id, redact(self.cam.url))
 
     def step(self) -> bool:
-        """Analyse the newest frame if there is one; False when there was none or the camera waits."""
+        """Analyse the next queued frame if there is one; False when there was none or the camera waits."""
         with self.lock:
             return self._step()
 
     def _step(self) -> bool:
         if self.restart_at is not None or self.closed:
             return False
-        frame = self.source.latest(self.last_index)
+        frame = self.source.next_frame(self.last_index)
         if frame is None:
             return False
         self.last_index = frame.index

@@ -161,7 +161,7 @@ class Actions:
         if runtime is None:
             known = ", ".join(rt.cam.id for rt in self.agent.cameras)
             return self._result(cmd, "refused", f"no camera {camera!r} (cameras: {known})")
-        frame = runtime.source.latest(-1)
+        frame = runtime.source.newest()
         if frame is None:
             why = runtime.source.last_error or "no frame yet"
             return self._result(cmd, "refused", f"camera {camera} has no picture: {why}")

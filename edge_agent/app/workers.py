@@ -11,8 +11,9 @@ threads") for one copy of the weights.
 
 Cameras are dealt to workers by load (the sum of their `detect.fps`), the
 busiest camera first, each to the least-loaded worker: a 10 fps camera counts
-as two 5 fps ones. Frames stay latest-only: a worker that falls behind finds
-its camera's slot overwritten, and the reader counts the dropped frame.
+as two 5 fps ones. A camera's reader queues at most two frames (sources/rtsp.py):
+a worker that falls further behind finds the older one pushed out, and the reader
+counts the dropped frame.
 
 What a camera costs is known only once it runs: a quiet street skips the
 detector on most frames (the motion gate) and costs a tenth of a busy one, so

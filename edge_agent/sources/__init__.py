@@ -1,5 +1,5 @@
 """The sources layer: where frames come from. `file` (a recorded video, time from the video),
-`rtsp` (a live camera: reader thread, newest-frame slot), `capture` (the one door to OpenCV's
+`rtsp` (a live camera: reader thread, a two-frame queue), `capture` (the one door to OpenCV's
 FFmpeg capture: options and timeouts, thread-safe) and `probe` (what a camera stream is).
 
 Sources import `edge_agent.core` and themselves; never `pipeline`, `delivery`, `app` or `tools`.

@@ -1,9 +1,12 @@
-"""A live camera: one reader thread, a latest-frame slot, a stall watchdog, reconnects.
+"""A live camera: one reader thread, a short frame queue, a stall watchdog, reconnects.
 
 The reader thread pulls frames from OpenCV's FFmpeg backend as fast as the
-camera sends them and keeps only the newest in a one-frame slot; a frame that
-is overwritten before a detection worker took it is dropped and counted (a late
-alert is worth less than a fresh one, and a queue would only grow latency).
+camera sends them and keeps the newest `QUEUE_FRAMES` (2) of those due at
+`detect.fps`; a frame pushed out before a detection worker took it is dropped and
+counted. Two, not one: with every core busy a worker sometimes starts a camera's
+frame a little more than one period late, and a one-frame slot then lost the frame
+although the worker caught up at once (bench/REPORT.md, "Live cameras"); a longer
+queue would only grow latency when the box is truly short of CPU.
 
 Measured behaviour of the FFmpeg backend decides the shape of the loop:
 - after the server dies, `read()` returns False at once and that capture never
@@ -53,6 +56,7 @@ if TYPE_CHECKING:  # PyAV is loaded only by a camera that records (about 24 MB o
 logger = logging.getLogger(__name__)
 
 FPS_WINDOW_S = 5.0
+QUEUE_FRAMES = 2  # frames due at detect.fps kept for the worker: one period of slack
 DEFAULT_FILE_FPS = 25.0
 STATUSES = ("starting", "online", "stalled", "offline")
 
@@ -60,9 +64,10 @@ STATUSES = ("starting", "online", "stalled", "offline")
 class RtspSource:
     """One live camera (RTSP, or a looping file) read by its own thread.
 
-    Non-blocking use (the daemon): `start()`, then `latest(after_index)` from
-    a detection worker, `stop()` at the end. Blocking use (the `Source`
-    protocol): iterate; every iteration waits for a frame newer than the last.
+    Non-blocking use (the daemon): `start()`, then `next_frame(after_index)` from
+    a detection worker (the oldest queued frame it has not had), `stop()` at the end;
+    `latest()` gives the newest (a snapshot). Blocking use (the `Source` protocol):
+    iterate; every iteration waits for a frame newer than the last.
     """
 
     def __init__(
@@ -103,8 +108,8 @@ class RtspSource:
         self._reader: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
         self._started_at = 0.0
-        self._slot: Frame | None = None
-        self._slot_taken = True
+        self._queue: collections.deque[Frame] = collections.deque(maxlen=QUEUE_FRAMES)
+        self._handed = -1  # the highest index handed out: older queued frames were taken or skipped
         self._next_index = 0
         self._reading_since: float | None = None  # when the current capture last delivered or opened
         self._reopen = False
@@ -158,6 +163,23 @@ class RtspSource:
         with self._lock:
             return self._take(after_index)
 
+    def newest(self) -> Frame | None:
+        """The newest frame, for a look that is not analysis (a snapshot): nothing counts it taken."""
+        with self._lock:
+            return self._queue[-1] if self._queue else None
+
+    def next_frame(self, after_index: int = -1) -> Frame | None:
+        """The oldest queued frame with an index above `after_index`, else None (never blocks).
+
+        A detection worker steps through the queue with this, so a frame it reaches a
+        little late is still analysed, in order."""
+        with self._lock:
+            for frame in self._queue:
+                if frame.index > after_index:
+                    self._handed = max(self._handed, frame.index)
+                    return frame
+            return None
+
     def wait_latest(self, after_index: int = -1, timeout_s: float | None = None) -> Frame | None:
         """Like `latest`, but waits up to `timeout_s` (None: until stopped) for a newer frame."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -200,22 +222,22 @@ class RtspSource:
     # --- the slot ----------------------------------------------------------------------
 
     def _take(self, after_index: int) -> Frame | None:
-        frame = self._slot
+        frame = self._queue[-1] if self._queue else None
         if frame is None or frame.index <= after_index:
             return None
-        self._slot_taken = True
+        self._handed = max(self._handed, frame.index)
         return frame
 
     def _publish(self, image: Any, now: float) -> None:
         """Count a read frame; `image` None: one paced out (read, not handed over)."""
         with self._lock:
             if image is not None:
-                if self._slot is not None and not self._slot_taken:
-                    self.frames_dropped += 1
-                self._slot = Frame(
-                    self.camera_id, self._next_index, now - self._started_at, time.time(), image
+                queue = self._queue
+                if len(queue) == queue.maxlen and queue[0].index > self._handed:
+                    self.frames_dropped += 1  # pushed out before any worker took it
+                queue.append(
+                    Frame(self.camera_id, self._next_index, now - self._started_at, time.time(), image)
                 )
-                self._slot_taken = False
             self._next_index += 1
             self.frames_read += 1
             self._read_times.append(now)
