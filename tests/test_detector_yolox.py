@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge_agent.core.config import ModelConfig
-from edge_agent.core.geometry import box_iou
+from edge_agent.core.geometry import box_iou, letterbox_tensor
 from edge_agent.pipeline.detect.models import COCO80_LABELS, load_manifest, resolve_model, sha256_of
 from edge_agent.pipeline.detect.onnx import OnnxDetector
 from edge_agent.tools.models import fetch_model
@@ -95,6 +95,23 @@ def test_detector_describes_itself(detector: OnnxDetector) -> None:
 
 def test_empty_scene_gives_no_detections(detector: OnnxDetector) -> None:
     assert len(detector.detect(np.full((480, 640, 3), 114, np.uint8))) == 0
+
+
+@pytest.mark.parametrize("rgb", [False, True], ids=["bgr", "rgb"])
+@pytest.mark.parametrize("shape", [(576, 768), (768, 576), (416, 416), (100, 1000)], ids=str)
+def test_the_input_tensor_is_the_padded_picture_cast_exactly(shape: tuple[int, int], rgb: bool) -> None:
+    """The plane-by-plane tensor holds the very numbers of a padded uint8 canvas transposed
+    to NCHW and cast (golden replays depend on every one of them)."""
+    frame = np.random.default_rng(7).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    tensor, box = letterbox_tensor(frame, 416, 416, 114, rgb)
+    new_w, new_h = round(shape[1] * box.scale), round(shape[0] * box.scale)
+    canvas = np.full((416, 416, 3), 114, np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    if rgb:
+        canvas = canvas[:, :, ::-1]
+    expected = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
+    assert tensor.dtype == np.float32 and tensor.flags.c_contiguous
+    assert np.array_equal(tensor, expected)
 
 
 def test_bare_session_matches_detector_input(detector: OnnxDetector) -> None:
