@@ -114,6 +114,12 @@ def test_the_input_tensor_is_the_padded_picture_cast_exactly(shape: tuple[int, i
     assert np.array_equal(tensor, expected)
 
 
+@pytest.mark.parametrize("shape", [(4, 4), (4, 4, 1), (4, 4, 4)], ids=str)
+def test_a_picture_without_three_colour_planes_is_refused(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="colour picture"):
+        letterbox_tensor(np.zeros(shape, np.uint8), 416, 416)
+
+
 def test_bare_session_matches_detector_input(detector: OnnxDetector) -> None:
     # The bench compares detect() to session.run on the detector's own tensor.
     frame = cv2.imread(str(IMAGES / "coco_000000007088.jpg"))

@@ -104,6 +104,8 @@ def letterbox_tensor(
     The resized picture is split into its planes (OpenCV's SIMD split) and each plane is cast
     into the tensor: the same numbers as a padded uint8 canvas transposed to NCHW and cast in
     one NumPy pass, in two thirds of the time (that transpose reads across channels)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"the detector takes a colour picture (height, width, 3), not shape {image.shape}")
     h, w = image.shape[:2]
     scale = min(input_w / w, input_h / h)
     new_w, new_h = round(w * scale), round(h * scale)
