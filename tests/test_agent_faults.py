@@ -60,15 +60,15 @@ class Breakage:
 def breakage(monkeypatch: pytest.MonkeyPatch) -> Breakage:
     broken = Breakage()
     update = Presence.update
-    latest = RtspSource.latest
+    next_frame = RtspSource.next_frame
 
     def failing_update(self: Presence, scene: Scene) -> list[Observation]:
         if scene.frame.camera_id == "bad" and broken.rule_fails():
             raise RuntimeError("rule bug on purpose")
         return update(self, scene)
 
-    def failing_latest(self: RtspSource, after_index: int = -1) -> Frame | None:
-        frame = latest(self, after_index)
+    def failing_next_frame(self: RtspSource, after_index: int = -1) -> Frame | None:
+        frame = next_frame(self, after_index)
         if frame is not None and self.camera_id == "bad" and broken.frame_fails():
             # a grey 4x4 picture: no colour planes, so masking and detection cannot take it
             return Frame(
@@ -77,7 +77,7 @@ def breakage(monkeypatch: pytest.MonkeyPatch) -> Breakage:
         return frame
 
     monkeypatch.setattr(Presence, "update", failing_update)
-    monkeypatch.setattr(RtspSource, "latest", failing_latest)
+    monkeypatch.setattr(RtspSource, "next_frame", failing_next_frame)
     return broken
 
 

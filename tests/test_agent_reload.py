@@ -1,4 +1,4 @@
-"""SIGHUP with a valid config under detection workers: the new cameras are dealt and served."""
+"""SIGHUP with a valid config under detection workers: the new cameras are served."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def config(tmp: Path, broker: Mosquitto, cameras: list[dict[str, Any]]) -> dict[
     }
 
 
-def test_reload_deals_the_new_cameras_to_the_workers(
+def test_reload_serves_the_new_cameras_with_the_workers(
     tmp_path: Path,
     mosquitto: Mosquitto,  # noqa: F811
     rtsp_server_factory: Callable[..., RtspServer],  # noqa: F811
@@ -47,7 +47,6 @@ def test_reload_deals_the_new_cameras_to_the_workers(
         try:
             wait_until(lambda: stats_of(sub).get("a", {}).get("analysed_frames", 0) > 3, 60, "a analysing")
             cams = [calm(camera(c, server.url)) for c in ("a", "b", "c")]
-            cams[0]["detect"] = {"fps": 4}  # the heaviest camera gets a worker of its own
             path.write_text(yaml.safe_dump(config(tmp_path, mosquitto, cams)))
             agent.request_reload()
 
@@ -57,7 +56,7 @@ def test_reload_deals_the_new_cameras_to_the_workers(
 
             wait_until(all_analysing, 60, "three cameras analysing after the reload")
             stats = stats_of(sub)
-            assert [stats[c]["worker"] for c in ("a", "b", "c")] == [0, 1, 1]
+            assert all(s["worker"] in (0, 1) for s in stats.values())
             assert all(s["pipeline_faults"] == 0 for s in stats.values())
         finally:
             agent.request_stop()

@@ -1,67 +1,140 @@
-"""Detection workers: cameras dealt by load, each served by one thread, stopped on request."""
+"""Detection workers: one shared queue of cameras, each camera stepped by one worker at a time."""
 
 from __future__ import annotations
 
 import platform
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from edge_agent.app.wiring import worker_count
-from edge_agent.app.workers import (
-    DetectionWorker,
-    WorkerPool,
-    assign_by_load,
-    default_workers,
-    physical_cores,
-)
+from edge_agent.app.workers import WorkerPool, default_workers, physical_cores
 from edge_agent.core.config import Config, ModelConfig
 
 
-class Counter:
-    """A camera stand-in: has a frame `frames` times, records the threads that stepped it."""
+class Camera:
+    """A camera stand-in: `frames` frames to analyse, each costing `cost_s` of CPU and `wait_s`
+    outside the GIL; records
+    the threads that stepped it and whether two steps ever overlapped."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, pool: WorkerPool, frames: int, cost_s: float = 0.0, wait_s: float = 0.0) -> None:
+        self.pool = pool
         self.left = frames
+        self.cost_s = cost_s
+        self.wait_s = wait_s
+        self.worker = -1
+        self.steps = 0
         self.threads: set[str] = set()
+        self.overlapped = False
+        self._busy = threading.Lock()
+
+    def arrive(self, n: int = 1) -> None:
+        """`n` frames from the reader: the camera asks for a worker."""
+        self.left += n
+        self.pool.ready(self)
 
     def step(self) -> bool:
-        self.threads.add(threading.current_thread().name)
-        if self.left <= 0:
+        if not self._busy.acquire(blocking=False):
+            self.overlapped = True
             return False
-        self.left -= 1
-        return True
+        try:
+            self.threads.add(threading.current_thread().name)
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            self.steps += 1
+            end = time.thread_time() + self.cost_s
+            while time.thread_time() < end:
+                pass
+            time.sleep(self.wait_s)
+            return True
+        finally:
+            self._busy.release()
 
 
-def test_cameras_are_dealt_by_their_detect_fps() -> None:
-    # a 10 fps camera weighs as two 5 fps ones: it gets a worker of its own
-    assert assign_by_load([5, 5, 10], 2) == [[2], [0, 1]]
-    assert assign_by_load([5, 5, 5, 5, 5], 2) == [[0, 2, 4], [1, 3]]
-    assert assign_by_load([5, 5], 4) == [[0], [1], [], []]
-    assert assign_by_load([], 2) == [[], []]
-    # the same config always gives the same assignment
-    assert assign_by_load([2, 7, 7, 3, 1], 3) == assign_by_load([2, 7, 7, 3, 1], 3)
-
-
-def test_a_worker_serves_only_its_cameras_on_its_own_thread_until_stopped() -> None:
-    pool = WorkerPool(2)
-    mine, theirs = Counter(50), Counter(50)
-    pool.start()
-    pool.workers[0].assign([mine])
-    pool.workers[1].assign([theirs])
-    deadline = time.monotonic() + 10
-    while (mine.left or theirs.left) and time.monotonic() < deadline:
+def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check() and time.monotonic() < deadline:
         time.sleep(0.01)
+    return check()
+
+
+def test_every_worker_serves_every_camera_one_step_at_a_time() -> None:
+    pool = WorkerPool(3)
+    pool.start()
+    cams = [Camera(pool, 0, cost_s=0.0005) for _ in range(4)]
+    for _ in range(50):  # frames keep arriving while the workers step
+        for cam in cams:
+            cam.arrive()
+        time.sleep(0.001)
+    assert wait_for(lambda: all(cam.left == 0 for cam in cams)), [cam.left for cam in cams]
     pool.stop(5)
-    assert mine.left == 0 and theirs.left == 0
-    assert mine.threads == {"detect-0"} and theirs.threads == {"detect-1"}
+    assert [cam.steps for cam in cams] == [50] * 4
+    assert not any(cam.overlapped for cam in cams), "a camera was stepped by two workers at once"
+    assert set().union(*(cam.threads for cam in cams)) == {"detect-0", "detect-1", "detect-2"}
+    assert all(cam.worker in (0, 1, 2) for cam in cams)
     assert pool.alive(time.monotonic(), 60)
-    assert [w["failures"] for w in pool.stats()] == [0, 0]
+    assert [w["failures"] for w in pool.stats()] == [0, 0, 0]
 
 
-def test_a_failing_turn_is_counted_and_the_worker_goes_on() -> None:
+def test_a_frame_that_lands_during_a_step_is_not_forgotten() -> None:
+    # The reader tells the pool while the camera is being stepped: the camera goes back in
+    # the queue when the step ends, although that step found nothing more to do.
+    pool = WorkerPool(1)
+    pool.start()
+    cam = Camera(pool, 0)
+    landed = threading.Event()
+
+    def step_and_land() -> bool:
+        if not landed.is_set():
+            landed.set()
+            cam.left += 1
+            pool.ready(cam)  # during the step, which will report it had no frame
+            return False
+        return Camera.step(cam)
+
+    cam.step = step_and_land  # type: ignore[method-assign]
+    pool.ready(cam)
+    assert wait_for(lambda: cam.steps == 1), "the frame that landed during a step was never analysed"
+    pool.stop(5)
+
+
+def test_a_slow_camera_does_not_hold_back_the_others() -> None:
+    # With cameras dealt to workers, those sharing a worker with a slow one waited behind it.
+    pool = WorkerPool(2)
+    pool.start()
+    slow = Camera(pool, 0, cost_s=0.2)
+    quick = [Camera(pool, 0) for _ in range(3)]
+    slow.arrive(3)
+    for cam in quick:
+        cam.arrive(20)
+    assert wait_for(lambda: all(cam.left == 0 for cam in quick), 0.5 + 5.0)
+    assert slow.left > 0 or slow.steps == 3  # still stepping the slow one (or done on a fast box)
+    assert wait_for(lambda: slow.left == 0)
+    pool.stop(5)
+
+
+def test_cameras_short_of_workers_are_served_alike() -> None:
+    # More frames than the workers can take: every camera gets about the same share of steps,
+    # whatever its place in the config. (Dealt to two workers, three of five cameras would
+    # share one and get two thirds of the others' steps.) Each step waits outside the GIL,
+    # as a camera's step does in the model.
+    pool = WorkerPool(2)
+    cams = [Camera(pool, 0, wait_s=0.004) for _ in range(5)]
+    for cam in cams:
+        cam.arrive(10_000)
+    pool.start()
+    time.sleep(1.0)
+    pool.stop(5)
+    steps = [cam.steps for cam in cams]
+    assert min(steps) > 0 and min(steps) >= 0.9 * max(steps), steps
+
+
+def test_a_failing_step_is_counted_and_the_worker_goes_on() -> None:
     class Broken:
+        worker = -1
         calls = 0
 
         def step(self) -> bool:
@@ -70,14 +143,15 @@ def test_a_failing_turn_is_counted_and_the_worker_goes_on() -> None:
                 raise RuntimeError("a bug outside the camera's fault boundary")
             return False
 
-    worker = DetectionWorker(0)
-    worker.start()
-    worker.assign([Broken()])
-    deadline = time.monotonic() + 10
-    while Broken.calls < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert worker.stop(5)
-    assert worker.failures == 1 and Broken.calls >= 2
+    pool = WorkerPool(1)
+    pool.start()
+    broken = Broken()
+    pool.ready(broken)
+    assert wait_for(lambda: Broken.calls == 1)
+    pool.ready(broken)  # its next frame
+    assert wait_for(lambda: Broken.calls >= 2)
+    pool.stop(5)
+    assert pool.workers[0].failures == 1
 
 
 def test_defaults_fit_the_box() -> None:
@@ -103,55 +177,3 @@ def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytes
     assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
-
-
-class Spinner:
-    """A camera stand-in with a frame on every step, costing `cost_s` of CPU; movable."""
-
-    def __init__(self, cost_s: float, worker: int, wake: threading.Event) -> None:
-        self.cost_s = cost_s
-        self.worker = worker
-        self.wake = wake
-        self.lock = threading.Lock()  # as CameraRuntime's: a moved camera's steps never overlap
-        self.threads: set[str] = set()
-
-    def step(self) -> bool:
-        with self.lock:
-            self.threads.add(threading.current_thread().name)
-            end = time.thread_time() + self.cost_s
-            while time.thread_time() < end:
-                pass
-            time.sleep(0.001)  # let the other worker run on a one-core box
-        return True
-
-
-def test_cameras_are_dealt_again_by_what_they_cost() -> None:
-    # dealt by detect.fps, the two busy cameras (0 and 2) land on worker 0, the quiet ones on 1
-    pool = WorkerPool(2)
-    costs = [0.004, 0.0002, 0.004, 0.0002]
-    groups = assign_by_load([5.0] * 4, 2)
-    assert groups == [[0, 2], [1, 3]]
-    cams = [Spinner(cost, i % 2, pool.workers[i % 2].wake) for i, cost in enumerate(costs)]
-    pool.start()
-    for w, group in zip(pool.workers, groups, strict=True):
-        w.assign([cams[i] for i in group])
-    time.sleep(0.5)
-    assert pool.rebalance(cams)
-    busy = [cam.worker for cam in cams if cam.cost_s > 0.001]
-    assert sorted(busy) == [0, 1]  # one busy camera per worker now
-    assert all(cam.wake is pool.workers[cam.worker].wake for cam in cams)
-    served = [*pool.workers[0].cameras, *pool.workers[1].cameras]
-    assert sorted(map(id, served)) == sorted(map(id, cams))  # each camera on exactly one worker
-    time.sleep(0.5)
-    # balanced now: a second look moves nothing
-    assert not pool.rebalance(cams)
-    pool.stop(5)
-    moved = [cam for cam in cams if len(cam.threads) == 2]
-    assert moved, "a camera that moved was stepped by its new worker"
-
-
-def test_no_cost_yet_moves_nothing() -> None:
-    pool = WorkerPool(2)
-    cams = [Spinner(0.0, i % 2, pool.workers[i % 2].wake) for i in range(4)]
-    assert not pool.rebalance(cams)
-    assert not pool.rebalance([])

@@ -1,16 +1,16 @@
 """`edge-agent run`: every camera, live, until SIGTERM.
 
 Threads, not processes: each camera has a reader thread that keeps only its
-two newest frames due for detection (`RtspSource`); detection workers (`app/workers.py`, two per
-physical core by default, `model.workers`) each serve their share of the
-cameras in turn at its `detect.fps` and sleep until one of their readers has a
-new frame; the main thread here checks health, restarts cameras, reloads and
-kicks the systemd watchdog; paho runs the MQTT thread. A late alert is worth
-less than a fresh one, so frames a worker cannot keep up with are dropped and
-counted, never queued past one period. A camera is served by one worker at a time (the pool
-may move it to another by its measured CPU) and every step holds its `lock`,
-so its pipeline state never meets two threads at once; the lock also keeps the
-main thread's restart and close from landing in the middle of a step.
+two newest frames due for detection (`RtspSource`) and puts the camera in the
+detection workers' shared queue when it has one (`app/workers.py`: two workers per
+physical core by default, `model.workers`; whichever is free takes the camera that
+has waited longest); the main thread here checks health, restarts cameras, reloads
+and kicks the systemd watchdog; paho runs the MQTT thread. A late alert is worth
+less than a fresh one, so frames the workers cannot keep up with are dropped and
+counted, never queued past one period. A camera is stepped by one worker at a time
+and every step holds its `lock`, so its pipeline state never meets two threads at
+once; the lock also keeps the main thread's restart and close from landing in the
+middle of a step.
 
 Each camera is a fault boundary (`CameraRuntime`, app/camera_runtime.py): its
 pipeline failing restarts that camera alone, with backoff, while the others go on.
@@ -43,7 +43,7 @@ from edge_agent.app.wiring import (
     homeassistant_of,
     worker_count,
 )
-from edge_agent.app.workers import WorkerPool, assign_by_load
+from edge_agent.app.workers import WorkerPool
 from edge_agent.core.config import Config, ConfigError, redact
 from edge_agent.pipeline.detect import Detector
 from edge_agent.pipeline.detect.models import ModelError
@@ -57,7 +57,6 @@ SOURCE_STOP_S = 2.0
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 WORKER_STUCK_S = 60.0  # a worker whose loop has not turned for this long stops the watchdog kicks
-REBALANCE_EVERY_S = 10.0  # cameras re-dealt to workers by their measured CPU (app/workers.py)
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -105,29 +104,20 @@ class Agent:
         self._reload_lock = threading.Lock()
         self._reload_waiters: list[Future[list[str]]] = []
         self.watchdog = Watchdog()
-        self._dealt_at = time.monotonic()  # the cameras' last deal to workers
         self.commands = command_listener(self, fetch_model, interrupted)  # None: remote operations off
 
     # --- lifecycle -------------------------------------------------------------------
 
     def _build_cameras(self, cfg: Config) -> list[CameraRuntime]:
-        """The cameras of `cfg`, each dealt to a worker by its `detect.fps` (not yet started)."""
-        groups = assign_by_load([cam.detect.fps for cam in cfg.cameras], len(self.pool))
-        built: dict[int, CameraRuntime] = {}
-        for worker, indices in zip(self.pool.workers, groups, strict=True):
-            for i in indices:
-                built[i] = CameraRuntime(
-                    self, cfg.cameras[i], self.delivery.sink, self.delivery.board, worker.wake, worker.index
-                )
-        return [built[i] for i in range(len(cfg.cameras))]
+        """The cameras of `cfg` (not yet started); their readers queue them for the workers."""
+        return [
+            CameraRuntime(self, cam, self.delivery.sink, self.delivery.board, self.pool.ready)
+            for cam in cfg.cameras
+        ]
 
     def _serve(self, cameras: list[CameraRuntime]) -> None:
         for rt in cameras:
             rt.start()
-        for worker in self.pool.workers:
-            worker.take_costs()  # what the old cameras cost says nothing about the new deal
-            worker.assign([rt for rt in cameras if rt.worker == worker.index])
-        self._dealt_at = time.monotonic()
 
     def start(self) -> None:
         self.cameras = self._build_cameras(self.cfg)
@@ -212,9 +202,6 @@ class Agent:
             self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
-            if now - self._dealt_at >= REBALANCE_EVERY_S:
-                self._dealt_at = now
-                self.pool.rebalance(self.cameras)
             self.wake.wait(HEALTH_EVERY_S)
             self.wake.clear()
 
@@ -313,7 +300,8 @@ class Agent:
             out["detector_ms"] = round(sum(ms) / len(ms), 2)
         workers = self.pool.stats()
         for rt in cameras:
-            workers[rt.worker]["cameras"].append(rt.cam.id)
+            if 0 <= rt.worker < len(workers):
+                workers[rt.worker]["cameras"].append(rt.cam.id)
         out["workers"] = workers
         return out
 

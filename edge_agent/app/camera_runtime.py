@@ -3,9 +3,10 @@
 Each camera is a fault boundary: an exception in its pipeline (a rule bug, a frame the
 detector cannot take, a full disk under the evidence store) is logged once with the camera
 id, counted in stats, published as a `camera_health` problem, and that camera alone
-restarts, with backoff, while the others go on. It is served by one detection worker only,
-so its pipeline state is never shared between threads; its `lock` keeps the main thread's
-restart and close from landing in the middle of a step.
+restarts, with backoff, while the others go on. It is stepped by one detection worker at a
+time (app/workers.py) and every step holds its `lock`, so its pipeline state is never touched
+by two threads at once, and the main thread's restart and close never land in the middle
+of a step.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.app.health import CameraHealth
@@ -46,15 +48,14 @@ class CameraRuntime:
         cam: CameraConfig,
         sink: EventSink,
         board: StatusBoard,
-        wake: threading.Event,
-        worker: int = 0,
+        ready: Callable[[CameraRuntime], None],
     ) -> None:
         self.agent = agent
         self.cam = cam
         self.sink = sink
         self.board = board  # where the camera's state goes for the publisher
-        self.wake = wake  # the serving worker's: set by the reader on each new frame
-        self.worker = worker
+        self._ready = ready  # the worker pool's queue: told by the reader of each new frame
+        self.worker = -1  # the detection worker that analysed its last frame (set by the worker)
         self.lock = threading.Lock()  # held by the worker's step, the restart and the close
         self.closed = False
         self.health = CameraHealth(cam.id, cam.offline_after_s)
@@ -94,7 +95,7 @@ class CameraRuntime:
         )
 
     def _frame_arrived(self) -> None:
-        self.wake.set()  # looked up at each frame: `WorkerPool.rebalance` may move the camera
+        self._ready(self)
 
     @property
     def events(self) -> int:
@@ -190,7 +191,8 @@ class CameraRuntime:
         entry["events"] = self.events
         entry["pipeline_faults"] = self.faults
         entry["pipeline_restarts"] = self.restarts
-        entry["worker"] = self.worker
+        if self.worker >= 0:
+            entry["worker"] = self.worker
         if self.recording is not None:
             entry["recording"] = self.recording.stats()
         return entry
