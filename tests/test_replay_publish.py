@@ -12,7 +12,7 @@ import yaml
 
 from edge_agent.contract.schemas import validate
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, REPO, clip_prefix
 
 
 def config_for(tmp: Path, broker: Mosquitto) -> Path:
@@ -30,14 +30,6 @@ def replay(config: Path, clip: str, events: Path, *extra: str) -> subprocess.Com
         "--publish", "--events", str(events), "--quiet", *extra,
     ]  # fmt: skip
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-
-
-def prefix(tmp: Path, clip: str, seconds: int) -> Path:
-    """The first `seconds` of a fixture clip, its own packets (stream copy, cut at a key frame)."""
-    out = tmp / f"{Path(clip).stem}-{seconds}s.mp4"
-    cmd = ["ffmpeg", "-v", "error", "-i", str(FIXTURES / clip), "-t", str(seconds), "-c", "copy", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-    return out
 
 
 def lines(path: Path) -> list[dict]:
@@ -76,7 +68,7 @@ def test_an_unreachable_broker_keeps_the_backlog_for_the_next_run(
 ) -> None:
     config = config_for(tmp_path, mosquitto)
     # the first 15 s of each clip hold three incidents each: a backlog, then a new run behind it
-    clip_a, clip_b = prefix(tmp_path, "walkway-a.mp4", 15), prefix(tmp_path, "walkway-b.mp4", 15)
+    clip_a, clip_b = clip_prefix(tmp_path, "walkway-a.mp4", 15), clip_prefix(tmp_path, "walkway-b.mp4", 15)
     mosquitto.kill()
     first = replay(config, str(clip_a), tmp_path / "a.jsonl", "--drain-timeout", "2")
     assert first.returncode == 1
