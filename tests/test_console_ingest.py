@@ -31,7 +31,7 @@ from edge_agent.delivery.mqtt import MqttPublisher
 from edge_agent.delivery.outbox import Outbox
 from edge_agent.delivery.outbox_sink import OutboxSink
 from tests.broker import Mosquitto, fake_jpeg, make_event, mosquitto  # noqa: F401
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, REPO, clip_prefix
 from tests.console_server import ConsoleProcess, event_rows, wait_rows
 from tests.postgres import postgres_server, postgres_url  # noqa: F401
 
@@ -226,7 +226,9 @@ def test_replays_from_two_boxes_arrive_in_one_console(
     console = ConsoleProcess(tmp_path / "console", mosquitto.url, database_url).start()
     try:
         procs, outputs = [], []
-        for device, clip in (("edge-01", "walkway-a.mp4"), ("edge-02", "walkway-b.mp4")):
+        # the first 15 s of each walkway clip: three incidents a box, each with its snapshot
+        clips = [str(clip_prefix(tmp_path, clip, 15)) for clip in ("walkway-a.mp4", "walkway-b.mp4")]
+        for device, clip in zip(("edge-01", "edge-02"), clips, strict=True):
             cfg = yaml.safe_load((FIXTURES / "walkway.yaml").read_text())
             cfg["device"] = {"id": device}
             cfg["mqtt"] = {"url": mosquitto.url}
@@ -240,6 +242,8 @@ def test_replays_from_two_boxes_arrive_in_one_console(
             assert p.returncode == 0, err
         produced = [json.loads(line) for out in outputs for line in out.read_text().splitlines()]
         assert {e["device"] for e in produced} == {"edge-01", "edge-02"}
+        for device in ("edge-01", "edge-02"):
+            assert sum(e["device"] == device and e["phase"] == "start" for e in produced) >= 3
         rows = wait_rows(database_url, len(produced), 30)
         assert sorted(rows) == sorted((e["event_id"], e["phase"], e["ts"]) for e in produced)
         starts = {e["event_id"] for e in produced if e["phase"] == "start"}

@@ -60,7 +60,7 @@ def test_a_live_dumping_alert_sends_a_clip_from_before_the_owner_came_to_after_t
     street = {
         "id": "street", "url": server.url, "detect": {"fps": 4, "motion_gate": False},
         "zones": {"road": {"polygon": [[0.0, 0.72], [1.0, 0.72], [1.0, 1.0], [0.0, 1.0]]}},
-        "rules": [{"id": "dumping", "kind": "left_object", "zone": "road", "min_static_s": 20,
+        "rules": [{"id": "dumping", "kind": "left_object", "zone": "road", "min_static_s": 10,
                    "min_area": 0.002, "severity": "alert"}],
     }  # fmt: skip
     with Subscriber(mosquitto.port, ["eagleeye/#"]) as sub:

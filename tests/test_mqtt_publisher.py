@@ -42,7 +42,8 @@ from tests.broker import (
 TOPICS = Topics("eagleeye", "laohu", "edge-01")
 EVENTS = "eagleeye/v1/+/+/events/#"
 SNAPSHOTS = "eagleeye/v1/+/+/snapshots/#"
-OUTAGE_S = float(os.environ.get("EDGE_AGENT_TEST_OUTAGE_S", "30"))
+# past keepalive_s * 1.5 and many times the publisher's largest backoff (1 s); longer by the variable
+OUTAGE_S = float(os.environ.get("EDGE_AGENT_TEST_OUTAGE_S", "10"))
 HELPER = Path(__file__).resolve().parent / "helpers" / "publisher_proc.py"
 FAST = Backoff(0.2, 1.0)
 

@@ -12,7 +12,7 @@ import yaml
 
 from edge_agent.contract.schemas import validate
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, REPO, clip_prefix
 
 
 def config_for(tmp: Path, broker: Mosquitto) -> Path:
@@ -67,8 +67,10 @@ def test_an_unreachable_broker_keeps_the_backlog_for_the_next_run(
     model_ready: Path,
 ) -> None:
     config = config_for(tmp_path, mosquitto)
+    # the first 15 s of each clip hold three incidents each: a backlog, then a new run behind it
+    clip_a, clip_b = clip_prefix(tmp_path, "walkway-a.mp4", 15), clip_prefix(tmp_path, "walkway-b.mp4", 15)
     mosquitto.kill()
-    first = replay(config, "walkway-a.mp4", tmp_path / "a.jsonl", "--drain-timeout", "2")
+    first = replay(config, str(clip_a), tmp_path / "a.jsonl", "--drain-timeout", "2")
     assert first.returncode == 1
     assert "wait in the outbox" in first.stderr and "next run delivers them" in first.stderr
     assert "Traceback" not in first.stderr
@@ -76,9 +78,11 @@ def test_an_unreachable_broker_keeps_the_backlog_for_the_next_run(
     mosquitto.start()
     with Subscriber(mosquitto.port, ["eagleeye/#"]) as sub:
         sub.start()
-        second = replay(config, "walkway-b.mp4", tmp_path / "b.jsonl")
+        second = replay(config, str(clip_b), tmp_path / "b.jsonl")
         assert second.returncode == 0, second.stderr
-        expected = lines(tmp_path / "a.jsonl") + lines(tmp_path / "b.jsonl")
+        backlog, new = lines(tmp_path / "a.jsonl"), lines(tmp_path / "b.jsonl")
+        assert len(backlog) >= 3 and len(new) >= 3
+        expected = backlog + new
         sub.wait_for(lambda msgs: len(dedup([json.loads(m.payload) for m in msgs if "/events/" in m.topic]))
                      >= len(expected), 30)  # fmt: skip
         assert dedup(sub.events()) == expected  # the backlog first, in order, then the new run
