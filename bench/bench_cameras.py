@@ -53,7 +53,7 @@ LIMIT = Path(__file__).resolve().parent / "camera_limit.py"
 
 TARGET_FPS = 5.0
 KEEPS_UP_FPS = 4.8
-# past the agent's first re-deal of cameras to workers by their CPU, 10 s after the start
+# past the agent's start: the model loaded, every camera online and its motion gate warm
 WARMUP_S = float(os.environ.get("EDGE_AGENT_BENCH_WARMUP_S", "12"))
 MEASURE_S = float(os.environ.get("EDGE_AGENT_BENCH_MEASURE_S", "20"))
 RUNS = int(os.environ.get("EDGE_AGENT_BENCH_CAMERA_RUNS", "2"))

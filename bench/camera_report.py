@@ -43,22 +43,24 @@ FINDINGS = [
     " 1.5 ms, the rest the rules and the gate's thumbnail. The live agent adds the readers'"
     " Python and the threads' hand-offs. Worker processes with frames in shared memory would not"
     " lower this: `session.run` is 85 % of a frame's CPU and already runs outside the GIL.",
-    "- How work is dealt: by `detect.fps` alone, the mixed scene's busy cameras (every 4th) all"
-    " landed on one of the 4 workers, which then had 81 % of the agent's CPU; the agent now deals"
-    " the cameras again by the CPU each took (every 10 s, app/workers.py), 27 % after. Mixed sweeps"
-    " before that change, same settings: 14 and 12 cameras kept up (1.02 / 0.89 × N_limit); A/B at"
-    " 18 mixed cameras, 2 interleaved rounds: slowest camera 4.86 / 4.78 fps with the re-deal,"
-    " 4.87 / 4.31 without, 0.4 / 0.8 vs 0.6 / 2.3 frames dropped/s.",
-    "- What is left below 0.85 × N_limit on the busy scene is not CPU per frame (the agent's is"
-    " within 1.15 × the limit's) but latency under load: a camera misses a slot when its frame"
-    " waits more than one period (200 ms) for a worker, or its reader waits that long for a core"
-    " or the GIL after a read, or the server sends late (then the pacer starts again from the"
-    " late frame, core/pacing.py). The slowest camera falls short by more than drops: at 9"
-    " cameras, 4.69 fps is 6 frames short over 20 s while the 9 cameras together dropped 1.2"
-    " frames/s (2.7 each on average over the 20 s). The column of other processes shows what the"
-    " shared box took meanwhile. A shorter GIL switch interval (1 ms, as replay sets) did not"
-    " help here: at 10 busy cameras, 2 interleaved rounds each, slowest camera 4.35 / 4.50 fps"
-    " and 35.2 / 33.6 ms per frame against 4.87 / 4.68 fps and 30.8 / 34.2 ms at the default 5 ms.",
+    "- How work is dealt (2026-12-07): cameras dealt to workers, by `detect.fps` and again every"
+    " 10 s by the CPU each took, left the cameras that shared a worker with busier ones behind"
+    " while another worker had time to spare (at 11 busy cameras on 4 workers, 3 / 3 / 3 / 2: the"
+    " slowest camera 0.2–0.3 fps under the mean). The workers now share one queue of the cameras"
+    " that have a frame (app/workers.py): whichever is free takes the camera that waited longest."
+    " And a reader that kept one frame for the detector lost it when the worker came more than one"
+    " period (200 ms) late, although the worker then caught up; readers now keep two"
+    " (sources/rtsp.py). The detector's input tensor is also cast plane by plane (0.4 ms less per"
+    " frame, the same numbers). Busy scene, back to back on this box with the box otherwise quiet,"
+    " slowest camera fps (2 rounds each): at 11 cameras, before all three 4.65 / 4.44, with the"
+    " two-frame queue and cameras dealt 5.00 / 4.75, with the shared queue 5.00 / 4.94; at 12,"
+    " 4.45 / 4.49, 4.59 / 4.95 and 4.74 / 4.90.",
+    "- CPU per analysed frame varies by a tenth between rows of one run (31–35 ms at 11 busy"
+    " cameras in back-to-back rows, with the rest of the box idle): the machine's speed drifts"
+    " under its hypervisor, so a row near the limit keeps up or not by that drift, and the limit,"
+    " measured once before the sweep, drifts with it. Replay's shorter GIL switch interval (1 ms)"
+    " did not help live cameras: at 10 busy cameras, 2 interleaved rounds each, slowest camera"
+    " 4.35 / 4.50 fps against 4.87 / 4.68 fps at the default 5 ms.",
 ]
 
 

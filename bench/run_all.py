@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,10 +70,21 @@ def header() -> str:
     )
 
 
+FAILED: list[str] = []
+
+
 def run_section(name: str) -> str:
+    """One section's text; a section that raises is reported in its place and the run goes on
+    (an hour of other sections is not thrown away), and `make bench` then exits 1."""
     t0 = time.perf_counter()
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
-    text = str(importlib.import_module(name).run())
+    try:
+        text = str(importlib.import_module(name).run())
+    except Exception as err:
+        traceback.print_exc()
+        FAILED.append(name)
+        why = f"`{type(err).__name__}: {err}`"
+        return f"## {name}: failed\n\n{why} (the traceback is in make bench's output).\n"
     print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return text
 
@@ -105,6 +117,9 @@ def main() -> int:
         parts = [header()] + [run_section(n) for n in SECTIONS if (HERE / f"{n}.py").exists()]
         report.write_text("\n".join(parts))
     print(f"wrote {report}", file=sys.stderr)
+    if FAILED:
+        print(f"bench: failed: {', '.join(FAILED)}", file=sys.stderr)
+        return 1
     return 0
 
 
