@@ -66,7 +66,7 @@ class RtspSource:
 
     Non-blocking use (the daemon): `start()`, then `next_frame(after_index)` from
     a detection worker (the oldest queued frame it has not had), `stop()` at the end;
-    `latest()` gives the newest (a snapshot). Blocking use (the `Source` protocol):
+    `newest()` looks at the newest without taking it (a snapshot). Blocking use (the `Source` protocol):
     iterate; every iteration waits for a frame newer than the last.
     """
 
@@ -166,7 +166,7 @@ class RtspSource:
     def newest(self) -> Frame | None:
         """The newest frame, for a look that is not analysis (a snapshot): nothing counts it taken."""
         with self._lock:
-            return self._queue[-1] if self._queue else None
+            return self._newest()
 
     def next_frame(self, after_index: int = -1) -> Frame | None:
         """The oldest queued frame with an index above `after_index`, else None (never blocks).
@@ -221,8 +221,11 @@ class RtspSource:
 
     # --- the slot ----------------------------------------------------------------------
 
+    def _newest(self) -> Frame | None:
+        return self._queue[-1] if self._queue else None
+
     def _take(self, after_index: int) -> Frame | None:
-        frame = self._queue[-1] if self._queue else None
+        frame = self._newest()
         if frame is None or frame.index <= after_index:
             return None
         self._handed = max(self._handed, frame.index)
