@@ -47,29 +47,42 @@ class LineCrossing:
         self.points = [(float(p[0]), float(p[1])) for p in points]
         # per track: (side, anchor where that side was last seen)
         self._side: dict[int, tuple[int, tuple[float, float]]] = {}
+        self._size: tuple[int, int] | None = None
+        self._ends: tuple[tuple[float, float], tuple[float, float], float] = ((0.0, 0.0), (0.0, 0.0), 1.0)
+
+    def _pixel_ends(self, width: int, height: int) -> tuple[tuple[float, float], tuple[float, float], float]:
+        """The line's two ends in pixels and its length, made once per frame size."""
+        if self._size != (width, height):
+            (ax, ay), (bx, by) = to_pixels(self.points, width, height).tolist()
+            length = max(((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5, 1e-6)
+            self._ends = ((ax, ay), (bx, by), length)
+            self._size = (width, height)
+        return self._ends
 
     def update(self, dets: Detections, width: int, height: int) -> list[Crossing]:
         """The crossings of `dets` (tracked) in a `width` x `height` frame, in row order."""
         assert dets.track_id is not None, "line crossing needs tracked detections"
-        (ax, ay), (bx, by) = to_pixels(self.points, width, height).tolist()
-        a, b = (ax, ay), (bx, by)
+        a, b, length = self._pixel_ends(width, height)
         anchors: npt.NDArray[np.float32] = dets.anchors
-        length = max(((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5, 1e-6)
-        dist = side_of_line(anchors, a, b) / length
-        heights = dets.heights
+        # Python numbers for the per-track loop: indexing arrays one element at a time costs more
+        dists = (side_of_line(anchors, a, b) / length).tolist()
+        heights = dets.heights.tolist()
+        points = anchors.tolist()
+        track_ids = dets.track_id.tolist()
         out: list[Crossing] = []
-        for j, tid in enumerate(dets.track_id.tolist()):
-            if abs(dist[j]) < max(MIN_DEAD_BAND_PX, DEAD_BAND * float(heights[j])):
+        for j, tid in enumerate(track_ids):
+            dist = dists[j]
+            if abs(dist) < max(MIN_DEAD_BAND_PX, DEAD_BAND * heights[j]):
                 continue
-            side = 1 if dist[j] > 0 else -1
-            here = (float(anchors[j, 0]), float(anchors[j, 1]))
+            side = 1 if dist > 0 else -1
+            here = (points[j][0], points[j][1])
             prev = self._side.get(tid)
             self._side[tid] = (side, here)
             if prev is None or prev[0] == side or not segments_intersect(prev[1], here, a, b):
                 continue
-            out.append(Crossing(j, int(tid), "in" if side > 0 else "out"))
-        live = set(dets.track_id.tolist())
-        if len(self._side) > 4 * max(len(live), 16):
+            out.append(Crossing(j, tid, "in" if side > 0 else "out"))
+        if len(self._side) > 4 * max(len(set(track_ids)), 16):
             # forget tracks long gone so state stays bounded on a busy street
+            live = set(track_ids)
             self._side = {t: s for t, s in self._side.items() if t in live}
         return out

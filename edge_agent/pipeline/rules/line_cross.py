@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Literal
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
-from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, line_points, object_refs, select
+from edge_agent.pipeline.rules.base import (
+    Observation,
+    RuleKindSpec,
+    Scene,
+    line_points,
+    object_refs,
+    select,
+    selected,
+)
 from edge_agent.pipeline.rules.crossing import LineCrossing
 
 
@@ -36,7 +44,7 @@ class LineCross:
 
     def update(self, scene: Scene) -> list[Observation]:
         idx = select(scene, self.labels, self.min_score)
-        crossings = self.line.update(scene.dets[idx], scene.frame.width, scene.frame.height)
+        crossings = self.line.update(selected(scene, idx), scene.frame.width, scene.frame.height)
         out: list[Observation] = []
         for c in crossings:
             if self.direction not in ("any", c.direction):
