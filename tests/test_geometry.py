@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.core.geometry import Letterbox, PolygonEdges, points_in_polygon
+from edge_agent.core.geometry import Letterbox, PolygonEdges, points_in_polygon, side_of_line, side_of_point
 from edge_agent.core.types import Detections
 
 
@@ -22,8 +22,8 @@ def _even_odd(x: float, y: float, polygon: list[tuple[float, float]]) -> bool:
 @pytest.mark.parametrize("grid", [True, False], ids=["on-vertices-and-edges", "anywhere"])
 def test_points_in_polygon_is_the_even_odd_rule(grid: bool) -> None:
     rng = np.random.default_rng(7)
-    for _ in range(300):
-        m, n = int(rng.integers(3, 10)), int(rng.integers(1, 25))
+    for _ in range(300):  # few points (tested one by one) and many (tested as arrays)
+        m, n = int(rng.integers(3, 10)), int(rng.integers(1, 80))
         if grid:  # small integers: points on vertices, edges and horizontal edges are common
             poly = rng.integers(0, 8, (m, 2)).astype(np.float32)
             pts = rng.integers(0, 8, (n, 2)).astype(np.float32)
@@ -42,6 +42,15 @@ def test_polygon_edges_answer_every_point_set_alike() -> None:
         arr = np.array(pts, np.float32)
         assert edges.contains(arr).tolist() == points_in_polygon(arr, square).tolist()
     assert edges.contains(np.zeros((0, 2), np.float32)).shape == (0,)
+
+
+def test_side_of_point_is_side_of_line_one_point_at_a_time() -> None:
+    rng = np.random.default_rng(5)
+    pts = (rng.random((200, 2)) * 500).astype(np.float32)
+    a, b = (120.5, 10.25), (300.0, 470.75)
+    expected = side_of_line(pts, a, b).tolist()
+    assert [side_of_point(x, y, a, b) for x, y in pts.tolist()] == expected
+    assert side_of_point(0, 0, (0, 0), (0, 10)) == 0 and side_of_point(5, 5, (0, 0), (0, 10)) < 0
 
 
 def test_letterbox_boxes_come_back_clipped_to_the_frame() -> None:
