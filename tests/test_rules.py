@@ -13,7 +13,7 @@ from edge_agent.core.masks import PrivacyMasks
 from edge_agent.core.types import Detections, Frame
 from edge_agent.pipeline.events import EventDraft
 from edge_agent.pipeline.gate import FramePacer
-from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.base import Scene, object_refs, select
 from edge_agent.pipeline.rules.engine import RuleEngine
 from edge_agent.pipeline.rules.schedule import Schedule
 
@@ -103,6 +103,32 @@ def test_one_incident_per_zone_with_every_object_listed() -> None:
     drafts = run(camera(PRESENCE), frames)
     assert [d.phase for d in drafts] == ["start", "end"]
     assert sorted(o.track_id for o in drafts[0].objects) == [1, 2]
+
+
+def test_rules_of_one_frame_share_work_but_each_sees_its_own_objects() -> None:
+    # three rules on one zone: two select people (with their own confirmation), one cars
+    cam = camera(
+        PRESENCE,
+        {**PRESENCE, "id": "cars", "labels": ["car"]},
+        {**PRESENCE, "id": "slow", "min_frames": 8},
+    )
+    frames = [[obj(1, 60, 60), obj(2, 10, 10, cls=2)]] * 4 + [[obj(1, 10, 10), obj(2, 60, 60, cls=2)]] * 6
+    seen = {(d.rule, o.track_id, o.label) for d in run(cam, frames) for o in d.objects}
+    assert seen == {("p", 1, "person"), ("cars", 2, "car")}
+
+
+def test_select_is_worked_out_once_per_frame_and_shared_read_only() -> None:
+    arr = np.asarray([obj(1, 60, 60), obj(2, 10, 10, cls=2), obj(3, 20, 20, score=0.2)], np.float64)
+    dets = Detections(arr[:, 1:5], arr[:, 5], arr[:, 6].astype(np.int32), arr[:, 0].astype(np.int64))
+    scene = Scene(Frame("cam", 0, 0.0, NOON, IMAGE), dets, LABELS)
+    people = select(scene, ["person"], 0.35)
+    assert select(scene, ["person"], 0.35) is people and people.tolist() == [0]
+    assert not people.flags.writeable
+    assert select(scene, ["car"], 0.35).tolist() == [1]
+    assert select(scene, None, 0.1).tolist() == [0, 1, 2]
+    (ref,) = object_refs(scene, people)
+    assert (ref.track_id, ref.label, ref.xyxy, ref.frame_size) == (1, "person", (55, 40, 65, 60), (W, H))
+    assert ref.score == float(np.float32(0.9))
 
 
 def test_update_when_objects_change_and_heartbeat() -> None:

@@ -19,30 +19,72 @@ def to_pixels(points: Sequence[Sequence[float]], width: int, height: int) -> Flo
     return arr * np.array([width, height], dtype=np.float32)
 
 
+# Up to this many point-edge pairs the even-odd test runs as a Python loop: for the few
+# objects of a frame a dozen small NumPy calls cost more than the loop (same sums, in order,
+# in the same IEEE doubles, so both give the same answers).
+_LOOP_PAIRS = 256
+
+
+class PolygonEdges:
+    """One polygon's edges, made once, for the even-odd test of many point sets.
+
+    A zone's polygon is tested against every analysed frame's anchors; rolling and
+    subtracting its vertices each time was most of the test's cost.
+    """
+
+    __slots__ = ("dx", "dy", "rows", "x1", "y1", "y2")
+
+    def __init__(self, polygon: FloatArray) -> None:
+        poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+        self.x1, self.y1 = poly[:, 0], poly[:, 1]
+        x2, self.y2 = np.roll(self.x1, -1), np.roll(self.y1, -1)
+        self.dx, self.dy = x2 - self.x1, self.y2 - self.y1
+        # per edge (x1, y1, y2, dx, dy) as Python floats, for the loop
+        self.rows = list(
+            zip(*(a.tolist() for a in (self.x1, self.y1, self.y2, self.dx, self.dy)), strict=True)
+        )
+
+    def contains(self, points: FloatArray) -> npt.NDArray[np.bool_]:
+        """Even-odd test of (n, 2) points: `points_in_polygon` with the edges made."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if len(pts) * len(self.rows) <= _LOOP_PAIRS:
+            return np.array([self._holds(x, y) for x, y in pts.tolist()], dtype=bool)
+        x, y = pts[:, 0:1], pts[:, 1:2]
+        straddles = (self.y1 > y) != (self.y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = self.x1 + (y - self.y1) * self.dx / self.dy
+        hits = straddles & (x < x_cross)
+        # parity of the crossings per point: one reduction instead of sum, modulo and compare
+        return np.asarray(np.bitwise_xor.reduce(hits, axis=1))
+
+    def _holds(self, x: float, y: float) -> bool:
+        inside = False
+        for x1, y1, y2, dx, dy in self.rows:
+            # an edge that straddles y is not horizontal: dy is never 0 in the division
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * dx / dy:
+                inside = not inside
+        return inside
+
+
 def points_in_polygon(points: FloatArray, polygon: FloatArray) -> npt.NDArray[np.bool_]:
     """Vectorised even-odd test of (n, 2) points against one (m, 2) polygon.
 
     Points exactly on an edge may fall either way; zones are drawn by hand, so
-    a one-pixel border decision does not matter.
+    a one-pixel border decision does not matter. A polygon tested again and again
+    keeps its `PolygonEdges`.
     """
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    if len(pts) == 0:
-        return np.zeros(0, dtype=bool)
-    x, y = pts[:, 0:1], pts[:, 1:2]
-    x1, y1 = poly[:, 0], poly[:, 1]
-    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    straddles = (y1 > y) != (y2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    hits = straddles & (x < x_cross)
-    return np.asarray(hits.sum(axis=1) % 2 == 1)
+    return PolygonEdges(polygon).contains(points)
 
 
 def side_of_line(points: FloatArray, a: Point, b: Point) -> npt.NDArray[np.float64]:
     """Signed cross product: > 0 left of a→b (image coordinates, y down), < 0 right."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     return np.asarray((b[0] - a[0]) * (pts[:, 1] - a[1]) - (b[1] - a[1]) * (pts[:, 0] - a[0]))
+
+
+def side_of_point(x: float, y: float, a: Point, b: Point) -> float:
+    """`side_of_line` of one point, in Python floats (the same sums, in order)."""
+    return (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0])
 
 
 def segments_intersect(p1: Point, p2: Point, a: Point, b: Point) -> bool:
@@ -90,9 +132,9 @@ class Letterbox:
     def to_frame(self, xyxy: FloatArray, frame_w: int, frame_h: int) -> FloatArray:
         """Model-input boxes back to frame pixels, clipped to the frame."""
         out = np.asarray(xyxy, dtype=np.float32) / self.scale
-        out[:, [0, 2]] = out[:, [0, 2]].clip(0, frame_w)
-        out[:, [1, 3]] = out[:, [1, 3]].clip(0, frame_h)
-        return out
+        # one clip against per-column limits, in place (x to the width, y to the height)
+        limits = np.array([frame_w, frame_h, frame_w, frame_h], dtype=np.float32)
+        return np.clip(out, 0, limits, out=out)
 
 
 def letterbox_tensor(

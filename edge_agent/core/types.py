@@ -58,6 +58,10 @@ class Frame:
 
 def _as_array(value: Any, dtype: type, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     arr: np.ndarray = np.asarray(value, dtype=dtype)
+    # Arrays of the right shape, the stages' own, pass with two comparisons: detections are
+    # made and indexed several times per analysed frame.
+    if arr.shape == shape or (shape[0] is None and arr.ndim == 2 and arr.shape[1] == shape[1]):
+        return arr
     if arr.size == 0 and len(shape) == 2:
         arr = arr.reshape(0, shape[1] or 0)
     ok = arr.ndim == len(shape) and all(
@@ -76,7 +80,7 @@ class Detections:
     boolean mask, an index array or a slice gives a new `Detections`.
     """
 
-    __slots__ = ("class_id", "score", "track_id", "xyxy")
+    __slots__ = ("_anchors", "class_id", "score", "track_id", "xyxy")
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class Detections:
         self.track_id: npt.NDArray[np.int64] | None = (
             None if track_id is None else _as_array(track_id, np.int64, "track_id", (n,))
         )
+        self._anchors: npt.NDArray[np.float32] | None = None
 
     @classmethod
     def empty(cls) -> Detections:
@@ -118,8 +123,15 @@ class Detections:
 
     @property
     def anchors(self) -> npt.NDArray[np.float32]:
-        """Bottom-centre points (n, 2): where an object stands on the ground."""
-        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
+        """Bottom-centre points (n, 2): where an object stands on the ground.
+
+        Made once and kept (read-only): every zone and line rule of a frame asks for them.
+        """
+        if self._anchors is None:
+            anchors = np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
+            anchors.flags.writeable = False
+            self._anchors = anchors
+        return self._anchors
 
     @property
     def heights(self) -> npt.NDArray[np.float32]:

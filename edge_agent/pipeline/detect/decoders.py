@@ -46,6 +46,15 @@ def _check_rank3(out: np.ndarray, layout: str) -> None:
 
 
 @lru_cache(maxsize=8)
+def _yolox_cells(input_w: int, input_h: int) -> npt.NDArray[np.float32]:
+    """`yolox_grid` as one (N, 3) table of cell x, cell y and stride: one gather per frame."""
+    grid, stride = yolox_grid(input_w, input_h)
+    cells = np.concatenate([grid, stride], axis=1)
+    cells.flags.writeable = False
+    return cells
+
+
+@lru_cache(maxsize=8)
 def yolox_grid(input_w: int, input_h: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Cell origins (N, 2) and strides (N, 1) of the YOLOX heads, in output row order.
 
@@ -73,9 +82,8 @@ def yolox_grid_count(input_w: int, input_h: int) -> int:
 def _best_class(rows: np.ndarray, objectness: np.ndarray | None) -> tuple[Scores, ClassIds]:
     """Per row: the best class and its score (times objectness, if any)."""
     cls = rows if objectness is None else rows * objectness[:, None]
-    class_ids = cls.argmax(axis=1).astype(np.int32)
-    scores = cls[np.arange(len(cls)), class_ids].astype(np.float32)
-    return scores, class_ids
+    # the row's maximum is the value at its argmax (a zero may differ in sign; NMS drops zeros)
+    return cls.max(axis=1).astype(np.float32, copy=False), cls.argmax(axis=1).astype(np.int32)
 
 
 def decode_yolox(out: np.ndarray, input_w: int, input_h: int, min_score: float) -> Decoded:
@@ -90,16 +98,21 @@ def decode_yolox(out: np.ndarray, input_w: int, input_h: int, min_score: float) 
         )
     # score = obj * cls <= obj, so rows under the threshold by objectness alone can go
     # before the (N, nc) product: this keeps the decode well under a millisecond.
-    cand = np.flatnonzero(pred[:, 4] >= min_score)
+    cand = (pred[:, 4] >= min_score).nonzero()[0]
     if cand.size == 0:
         return _empty()
     rows = pred[cand]
-    scores, class_ids = _best_class(rows[:, 5:], rows[:, 4])
-    keep = scores >= min_score
-    rows, cand, scores, class_ids = rows[keep], cand[keep], scores[keep], class_ids[keep]
-    xy = (rows[:, 0:2] + grid[cand]) * stride[cand]
-    wh = np.exp(rows[:, 2:4]) * stride[cand]
-    return _cxcywh_to_xyxy(xy[:, 0], xy[:, 1], wh[:, 0], wh[:, 1]), scores, class_ids
+    cls = rows[:, 5:] * rows[:, 4:5]
+    scores = cls.max(axis=1).astype(np.float32, copy=False)  # see _best_class
+    keep = (scores >= min_score).nonzero()[0]
+    rows, cand, scores = rows[keep], cand[keep], scores[keep]
+    class_ids = cls[keep].argmax(axis=1).astype(np.int32)
+    cells = _yolox_cells(input_w, input_h)[cand]
+    stride = cells[:, 2:3]
+    xy = (rows[:, 0:2] + cells[:, 0:2]) * stride
+    half_wh = np.exp(rows[:, 2:4]) * stride / 2
+    boxes = np.concatenate([xy - half_wh, xy + half_wh], axis=1).astype(np.float32, copy=False)
+    return boxes, scores, class_ids
 
 
 def decode_yolov5(out: np.ndarray, min_score: float) -> Decoded:

@@ -162,7 +162,7 @@ class OnnxDetector:
         keep = nms(boxes, scores, class_ids, self.nms_iou)
         xyxy = prepared.box.to_frame(boxes[keep], prepared.frame_width, prepared.frame_height)
         # Boxes wholly in the letterbox padding clip to nothing: drop them.
-        visible = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        visible = np.logical_and.reduce(xyxy[:, 2:] > xyxy[:, :2], axis=1)
         keep = keep[visible]
         dets = Detections(xyxy[visible], scores[keep], class_ids[keep])
         t3 = time.perf_counter()

@@ -8,7 +8,7 @@ writes that again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
@@ -30,6 +30,9 @@ class Scene:
     dets: Detections  # tracked: track_id is set
     labels: Sequence[str]  # class_id -> label name
     thumbnail: npt.NDArray[np.uint8] | None = None  # made already (beside the detector), if it was
+    # What the rules of this frame work out alike (a selection, its anchors, a zone test, an
+    # object's reference), kept for the other rules: several rules of a camera ask the same.
+    shared: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def grey(self) -> npt.NDArray[np.uint8]:
@@ -43,6 +46,30 @@ class Scene:
     def label_of(self, i: int) -> str:
         cid = int(self.dets.class_id[i])
         return self.labels[cid] if 0 <= cid < len(self.labels) else f"class{cid}"
+
+    @cached_property
+    def label_names(self) -> list[str]:
+        """`label_of` of every object, in row order."""
+        labels, count = self.labels, len(self.labels)
+        return [labels[c] if 0 <= c < count else f"class{c}" for c in self.dets.class_id.tolist()]
+
+    @cached_property
+    def _rows(self) -> tuple[list[int], list[float], list[tuple[float, float, float, float]]]:
+        """Track ids, scores and boxes as Python numbers (the values `int()`/`float()` give)."""
+        assert self.dets.track_id is not None, "rules need tracked detections"
+        boxes = [(x1, y1, x2, y2) for x1, y1, x2, y2 in self.dets.xyxy.tolist()]
+        return self.dets.track_id.tolist(), self.dets.score.tolist(), boxes
+
+    def object_ref(self, i: int) -> EventObject:
+        """The reference to object `i` that events carry, made once per frame."""
+        key = ("ref", i)
+        ref: EventObject | None = self.shared.get(key)
+        if ref is None:
+            track_ids, scores, boxes = self._rows
+            size = (self.frame.width, self.frame.height)
+            ref = EventObject(track_ids[i], self.label_names[i], scores[i], boxes[i], size)
+            self.shared[key] = ref
+        return ref
 
 
 @dataclass(frozen=True)
@@ -113,30 +140,36 @@ def line_points(rule: RuleConfigBase, cam: CameraConfig) -> list[tuple[float, fl
 
 
 def object_refs(scene: Scene, indices: Sequence[int] | npt.NDArray[np.intp]) -> tuple[EventObject, ...]:
-    dets = scene.dets
-    assert dets.track_id is not None, "rules need tracked detections"
-    return tuple(
-        EventObject(
-            track_id=int(dets.track_id[i]),
-            label=scene.label_of(int(i)),
-            score=float(dets.score[i]),
-            xyxy=(
-                float(dets.xyxy[i, 0]),
-                float(dets.xyxy[i, 1]),
-                float(dets.xyxy[i, 2]),
-                float(dets.xyxy[i, 3]),
-            ),
-            frame_size=(scene.frame.width, scene.frame.height),
-        )
-        for i in indices
-    )
+    assert scene.dets.track_id is not None, "rules need tracked detections"
+    if isinstance(indices, np.ndarray):
+        indices = indices.tolist()
+    return tuple(scene.object_ref(int(i)) for i in indices)
 
 
 def select(scene: Scene, labels: Sequence[str] | None, min_score: float) -> npt.NDArray[np.intp]:
-    """Indices of the scene's objects with one of `labels` (None: any) and score ≥ min_score."""
-    dets = scene.dets
-    keep = dets.score >= min_score
-    if labels is not None:
-        wanted = set(labels)
-        keep &= np.array([scene.label_of(i) in wanted for i in range(len(dets))], dtype=bool)
-    return np.flatnonzero(keep)
+    """Indices of the scene's objects with one of `labels` (None: any) and score ≥ min_score.
+
+    Worked out once per frame for each (labels, min_score): the rules of a camera mostly
+    ask for the same. The array is shared, so it is read-only.
+    """
+    key = ("select", None if labels is None else tuple(labels), min_score)
+    idx: npt.NDArray[np.intp] | None = scene.shared.get(key)
+    if idx is None:
+        keep = scene.dets.score >= min_score
+        if labels is not None:
+            wanted = set(labels)
+            keep &= np.array([name in wanted for name in scene.label_names], dtype=bool)
+        idx = np.flatnonzero(keep)
+        idx.flags.writeable = False
+        scene.shared[key] = idx
+    return idx
+
+
+def selected(scene: Scene, idx: npt.NDArray[np.intp]) -> Detections:
+    """`scene.dets[idx]`, made once per frame for each set of indices, so the rules that select
+    the same objects share it (and its anchors)."""
+    key = ("dets", idx.dtype.str, idx.tobytes())
+    dets: Detections | None = scene.shared.get(key)
+    if dets is None:
+        dets = scene.shared[key] = scene.dets[idx]
+    return dets

@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
 from edge_agent.core.counts import CountReport
-from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, select
+from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, select, selected
 from edge_agent.pipeline.rules.crossing import LineCrossing
 from edge_agent.pipeline.rules.zones import ZoneMembership
 
@@ -174,7 +174,7 @@ class Count:
 
     def _line(self, scene: Scene, idx: np.ndarray) -> None:
         assert self.line is not None
-        for c in self.line.update(scene.dets[idx], scene.frame.width, scene.frame.height):
+        for c in self.line.update(selected(scene, idx), scene.frame.width, scene.frame.height):
             if c.track_id not in self._crossed[c.direction]:
                 self._crossed[c.direction].add(c.track_id)
                 self._add_label(scene, int(idx[c.row]))

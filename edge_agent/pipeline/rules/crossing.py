@@ -20,10 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
-
-from edge_agent.core.geometry import segments_intersect, side_of_line, to_pixels
+from edge_agent.core.geometry import segments_intersect, side_of_point, to_pixels
 from edge_agent.core.types import Detections
 
 DEAD_BAND = 0.15  # share of a track's own height it must be off the line to be on a side
@@ -40,36 +37,70 @@ class Crossing:
     direction: Direction
 
 
+@dataclass(frozen=True)
+class LineView:
+    """One frame's objects against one line (`LineCrossing.measure`): the line's ends in pixels,
+    and per object its track id, side (1 left, -1 right, 0 in the dead band) and anchor."""
+
+    a: tuple[float, float]
+    b: tuple[float, float]
+    track_ids: tuple[int, ...]
+    sides: tuple[int, ...]
+    anchors: tuple[tuple[float, float], ...]
+
+
 class LineCrossing:
     """Per-track side of one line; `update` returns this frame's crossings."""
 
     def __init__(self, points: Sequence[Sequence[float]]) -> None:
         self.points = [(float(p[0]), float(p[1])) for p in points]
+        self.key = tuple(self.points)  # what a frame's shared measures are filed under
         # per track: (side, anchor where that side was last seen)
         self._side: dict[int, tuple[int, tuple[float, float]]] = {}
+        self._size: tuple[int, int] | None = None
+        self._ends: tuple[tuple[float, float], tuple[float, float], float] = ((0.0, 0.0), (0.0, 0.0), 1.0)
+
+    def _pixel_ends(self, width: int, height: int) -> tuple[tuple[float, float], tuple[float, float], float]:
+        """The line's two ends in pixels and its length, made once per frame size."""
+        if self._size != (width, height):
+            (ax, ay), (bx, by) = to_pixels(self.points, width, height).tolist()
+            length = max(((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5, 1e-6)
+            self._ends = ((ax, ay), (bx, by), length)
+            self._size = (width, height)
+        return self._ends
 
     def update(self, dets: Detections, width: int, height: int) -> list[Crossing]:
         """The crossings of `dets` (tracked) in a `width` x `height` frame, in row order."""
+        return self.advance(self.measure(dets, width, height))
+
+    def measure(self, dets: Detections, width: int, height: int) -> LineView:
+        """Where `dets` (tracked) stand against the line; no state changes, so the rules on one
+        line (`in` and `out`) measure a frame once."""
         assert dets.track_id is not None, "line crossing needs tracked detections"
-        (ax, ay), (bx, by) = to_pixels(self.points, width, height).tolist()
-        a, b = (ax, ay), (bx, by)
-        anchors: npt.NDArray[np.float32] = dets.anchors
-        length = max(((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5, 1e-6)
-        dist = side_of_line(anchors, a, b) / length
-        heights = dets.heights
+        a, b, length = self._pixel_ends(width, height)
+        # Python numbers: for a frame's few objects a loop costs less than NumPy calls, and
+        # `side_of_point` does `side_of_line`'s sums in the same doubles
+        points = tuple((x, y) for x, y in dets.anchors.tolist())
+        sides = []
+        for (x, y), h in zip(points, dets.heights.tolist(), strict=True):
+            dist = side_of_point(x, y, a, b) / length
+            sides.append(0 if abs(dist) < max(MIN_DEAD_BAND_PX, DEAD_BAND * h) else 1 if dist > 0 else -1)
+        return LineView(a, b, tuple(dets.track_id.tolist()), tuple(sides), points)
+
+    def advance(self, view: LineView) -> list[Crossing]:
+        """This frame's crossings, from a `measure` of it with this line (any object's)."""
         out: list[Crossing] = []
-        for j, tid in enumerate(dets.track_id.tolist()):
-            if abs(dist[j]) < max(MIN_DEAD_BAND_PX, DEAD_BAND * float(heights[j])):
+        for j, (tid, side) in enumerate(zip(view.track_ids, view.sides, strict=True)):
+            if side == 0:
                 continue
-            side = 1 if dist[j] > 0 else -1
-            here = (float(anchors[j, 0]), float(anchors[j, 1]))
+            here = view.anchors[j]
             prev = self._side.get(tid)
             self._side[tid] = (side, here)
-            if prev is None or prev[0] == side or not segments_intersect(prev[1], here, a, b):
+            if prev is None or prev[0] == side or not segments_intersect(prev[1], here, view.a, view.b):
                 continue
-            out.append(Crossing(j, int(tid), "in" if side > 0 else "out"))
-        live = set(dets.track_id.tolist())
-        if len(self._side) > 4 * max(len(live), 16):
+            out.append(Crossing(j, tid, "in" if side > 0 else "out"))
+        if len(self._side) > 4 * max(len(set(view.track_ids)), 16):
             # forget tracks long gone so state stays bounded on a busy street
+            live = set(view.track_ids)
             self._side = {t: s for t, s in self._side.items() if t in live}
         return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
@@ -38,13 +37,14 @@ class Crowd:
             self._over_since_s = scene.media_s
         if scene.media_s - self._over_since_s < self.min_duration_s:
             return []
-        present = [int(i) for i, tid in zip(idx, track_ids.tolist(), strict=True) if tid in members]
-        present.sort(key=lambda i: -float(scene.dets.score[i]))
+        present = [i for i, tid in zip(idx.tolist(), track_ids.tolist(), strict=True) if tid in members]
+        scores = scene.dets.score.tolist()
+        present.sort(key=lambda i: -scores[i])
         return [
             Observation(
                 key="zone",
                 since_s=self._over_since_s,
-                objects=object_refs(scene, np.array(present)),
+                objects=object_refs(scene, present),
                 details={"count": len(members)},
             )
         ]

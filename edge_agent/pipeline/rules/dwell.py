@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
+from edge_agent.core.types import Detections
 from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, object_refs, select, zone_polygon
 from edge_agent.pipeline.rules.zones import ZoneMembership
 
@@ -51,24 +52,28 @@ class Dwell:
         dets, track_ids, members = self.zone.update_scene(scene, idx)
         for tid in [t for t in self._still if t not in members]:
             del self._still[tid]
+        idx_list = idx.tolist()
         out: list[Observation] = []
-        anchors, heights = dets.anchors, dets.heights
         for j, tid in enumerate(track_ids.tolist()):
             if tid not in members:
                 continue
             since = members[tid]
             if self.stationary:
-                ax, ay = float(anchors[j, 0]), float(anchors[j, 1])
-                still = self._still.get(tid)
-                limit = self.max_motion * max(float(heights[j]), 1.0)
-                if still is None or np.hypot(ax - still.anchor[0], ay - still.anchor[1]) > limit:
-                    still = self._still[tid] = _Still((ax, ay), scene.media_s if still else since)
-                since = still.since_s
+                since = self._still_since(tid, dets, j, since, scene.media_s)
             if scene.media_s - since >= self.min_dwell_s:
                 out.append(
-                    Observation(key=f"t{tid}", since_s=since, objects=object_refs(scene, [int(idx[j])]))
+                    Observation(key=f"t{tid}", since_s=since, objects=object_refs(scene, [idx_list[j]]))
                 )
         return out
+
+    def _still_since(self, tid: int, dets: Detections, j: int, since: float, now_s: float) -> float:
+        """When track `tid` (row `j` of `dets`, in the zone since `since`) began keeping still."""
+        ax, ay = float(dets.anchors[j, 0]), float(dets.anchors[j, 1])
+        still = self._still.get(tid)
+        limit = self.max_motion * max(float(dets.xyxy[j, 3] - dets.xyxy[j, 1]), 1.0)
+        if still is None or np.hypot(ax - still.anchor[0], ay - still.anchor[1]) > limit:
+            still = self._still[tid] = _Still((ax, ay), now_s if still else since)
+        return still.since_s
 
 
 def _build(rule: DwellRule, cam: CameraConfig, min_score: float) -> Dwell:

@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Literal
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
-from edge_agent.pipeline.rules.base import Observation, RuleKindSpec, Scene, line_points, object_refs, select
+from edge_agent.pipeline.rules.base import (
+    Observation,
+    RuleKindSpec,
+    Scene,
+    line_points,
+    object_refs,
+    select,
+    selected,
+)
 from edge_agent.pipeline.rules.crossing import LineCrossing
 
 
@@ -36,7 +44,13 @@ class LineCross:
 
     def update(self, scene: Scene) -> list[Observation]:
         idx = select(scene, self.labels, self.min_score)
-        crossings = self.line.update(scene.dets[idx], scene.frame.width, scene.frame.height)
+        frame = scene.frame
+        # the rules on one line (`in` and `out`) measure the frame once; each keeps its own sides
+        key = ("line", self.line.key, frame.width, frame.height, idx.dtype.str, idx.tobytes())
+        view = scene.shared.get(key)
+        if view is None:
+            view = scene.shared[key] = self.line.measure(selected(scene, idx), frame.width, frame.height)
+        crossings = self.line.advance(view)
         out: list[Observation] = []
         for c in crossings:
             if self.direction not in ("any", c.direction):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from edge_agent.core.config import CameraConfig, RuleConfigBase
@@ -33,13 +32,10 @@ class Presence:
         _, track_ids, members = self.zone.update_scene(scene, idx)
         if not members:
             return []
-        present = [int(i) for i, tid in zip(idx, track_ids.tolist(), strict=True) if tid in members]
-        present.sort(key=lambda i: -float(scene.dets.score[i]))
-        return [
-            Observation(
-                key="zone", since_s=min(members.values()), objects=object_refs(scene, np.array(present))
-            )
-        ]
+        present = [i for i, tid in zip(idx.tolist(), track_ids.tolist(), strict=True) if tid in members]
+        scores = scene.dets.score.tolist()
+        present.sort(key=lambda i: -scores[i])
+        return [Observation(key="zone", since_s=min(members.values()), objects=object_refs(scene, present))]
 
 
 def _build(rule: PresenceRule, cam: CameraConfig, min_score: float) -> Presence:

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.core.geometry import box_iou, points_in_polygon, to_pixels
+from edge_agent.core.geometry import PolygonEdges, box_iou, to_pixels
 from edge_agent.core.types import Detections, EventObject
-from edge_agent.pipeline.rules.base import Scene
+from edge_agent.pipeline.rules.base import Scene, selected
 
 Box = tuple[float, float, float, float]
 
@@ -40,14 +40,25 @@ class PixelPolygon:
 
     def __init__(self, relative: Sequence[Sequence[float]]) -> None:
         self.relative = [tuple(p) for p in relative]
+        self.key = tuple(self.relative)  # what a frame's shared zone tests are filed under
         self._size: tuple[int, int] | None = None
         self._pixels: npt.NDArray[np.float32] = np.zeros((0, 2), np.float32)
+        self._edges: PolygonEdges | None = None
 
     def pixels(self, width: int, height: int) -> npt.NDArray[np.float32]:
         if self._size != (width, height):
             self._pixels = to_pixels(self.relative, width, height)
             self._size = (width, height)
+            self._edges = None
         return self._pixels
+
+    def contains(self, points: npt.NDArray[np.float32], width: int, height: int) -> npt.NDArray[np.bool_]:
+        """Which of the (n, 2) pixel `points` are inside (`points_in_polygon`), the polygon's
+        edges made once per frame size."""
+        pixels = self.pixels(width, height)
+        if self._edges is None:
+            self._edges = PolygonEdges(pixels)
+        return self._edges.contains(points)
 
     def holds_anchor(self, box: Box, width: int, height: int, tolerance: float) -> bool:
         """Whether the bottom centre of `box` is in the polygon, or at most `tolerance` box heights
@@ -102,7 +113,11 @@ class ZoneMembership:
         media_s: float,
     ) -> dict[int, float]:
         """Feed this frame's tracks; returns {track_id: since_s} of the confirmed members."""
-        inside = points_in_polygon(anchors, self.polygon.pixels(width, height))
+        return self._update(track_ids, self.polygon.contains(anchors, width, height), media_s)
+
+    def _update(
+        self, track_ids: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_], media_s: float
+    ) -> dict[int, float]:
         seen: set[int] = set()
         for tid, is_in in zip(track_ids.tolist(), inside.tolist(), strict=True):
             seen.add(tid)
@@ -129,11 +144,15 @@ class ZoneMembership:
         self, scene: Scene, idx: npt.NDArray[np.intp]
     ) -> tuple[Detections, npt.NDArray[np.int64], dict[int, float]]:
         """`update` with the scene's objects at `idx`: those objects, their track ids, the members."""
-        dets = scene.dets[idx]
+        dets = selected(scene, idx)
         assert dets.track_id is not None, "zones need tracked detections"
         frame = scene.frame
-        members = self.update(dets.track_id, dets.anchors, frame.width, frame.height, frame.media_s)
-        return dets, dets.track_id, members
+        # rules on the same zone and objects (presence and dwell on one lawn) share the test
+        key = ("inside", self.polygon.key, frame.width, frame.height, idx.dtype.str, idx.tobytes())
+        inside = scene.shared.get(key)
+        if inside is None:
+            inside = scene.shared[key] = self.polygon.contains(dets.anchors, frame.width, frame.height)
+        return dets, dets.track_id, self._update(dets.track_id, inside, frame.media_s)
 
     def _mark_outside(self, tid: int, m: _Member, media_s: float) -> None:
         m.outside_frames += 1
