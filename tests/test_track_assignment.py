@@ -100,3 +100,19 @@ def test_the_solver_sees_only_the_contested_part(monkeypatch: pytest.MonkeyPatch
 def test_an_infinite_iou_is_still_refused() -> None:
     with pytest.raises(ValueError, match="infinite"):
         match_by_iou(np.array([[np.inf, 0.0]]), 0.2)
+
+
+@pytest.mark.parametrize("values", ["ties", "random"])
+def test_the_list_solver_gives_the_vectorised_solvers_answer(
+    values: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(150):
+        shape = (int(rng.integers(1, 12)), int(rng.integers(1, 12)))
+        cost = rng.integers(0, 4, shape).astype(float) if values == "ties" else rng.normal(0, 1, shape)
+        monkeypatch.setattr(assignment, "_LIST_SOLVER_CELLS", 10**9)
+        over_lists = linear_assignment(cost)
+        monkeypatch.setattr(assignment, "_LIST_SOLVER_CELLS", 0)
+        vectorised = linear_assignment(cost)
+        assert over_lists[0].tolist() == vectorised[0].tolist(), cost
+        assert over_lists[1].tolist() == vectorised[1].tolist(), cost

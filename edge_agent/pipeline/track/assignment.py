@@ -1,19 +1,29 @@
 """Optimal one-to-one matching of detections to tracks (a small Hungarian solver, no SciPy).
 
-The solver steps through NumPy calls on rows of a few dozen numbers, so its
-cost is call overhead, paid once per augmenting step. In a frame most tracks
-have a single detection near them and that detection no other track, and
-`match_by_iou` settles such pairs before the solver runs: it only sees the
-tracks and detections that compete, and often nothing at all.
+A frame's matrices are small (tens of tracks and detections), and there the
+cost is Python and NumPy call overhead, not arithmetic. Two things keep it
+low. Most tracks have a single detection near them that no other track comes
+near; `match_by_iou` settles such pairs before the solver runs, so the solver
+only sees the tracks and detections that compete, and often nothing at all.
+And on a small matrix the solver runs over plain lists, where each augmenting
+step costs a short loop instead of a dozen NumPy calls; a large one keeps the
+vectorised steps. Both run the same floating-point operations in the same
+order, so they give the same answer, ties included.
 """
 
 from __future__ import annotations
+
+import math
+from collections import Counter
 
 import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.intp]
 
+# Up to this many cells the solver loops over lists: about where NumPy's
+# per-call overhead stops outweighing Python's per-element cost.
+_LIST_SOLVER_CELLS = 2048
 # How far a settled pair must beat its dummy column (see `match_by_iou`). The
 # solver's potentials are sums of a few costs of magnitude <= 2, exact to
 # about 1e-15; float32 IoUs near a threshold lie at least 1e-9 apart.
@@ -41,7 +51,22 @@ def linear_assignment(cost: npt.ArrayLike) -> tuple[IntArray, IntArray]:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty.copy()
 
-    # 1-based arrays; column 0 is the virtual start of each augmenting path.
+    if n * m <= _LIST_SOLVER_CELLS:
+        row_of_col = np.array(_paths_over_lists(c.tolist(), n, m), dtype=np.intp)
+    else:
+        row_of_col = _paths_vectorised(c)
+    cols = np.flatnonzero(row_of_col[1:]).astype(np.intp)
+    rows = (row_of_col[1:][cols] - 1).astype(np.intp)
+    if transposed:
+        rows, cols = cols, rows
+    order = np.argsort(rows, kind="stable")
+    return rows[order], cols[order]
+
+
+def _paths_vectorised(c: npt.NDArray[np.float64]) -> IntArray:
+    """Row (1-based, 0 = none) of each column (1-based), for n <= m rows; one NumPy call per column set."""
+    n, m = c.shape
+    # Column 0 is the virtual start of each augmenting path.
     u = np.zeros(n + 1)
     v = np.zeros(m + 1)
     row_of_col = np.zeros(m + 1, dtype=np.intp)
@@ -72,13 +97,48 @@ def linear_assignment(cost: npt.ArrayLike) -> tuple[IntArray, IntArray]:
             prev = way[col]
             row_of_col[col] = row_of_col[prev]
             col = prev
+    return row_of_col
 
-    cols = np.flatnonzero(row_of_col[1:]).astype(np.intp)
-    rows = (row_of_col[1:][cols] - 1).astype(np.intp)
-    if transposed:
-        rows, cols = cols, rows
-    order = np.argsort(rows, kind="stable")
-    return rows[order], cols[order]
+
+def _paths_over_lists(c: list[list[float]], n: int, m: int) -> list[int]:
+    """`_paths_vectorised` step for step over Python floats: the same operations, one column at a time."""
+    u = [0.0] * (n + 1)
+    v = [0.0] * (m + 1)
+    row_of_col = [0] * (m + 1)
+    way = [0] * (m + 1)
+    for row in range(1, n + 1):
+        row_of_col[0] = row
+        col = 0
+        min_slack = [math.inf] * (m + 1)
+        used = [False] * (m + 1)
+        while True:
+            used[col] = True
+            r = row_of_col[col]
+            costs, u_r = c[r - 1], u[r]
+            delta, next_col = math.inf, 0
+            for j in range(1, m + 1):
+                if used[j]:
+                    continue
+                slack = costs[j - 1] - u_r - v[j]
+                if slack < min_slack[j]:
+                    min_slack[j] = slack
+                    way[j] = col
+                if min_slack[j] < delta:  # strict: the first of equal minima, as argmin
+                    delta, next_col = min_slack[j], j
+            for j in range(m + 1):
+                if used[j]:
+                    u[row_of_col[j]] += delta
+                    v[j] -= delta
+                else:
+                    min_slack[j] -= delta
+            col = next_col
+            if row_of_col[col] == 0:
+                break
+        while col:
+            prev = way[col]
+            row_of_col[col] = row_of_col[prev]
+            col = prev
+    return row_of_col
 
 
 def match_by_iou(iou: npt.ArrayLike, min_iou: float) -> tuple[IntArray, IntArray]:
@@ -104,11 +164,12 @@ def match_by_iou(iou: npt.ArrayLike, min_iou: float) -> tuple[IntArray, IntArray
     transposed = sim.shape[0] > sim.shape[1]
     if transposed:
         sim = sim.T
-    eligible = sim >= min_iou
-    if not np.isfinite(min_iou - sim[eligible]).all():
-        rows, cols = _solve(sim, eligible, min_iou)  # raises the solver's error
+    pair_rows, pair_cols = np.nonzero(sim >= min_iou)
+    gains = sim[pair_rows, pair_cols]
+    if not np.isfinite(min_iou - gains).all():
+        rows, cols = _solve(sim, min_iou)  # raises the solver's error
     else:
-        rows, cols = _match(sim, eligible, min_iou)
+        rows, cols = _match(sim, pair_rows.tolist(), pair_cols.tolist(), gains.tolist(), min_iou)
     if transposed:
         rows, cols = cols, rows
         order = np.argsort(rows, kind="stable")
@@ -117,31 +178,38 @@ def match_by_iou(iou: npt.ArrayLike, min_iou: float) -> tuple[IntArray, IntArray
 
 
 def _match(
-    sim: npt.NDArray[np.float64], eligible: npt.NDArray[np.bool_], min_iou: float
+    sim: npt.NDArray[np.float64],
+    pair_rows: list[int],
+    pair_cols: list[int],
+    gains: list[float],
+    min_iou: float,
 ) -> tuple[IntArray, IntArray]:
-    """`match_by_iou` of a matrix with no more rows than columns: settled pairs, then the solver."""
-    per_row = eligible.sum(axis=1)
-    per_col = eligible.sum(axis=0)
-    sure = eligible & (per_row == 1)[:, None] & (per_col == 1)[None, :] & (sim - min_iou > _SURE_MARGIN)
-    sure_rows, sure_cols = np.nonzero(sure)
-    open_cols = np.flatnonzero((per_col > 0) & ~sure.any(axis=0))
-    if len(open_cols) == 0:
-        return sure_rows.astype(np.intp), sure_cols.astype(np.intp)
-    open_rows = np.flatnonzero(~sure.any(axis=1))
-    part = np.ix_(open_rows, open_cols)
-    rows, cols = _solve(sim[part], eligible[part], min_iou)
-    rows = np.concatenate([sure_rows, open_rows[rows]]).astype(np.intp)
-    cols = np.concatenate([sure_cols, open_cols[cols]]).astype(np.intp)
-    order = np.argsort(rows, kind="stable")
-    return rows[order], cols[order]
+    """`match_by_iou` of a matrix with no more rows than columns, given its eligible pairs."""
+    per_row = Counter(pair_rows)
+    per_col = Counter(pair_cols)
+    sure = {
+        r: c
+        for r, c, gain in zip(pair_rows, pair_cols, gains, strict=True)
+        if per_row[r] == 1 and per_col[c] == 1 and gain - min_iou > _SURE_MARGIN
+    }
+    open_cols = sorted(per_col.keys() - sure.values())
+    if open_cols:
+        open_rows = [r for r in range(sim.shape[0]) if r not in sure]
+        rows, cols = _solve(sim[np.ix_(open_rows, open_cols)], min_iou)
+        sure.update(
+            zip((open_rows[r] for r in rows.tolist()), (open_cols[c] for c in cols.tolist()), strict=True)
+        )
+    ordered = sorted(sure.items())
+    return (
+        np.array([r for r, _ in ordered], dtype=np.intp),
+        np.array([c for _, c in ordered], dtype=np.intp),
+    )
 
 
-def _solve(
-    sim: npt.NDArray[np.float64], eligible: npt.NDArray[np.bool_], min_iou: float
-) -> tuple[IntArray, IntArray]:
+def _solve(sim: npt.NDArray[np.float64], min_iou: float) -> tuple[IntArray, IntArray]:
     """The solver on a whole matrix of at most as many rows as columns, one dummy column per row."""
     n, m = sim.shape
-    cost = np.where(eligible, min_iou - sim, 1.0)
+    cost = np.where(sim >= min_iou, min_iou - sim, 1.0)
     rows, cols = linear_assignment(np.concatenate([cost, np.zeros((n, n))], axis=1))
     real = cols < m
     return rows[real], cols[real]
