@@ -83,22 +83,23 @@ def test_matches_at_the_threshold_and_in_contests(iou: list[list[float]], expect
 
 def test_the_solver_sees_only_the_contested_part(monkeypatch: pytest.MonkeyPatch) -> None:
     shapes: list[tuple[int, ...]] = []
+    solve = assignment._solve
 
-    def recording(cost: npt.ArrayLike) -> tuple[assignment.IntArray, assignment.IntArray]:
-        shapes.append(np.shape(cost))
-        return linear_assignment(cost)
+    def recording(sim: npt.NDArray[np.float64], min_iou: float) -> list[tuple[int, int]]:
+        shapes.append(sim.shape)
+        return solve(sim, min_iou)
 
-    monkeypatch.setattr(assignment, "linear_assignment", recording)
+    monkeypatch.setattr(assignment, "_solve", recording)
     alone = np.diag([0.9, 0.5, 0.7]).astype(np.float32)
     assert matched(alone, 0.2) == [(0, 0), (1, 1), (2, 2)]
     assert shapes == []
     contested = np.array([[0.9, 0.0, 0.0, 0.0], [0.0, 0.6, 0.5, 0.0], [0.0, 0.5, 0.1, 0.0]], np.float32)
     assert matched(contested, 0.2) == [(0, 0), (1, 2), (2, 1)]
-    assert shapes == [(2, 4)]  # rows 1 and 2, columns 1 and 2, plus a dummy column per row
+    assert shapes == [(2, 2)]  # rows 1 and 2, columns 1 and 2
 
 
 def test_an_infinite_iou_is_still_refused() -> None:
-    with pytest.raises(ValueError, match="infinite"):
+    with pytest.raises(ValueError, match="must be finite"):
         match_by_iou(np.array([[np.inf, 0.0]]), 0.2)
 
 
@@ -116,3 +117,11 @@ def test_the_list_solver_gives_the_vectorised_solvers_answer(
         vectorised = linear_assignment(cost)
         assert over_lists[0].tolist() == vectorised[0].tolist(), cost
         assert over_lists[1].tolist() == vectorised[1].tolist(), cost
+
+
+def test_a_crowd_goes_to_the_vectorised_solver_with_the_same_answer() -> None:
+    rng = np.random.default_rng(8)
+    iou = np.where(rng.random((40, 45)) < 0.3, rng.random((40, 45)), 0.0).astype(np.float32)
+    assert 40 * (45 + 40) > assignment._LIST_SOLVER_CELLS
+    assert matched(iou, 0.2) == whole_solver(iou, 0.2)
+    assert matched(iou.T, 0.2) == whole_solver(iou.T, 0.2)

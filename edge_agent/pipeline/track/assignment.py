@@ -164,17 +164,17 @@ def match_by_iou(iou: npt.ArrayLike, min_iou: float) -> tuple[IntArray, IntArray
     transposed = sim.shape[0] > sim.shape[1]
     if transposed:
         sim = sim.T
-    pair_rows, pair_cols = np.nonzero(sim >= min_iou)
+    pair_rows, pair_cols = (sim >= min_iou).nonzero()
     gains = sim[pair_rows, pair_cols]
     if not np.isfinite(min_iou - gains).all():
-        rows, cols = _solve(sim, min_iou)  # raises the solver's error
-    else:
-        rows, cols = _match(sim, pair_rows.tolist(), pair_cols.tolist(), gains.tolist(), min_iou)
+        raise ValueError(
+            f"match_by_iou: IoUs and min_iou must be finite, got min_iou={min_iou} and {gains.max()}"
+        )
+    pairs = _match(sim, pair_rows.tolist(), pair_cols.tolist(), gains.tolist(), min_iou)
     if transposed:
-        rows, cols = cols, rows
-        order = np.argsort(rows, kind="stable")
-        rows, cols = rows[order], cols[order]
-    return rows, cols
+        pairs = sorted((c, r) for r, c in pairs)
+    both = np.array(pairs, dtype=np.intp).reshape(-1, 2)
+    return both[:, 0], both[:, 1]
 
 
 def _match(
@@ -183,33 +183,43 @@ def _match(
     pair_cols: list[int],
     gains: list[float],
     min_iou: float,
-) -> tuple[IntArray, IntArray]:
-    """`match_by_iou` of a matrix with no more rows than columns, given its eligible pairs."""
-    per_row = Counter(pair_rows)
-    per_col = Counter(pair_cols)
+) -> list[tuple[int, int]]:
+    """`match_by_iou` of a matrix with no more rows than columns, given its eligible pairs; by row."""
+    lone_rows = _lone(pair_rows)
+    lone_cols = _lone(pair_cols)
     sure = {
         r: c
         for r, c, gain in zip(pair_rows, pair_cols, gains, strict=True)
-        if per_row[r] == 1 and per_col[c] == 1 and gain - min_iou > _SURE_MARGIN
+        if r in lone_rows and c in lone_cols and gain - min_iou > _SURE_MARGIN
     }
-    open_cols = sorted(per_col.keys() - sure.values())
+    open_cols = sorted(set(pair_cols) - set(sure.values()))
     if open_cols:
         open_rows = [r for r in range(sim.shape[0]) if r not in sure]
-        rows, cols = _solve(sim[np.ix_(open_rows, open_cols)], min_iou)
-        sure.update(
-            zip((open_rows[r] for r in rows.tolist()), (open_cols[c] for c in cols.tolist()), strict=True)
-        )
-    ordered = sorted(sure.items())
-    return (
-        np.array([r for r, _ in ordered], dtype=np.intp),
-        np.array([c for _, c in ordered], dtype=np.intp),
-    )
+        part = sim[np.array(open_rows)[:, None], open_cols]
+        sure.update((open_rows[r], open_cols[c]) for r, c in _solve(part, min_iou))
+    return sorted(sure.items())
 
 
-def _solve(sim: npt.NDArray[np.float64], min_iou: float) -> tuple[IntArray, IntArray]:
-    """The solver on a whole matrix of at most as many rows as columns, one dummy column per row."""
+def _lone(values: list[int]) -> set[int]:
+    """The values that occur once."""
+    distinct = set(values)
+    if len(distinct) == len(values):
+        return distinct
+    return {v for v, count in Counter(values).items() if count == 1}
+
+
+def _solve(sim: npt.NDArray[np.float64], min_iou: float) -> list[tuple[int, int]]:
+    """The solver on a whole matrix of at most as many rows as columns, one dummy column per row.
+
+    Pairs (row, col) in any order. IoUs at or above `min_iou` must be finite.
+    """
     n, m = sim.shape
-    cost = np.where(sim >= min_iou, min_iou - sim, 1.0)
-    rows, cols = linear_assignment(np.concatenate([cost, np.zeros((n, n))], axis=1))
-    real = cols < m
-    return rows[real], cols[real]
+    if n * (m + n) > _LIST_SOLVER_CELLS:
+        cost = np.where(sim >= min_iou, min_iou - sim, 1.0)
+        rows, cols = linear_assignment(np.concatenate([cost, np.zeros((n, n))], axis=1))
+        return [(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True) if c < m]
+    # The cost matrix above, as lists: the same numbers from the same operations.
+    dummies = [0.0] * n
+    cost_rows = [[min_iou - x if x >= min_iou else 1.0 for x in row] + dummies for row in sim.tolist()]
+    row_of_col = _paths_over_lists(cost_rows, n, m + n)
+    return [(r - 1, c) for c, r in enumerate(row_of_col[1 : m + 1]) if r]
