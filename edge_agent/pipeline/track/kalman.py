@@ -76,27 +76,20 @@ DEFAULT_NOISE = MotionNoise()
 def xyxy_to_measurement(xyxy: npt.ArrayLike) -> Array:
     """Boxes (n, 4) xyxy in pixels to measurements (n, 4) `(cx, cy, aspect, h)`."""
     box = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    z = np.empty_like(box)
-    np.add(box[:, :2], box[:, 2:], out=z[:, :2])
-    z[:, :2] /= 2
-    wh = np.maximum(box[:, 2:] - box[:, :2], _MIN_SIDE_PX)
-    np.divide(wh[:, 0], wh[:, 1], out=z[:, 2])
-    z[:, 3] = wh[:, 1]
-    return z
+    top_left, bottom_right = box[:, :2], box[:, 2:]
+    wh = np.maximum(bottom_right - top_left, _MIN_SIDE_PX)
+    h = wh[:, 1:]
+    return np.concatenate([(top_left + bottom_right) / 2, wh[:, :1] / h, h], axis=1)
 
 
 def state_to_xyxy(means: npt.ArrayLike) -> Array:
     """States (n, 8) to boxes (n, 4) xyxy in pixels."""
     m = np.asarray(means, dtype=np.float64).reshape(-1, STATE_DIM)
     aspect_h = np.maximum(m[:, 2:4], _MIN_ASPECT_AND_SIDE)
-    half_wh = np.empty((len(m), 2))
-    np.multiply(aspect_h[:, 0], aspect_h[:, 1], out=half_wh[:, 0])
-    half_wh[:, 1] = aspect_h[:, 1]
-    half_wh /= 2
-    box = np.empty((len(m), 4))
-    np.subtract(m[:, :2], half_wh, out=box[:, :2])
-    np.add(m[:, :2], half_wh, out=box[:, 2:])
-    return box
+    h = aspect_h[:, 1:]
+    half_wh = np.concatenate([aspect_h[:, :1] * h, h], axis=1) / 2
+    centre = m[:, :2]
+    return np.concatenate([centre - half_wh, centre + half_wh], axis=1)
 
 
 def initiate(xyxy: npt.ArrayLike, noise: MotionNoise = DEFAULT_NOISE) -> tuple[Array, Array]:

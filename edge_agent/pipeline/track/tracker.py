@@ -222,17 +222,16 @@ class Tracker:
         tentative = [k for k, t in enumerate(self._tracks) if t.state == "tentative"]
 
         high = self._associate(iou, high, confirmed, self._match_iou, track_of_det)
-        matched = set(track_of_det[track_of_det >= 0].tolist())
+        matched = set(track_of_det.tolist())
         still_tracked = [k for k in confirmed if k not in matched and self._tracks[k].state == "tracked"]
         self._associate(iou, low, still_tracked, self._low_match_iou, track_of_det)
         high = self._associate(iou, high, tentative, self._match_iou, track_of_det)
 
         self._apply_matches(dets, track_of_det, media_s)
         self._start_tracks(dets, high, track_of_det, media_s)
-        ids = np.array(
-            [self._tracks[k].track_id if k >= 0 else 0 for k in track_of_det.tolist()], dtype=np.int64
-        )
-        self._mark_unmatched(track_of_det, media_s)
+        continued = track_of_det.tolist()
+        ids = np.array([self._tracks[k].track_id if k >= 0 else 0 for k in continued], dtype=np.int64)
+        self._mark_unmatched(set(continued), media_s)
 
         reported = ids > 0
         return Detections(dets.xyxy[reported], dets.score[reported], dets.class_id[reported], ids[reported])
@@ -288,7 +287,8 @@ class Tracker:
         lost = [k for k, t in enumerate(self._tracks) if t.state == "lost"]
         # As ByteTrack: a lost box keeps its size; a shrinking trend would
         # otherwise collapse it while nobody looks.
-        self._means[lost, 6:8] = 0.0
+        if lost:
+            self._means[lost, 6:8] = 0.0
         dt_s = [max(min(now_s, t.last_seen_s + MAX_EXTRAPOLATION_S) - t.filter_s, 0.0) for t in self._tracks]
         self._means, self._covs = kalman.predict(self._means, self._covs, np.array(dt_s))
         for t, dt in zip(self._tracks, dt_s, strict=True):
@@ -302,11 +302,13 @@ class Tracker:
         lost = [k for k, t in enumerate(self._tracks) if t.state == "lost"]
         # Constant velocity is only a guess while nobody sees the object: one
         # that stopped behind an occluder comes back where it was last seen.
-        last_seen = np.array([self._tracks[k].xyxy for k in lost], dtype=np.float32).reshape(-1, 4)
-        iou = box_iou(np.concatenate([predicted, last_seen]), dets.xyxy)
         if lost:
-            iou[lost] = np.maximum(iou[lost], iou[len(predicted) :])
-        iou = iou[: len(predicted)]
+            last_seen = np.array([self._tracks[k].xyxy for k in lost], dtype=np.float32)
+            both = box_iou(np.concatenate([predicted, last_seen]), dets.xyxy)
+            iou = both[: len(predicted)]
+            iou[lost] = np.maximum(iou[lost], both[len(predicted) :])
+        else:
+            iou = box_iou(predicted, dets.xyxy)
         if self._class_aware:
             track_class = np.array([t.class_id for t in self._tracks])
             iou[track_class[:, None] != dets.class_id[None, :]] = -1.0
@@ -338,15 +340,11 @@ class Tracker:
         self._means[rows], self._covs[rows] = kalman.correct(
             self._means[rows], self._covs[rows], dets.xyxy[det_idx]
         )
+        boxes, scores, classes = dets.xyxy.tolist(), dets.score.tolist(), dets.class_id.tolist()
         # Detection order, so that tracks confirmed together get ids in input order.
-        for k, xyxy, score, class_id in zip(
-            rows.tolist(),
-            dets.xyxy[det_idx].tolist(),
-            dets.score[det_idx].tolist(),
-            dets.class_id[det_idx].tolist(),
-            strict=True,
-        ):
+        for i, k in zip(det_idx.tolist(), rows.tolist(), strict=True):
             t = self._tracks[k]
+            xyxy, score, class_id = boxes[i], scores[i], classes[i]
             t.filter_s = media_s
             t.xyxy = _box(xyxy)
             t.score = score
@@ -382,8 +380,7 @@ class Tracker:
             track_of_det[i] = len(self._tracks)
             self._tracks.append(t)
 
-    def _mark_unmatched(self, track_of_det: IntArray, media_s: float) -> None:
-        matched = set(track_of_det[track_of_det >= 0].tolist())
+    def _mark_unmatched(self, matched: set[int], media_s: float) -> None:
         keep: list[int] = []
         for k, t in enumerate(self._tracks):
             if k not in matched:
