@@ -165,12 +165,12 @@ def match_by_iou(iou: npt.ArrayLike, min_iou: float) -> tuple[IntArray, IntArray
     if transposed:
         sim = sim.T
     pair_rows, pair_cols = (sim >= min_iou).nonzero()
-    gains = sim[pair_rows, pair_cols]
-    if not np.isfinite(min_iou - gains).all():
+    gains = sim[pair_rows, pair_cols].tolist()
+    if not all(math.isfinite(min_iou - gain) for gain in gains):
         raise ValueError(
-            f"match_by_iou: IoUs and min_iou must be finite, got min_iou={min_iou} and {gains.max()}"
+            f"match_by_iou: IoUs and min_iou must be finite, got min_iou={min_iou} and {max(gains)}"
         )
-    pairs = _match(sim, pair_rows.tolist(), pair_cols.tolist(), gains.tolist(), min_iou)
+    pairs = _match(sim, pair_rows.tolist(), pair_cols.tolist(), gains, min_iou)
     if transposed:
         pairs = sorted((c, r) for r, c in pairs)
     both = np.array(pairs, dtype=np.intp).reshape(-1, 2)
