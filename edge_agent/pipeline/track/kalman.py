@@ -32,6 +32,23 @@ MEASUREMENT_DIM = 4
 # the height-scaled noise finite.
 _MIN_SIDE_PX = 1.0
 _MIN_ASPECT = 1e-3
+_MIN_ASPECT_AND_SIDE = np.array([_MIN_ASPECT, _MIN_SIDE_PX])
+
+_IDENTITY = np.eye(STATE_DIM)
+
+
+def _diagonal(row: int, col: int) -> slice:
+    """Flat cells (row + k, col + k), k < 4, of an 8x8 matrix: one diagonal of a 4x4 block."""
+    start = row * STATE_DIM + col
+    return slice(start, start + (STATE_DIM + 1) * (MEASUREMENT_DIM - 1) + 1, STATE_DIM + 1)
+
+
+# The blocks of the 8x8 motion matrices, position and rate: F carries dt in
+# position-rate; the process noise fills the diagonals of all four blocks.
+_POS_POS = _diagonal(0, 0)
+_POS_RATE = _diagonal(0, MEASUREMENT_DIM)
+_RATE_POS = _diagonal(MEASUREMENT_DIM, 0)
+_RATE_RATE = _diagonal(MEASUREMENT_DIM, MEASUREMENT_DIM)
 
 
 @dataclass(frozen=True)
@@ -59,19 +76,20 @@ DEFAULT_NOISE = MotionNoise()
 def xyxy_to_measurement(xyxy: npt.ArrayLike) -> Array:
     """Boxes (n, 4) xyxy in pixels to measurements (n, 4) `(cx, cy, aspect, h)`."""
     box = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    w = np.maximum(box[:, 2] - box[:, 0], _MIN_SIDE_PX)
-    h = np.maximum(box[:, 3] - box[:, 1], _MIN_SIDE_PX)
-    cx = (box[:, 0] + box[:, 2]) / 2
-    cy = (box[:, 1] + box[:, 3]) / 2
-    return np.stack([cx, cy, w / h, h], axis=1)
+    top_left, bottom_right = box[:, :2], box[:, 2:]
+    wh = np.maximum(bottom_right - top_left, _MIN_SIDE_PX)
+    h = wh[:, 1:]
+    return np.concatenate([(top_left + bottom_right) / 2, wh[:, :1] / h, h], axis=1)
 
 
 def state_to_xyxy(means: npt.ArrayLike) -> Array:
     """States (n, 8) to boxes (n, 4) xyxy in pixels."""
     m = np.asarray(means, dtype=np.float64).reshape(-1, STATE_DIM)
-    h = np.maximum(m[:, 3], _MIN_SIDE_PX)
-    w = np.maximum(m[:, 2], _MIN_ASPECT) * h
-    return np.stack([m[:, 0] - w / 2, m[:, 1] - h / 2, m[:, 0] + w / 2, m[:, 1] + h / 2], axis=1)
+    aspect_h = np.maximum(m[:, 2:4], _MIN_ASPECT_AND_SIDE)
+    h = aspect_h[:, 1:]
+    half_wh = np.concatenate([aspect_h[:, :1] * h, h], axis=1) / 2
+    centre = m[:, :2]
+    return np.concatenate([centre - half_wh, centre + half_wh], axis=1)
 
 
 def initiate(xyxy: npt.ArrayLike, noise: MotionNoise = DEFAULT_NOISE) -> tuple[Array, Array]:
@@ -115,28 +133,33 @@ def predict(
     m = np.asarray(means, dtype=np.float64).reshape(-1, STATE_DIM)
     p = np.asarray(covs, dtype=np.float64).reshape(-1, STATE_DIM, STATE_DIM)
     n = len(m)
-    dt = np.broadcast_to(np.asarray(dt_s, dtype=np.float64), (n,))
-    if np.any(dt < 0):
+    dt = np.asarray(dt_s, dtype=np.float64)
+    if dt.shape != (n,):
+        dt = np.broadcast_to(dt, (n,))
+    if n and dt.min() < 0:
         raise ValueError(f"kalman.predict: dt_s must be >= 0, got {dt.min()!r}")
 
-    f = np.broadcast_to(np.eye(STATE_DIM), (n, STATE_DIM, STATE_DIM)).copy()
-    pos_idx = np.arange(MEASUREMENT_DIM)
-    f[:, pos_idx, pos_idx + MEASUREMENT_DIM] = dt[:, None]
+    f = np.empty((n, STATE_DIM, STATE_DIM))
+    f[:] = _IDENTITY
+    f.reshape(n, STATE_DIM * STATE_DIM)[:, _POS_RATE] = dt[:, None]
 
     h = np.maximum(m[:, 3], _MIN_SIDE_PX)
-    q_size = (noise.accel_std_h * h) ** 2
-    q = np.stack([q_size, q_size, np.full(n, noise.aspect_accel_std**2), q_size], axis=1)
-    q_mat = np.zeros((n, STATE_DIM, STATE_DIM))
-    vel_idx = pos_idx + MEASUREMENT_DIM
-    q_mat[:, pos_idx, pos_idx] = q * (dt**3 / 3)[:, None]
-    q_mat[:, pos_idx, vel_idx] = q * (dt**2 / 2)[:, None]
-    q_mat[:, vel_idx, pos_idx] = q * (dt**2 / 2)[:, None]
-    q_mat[:, vel_idx, vel_idx] = q * dt[:, None]
+    q = np.empty((n, MEASUREMENT_DIM))
+    q[:] = ((noise.accel_std_h * h) ** 2)[:, None]
+    q[:, 2] = noise.aspect_accel_std**2
+    half_dt2 = dt**2 / 2
+    q_mat = np.zeros((n, STATE_DIM * STATE_DIM))
+    for cells, scale in (
+        (_POS_POS, dt**3 / 3),
+        (_POS_RATE, half_dt2),
+        (_RATE_POS, half_dt2),
+        (_RATE_RATE, dt),
+    ):
+        q_mat[:, cells] = q * scale[:, None]
 
     new_m = np.einsum("nij,nj->ni", f, m)
-    new_m[:, 2] = np.maximum(new_m[:, 2], _MIN_ASPECT)
-    new_m[:, 3] = np.maximum(new_m[:, 3], _MIN_SIDE_PX)
-    new_p = f @ p @ f.transpose(0, 2, 1) + q_mat
+    np.maximum(new_m[:, 2:4], _MIN_ASPECT_AND_SIDE, out=new_m[:, 2:4])
+    new_p = f @ p @ f.transpose(0, 2, 1) + q_mat.reshape(n, STATE_DIM, STATE_DIM)
     return new_m, new_p
 
 
@@ -157,18 +180,11 @@ def correct(
         return m.copy(), p.copy()
 
     h = np.maximum(m[:, 3], _MIN_SIDE_PX)
-    r_std = np.stack(
-        [
-            noise.measurement_std_h * h,
-            noise.measurement_std_h * h,
-            np.full(n, noise.aspect_measurement_std),
-            noise.measurement_std_h * h,
-        ],
-        axis=1,
-    )
+    r_var = np.empty((n, MEASUREMENT_DIM))
+    r_var[:] = ((noise.measurement_std_h * h) ** 2)[:, None]
+    r_var[:, 2] = noise.aspect_measurement_std * noise.aspect_measurement_std
     s = p[:, :MEASUREMENT_DIM, :MEASUREMENT_DIM].copy()
-    meas_idx = np.arange(MEASUREMENT_DIM)
-    s[:, meas_idx, meas_idx] += r_std**2
+    s.reshape(n, -1)[:, :: MEASUREMENT_DIM + 1] += r_var  # the diagonal
     # K = P Hᵀ S⁻¹; S is symmetric, so solve S Kᵀ = H P instead of inverting.
     gain = np.linalg.solve(s, p[:, :MEASUREMENT_DIM, :]).transpose(0, 2, 1)
     innovation = z - m[:, :MEASUREMENT_DIM]

@@ -31,6 +31,12 @@ Ids. A track gets its id when it is confirmed (its `min_hits`-th
 consecutive detection), so an unconfirmed false positive uses no id: ids go
 1, 2, 3... in order of confirmation (ties in detection order) and are never
 reused, not even after `reset()`.
+
+Cost. `update` runs for every detector run of every camera, so it works on
+the whole batch at once: the motion states of all tracks live in two arrays
+in track order (the filter steps them in one call, no per-track stacking),
+and the IoU of every track with every detection is computed once per frame,
+the three association steps taking their parts of it.
 """
 
 from __future__ import annotations
@@ -82,28 +88,14 @@ class TrackInfo:
 
 
 class _Track:
-    """Mutable state of one track; only `Tracker` touches it."""
+    """Bookkeeping of one track; its motion state is a row of `Tracker._means` / `_covs`."""
 
     __slots__ = (
-        "class_id",
-        "cov",
-        "filter_s",
-        "first_seen_s",
-        "hits",
-        "last_seen_s",
-        "lost_since_s",
-        "mean",
-        "score",
-        "state",
-        "track_id",
-        "xyxy",
-    )
+        "class_id", "filter_s", "first_seen_s", "hits", "last_seen_s", "lost_since_s", "score", "state",
+        "track_id", "xyxy",
+    )  # fmt: skip
 
-    def __init__(
-        self, mean: kalman.Array, cov: kalman.Array, xyxy: Box, score: float, class_id: int, media_s: float
-    ) -> None:
-        self.mean = mean
-        self.cov = cov
+    def __init__(self, xyxy: Box, score: float, class_id: int, media_s: float) -> None:
         self.filter_s = media_s
         self.xyxy = xyxy
         self.score = score
@@ -167,6 +159,9 @@ class Tracker:
         self._min_hits = min_hits
         self._class_aware = class_aware
         self._tracks: list[_Track] = []
+        # Motion states, one row per entry of `_tracks`, in the same order.
+        self._means = np.zeros((0, kalman.STATE_DIM))
+        self._covs = np.zeros((0, kalman.STATE_DIM, kalman.STATE_DIM))
         self._next_id = 1
         self._now_s: float | None = None
 
@@ -174,29 +169,30 @@ class Tracker:
     def tracks(self) -> tuple[TrackInfo, ...]:
         """Confirmed tracks (tracked and lost) as of the last `update`, by id."""
         now_s = self._now_s if self._now_s is not None else 0.0
-        confirmed = sorted((t for t in self._tracks if t.track_id > 0), key=lambda t: t.track_id)
-        if not confirmed:
+        by_id = sorted((t.track_id, k) for k, t in enumerate(self._tracks) if t.track_id > 0)
+        if not by_id:
             return ()
-        predicted = kalman.state_to_xyxy(np.stack([t.mean for t in confirmed]))
+        rows = [k for _, k in by_id]
+        predicted = kalman.state_to_xyxy(self._means[rows]).tolist()
         return tuple(
             TrackInfo(
                 track_id=t.track_id,
                 class_id=t.class_id,
                 state=t.state,
                 xyxy=t.xyxy,
-                predicted_xyxy=_box(predicted[i]),
+                predicted_xyxy=_box(box),
                 score=t.score,
                 hits=t.hits,
                 first_seen_s=t.first_seen_s,
                 last_seen_s=t.last_seen_s,
                 age_s=now_s - t.first_seen_s,
             )
-            for i, t in enumerate(confirmed)
+            for t, box in zip((self._tracks[k] for k in rows), predicted, strict=True)
         )
 
     def reset(self) -> None:
         """Forget every track and the time (for a source that restarts); ids keep counting up."""
-        self._tracks = []
+        self._keep([])
         self._now_s = None
 
     def update(self, dets: Detections, media_s: float) -> Detections:
@@ -216,30 +212,29 @@ class Tracker:
             )
         self._now_s = media_s
         self._drop_expired(media_s)
-        predicted = self._predict(media_s)
+        iou = self._iou(dets, self._predict(media_s))
 
         # track_of_det[i]: index into self._tracks of the track detection i continues, or -1.
         track_of_det = np.full(len(dets), -1, dtype=np.intp)
-        high = np.flatnonzero(dets.score >= self._high_score)
-        low = np.flatnonzero((dets.score >= self._low_score) & (dets.score < self._high_score))
+        high = (dets.score >= self._high_score).nonzero()[0]
+        low = ((dets.score >= self._low_score) & (dets.score < self._high_score)).nonzero()[0]
         confirmed = [k for k, t in enumerate(self._tracks) if t.state != "tentative"]
         tentative = [k for k, t in enumerate(self._tracks) if t.state == "tentative"]
 
-        high = self._associate(dets, high, confirmed, predicted, self._match_iou, track_of_det)
-        matched = set(track_of_det[track_of_det >= 0].tolist())
+        high = self._associate(iou, high, confirmed, self._match_iou, track_of_det)
+        matched = set(track_of_det.tolist())
         still_tracked = [k for k in confirmed if k not in matched and self._tracks[k].state == "tracked"]
-        self._associate(dets, low, still_tracked, predicted, self._low_match_iou, track_of_det)
-        high = self._associate(dets, high, tentative, predicted, self._match_iou, track_of_det)
+        self._associate(iou, low, still_tracked, self._low_match_iou, track_of_det)
+        high = self._associate(iou, high, tentative, self._match_iou, track_of_det)
 
         self._apply_matches(dets, track_of_det, media_s)
         self._start_tracks(dets, high, track_of_det, media_s)
-        ids = np.array(
-            [self._tracks[k].track_id if k >= 0 else 0 for k in track_of_det.tolist()], dtype=np.int64
-        )
-        self._mark_unmatched(track_of_det, media_s)
+        continued = track_of_det.tolist()
+        ids = np.array([self._tracks[k].track_id if k >= 0 else 0 for k in continued], dtype=np.int64)
+        self._mark_unmatched(set(continued), media_s)
 
         reported = ids > 0
-        return dets[reported].with_track_ids(ids[reported])
+        return Detections(dets.xyxy[reported], dets.score[reported], dets.class_id[reported], ids[reported])
 
     def hold(self, media_s: float) -> bool:
         """A frame where the motion gate saw nothing move: keep every track where it is.
@@ -258,18 +253,22 @@ class Tracker:
         if any(t.state != "tracked" for t in self._tracks):
             return False
         self._now_s = media_s
+        self._means[:, kalman.MEASUREMENT_DIM :] = 0.0
         for t in self._tracks:
-            mean = t.mean.copy()
-            mean[4:] = 0.0
-            t.mean = mean
             t.filter_s = media_s
             t.last_seen_s = media_s
             t.hits += 1
         return True
 
+    def _keep(self, rows: list[int]) -> None:
+        """Keep only the tracks at `rows` (in order), with their motion states."""
+        if len(rows) < len(self._tracks):
+            self._tracks = [self._tracks[k] for k in rows]
+            self._means, self._covs = self._means[rows], self._covs[rows]
+
     def _drop_expired(self, now_s: float) -> None:
-        keep: list[_Track] = []
-        for t in self._tracks:
+        keep: list[int] = []
+        for k, t in enumerate(self._tracks):
             if t.state == "lost" and now_s - t.lost_since_s > self._lost_s:
                 logger.debug(
                     "track %d ended: lost since %.3f s, last seen %.3f s",
@@ -278,35 +277,48 @@ class Tracker:
                     t.last_seen_s,
                 )
             else:
-                keep.append(t)
-        self._tracks = keep
+                keep.append(k)
+        self._keep(keep)
 
     def _predict(self, now_s: float) -> npt.NDArray[np.float32]:
         """Carry every track to `now_s`; return the predicted boxes (n, 4)."""
         if not self._tracks:
             return np.zeros((0, 4), dtype=np.float32)
-        means = np.stack([t.mean for t in self._tracks])
-        covs = np.stack([t.cov for t in self._tracks])
-        for i, t in enumerate(self._tracks):
-            if t.state == "lost":
-                # As ByteTrack: a lost box keeps its size; a shrinking trend would
-                # otherwise collapse it while nobody looks.
-                means[i, 6:8] = 0.0
-        target_s = np.array([min(now_s, t.last_seen_s + MAX_EXTRAPOLATION_S) for t in self._tracks])
-        filter_s = np.array([t.filter_s for t in self._tracks])
-        dt_s = np.maximum(target_s - filter_s, 0.0)
-        means, covs = kalman.predict(means, covs, dt_s)
-        for i, t in enumerate(self._tracks):
-            t.mean, t.cov = means[i], covs[i]
-            t.filter_s += float(dt_s[i])
-        return kalman.state_to_xyxy(means).astype(np.float32)
+        lost = [k for k, t in enumerate(self._tracks) if t.state == "lost"]
+        # As ByteTrack: a lost box keeps its size; a shrinking trend would
+        # otherwise collapse it while nobody looks.
+        if lost:
+            self._means[lost, 6:8] = 0.0
+        dt_s = [max(min(now_s, t.last_seen_s + MAX_EXTRAPOLATION_S) - t.filter_s, 0.0) for t in self._tracks]
+        self._means, self._covs = kalman.predict(self._means, self._covs, np.array(dt_s))
+        for t, dt in zip(self._tracks, dt_s, strict=True):
+            t.filter_s += dt
+        return kalman.state_to_xyxy(self._means).astype(np.float32)
+
+    def _iou(self, dets: Detections, predicted: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """IoU (tracks, detections) as association sees it: -1 where a class-aware match is barred."""
+        if not self._tracks or len(dets) == 0:
+            return np.zeros((len(self._tracks), len(dets)), dtype=np.float32)
+        lost = [k for k, t in enumerate(self._tracks) if t.state == "lost"]
+        # Constant velocity is only a guess while nobody sees the object: one
+        # that stopped behind an occluder comes back where it was last seen.
+        if lost:
+            last_seen = np.array([self._tracks[k].xyxy for k in lost], dtype=np.float32)
+            both = box_iou(np.concatenate([predicted, last_seen]), dets.xyxy)
+            iou = both[: len(predicted)]
+            iou[lost] = np.maximum(iou[lost], both[len(predicted) :])
+        else:
+            iou = box_iou(predicted, dets.xyxy)
+        if self._class_aware:
+            track_class = np.array([t.class_id for t in self._tracks])
+            iou[track_class[:, None] != dets.class_id[None, :]] = -1.0
+        return iou
 
     def _associate(
         self,
-        dets: Detections,
+        iou: npt.NDArray[np.float32],
         det_idx: IntArray,
         track_idx: list[int],
-        predicted: npt.NDArray[np.float32],
         min_iou: float,
         track_of_det: IntArray,
     ) -> IntArray:
@@ -314,37 +326,29 @@ class Tracker:
         if len(det_idx) == 0 or not track_idx:
             return det_idx
         tracks = np.asarray(track_idx, dtype=np.intp)
-        iou = box_iou(predicted[tracks], dets.xyxy[det_idx])
-        lost = np.array([self._tracks[k].state == "lost" for k in track_idx])
-        if lost.any():
-            # Constant velocity is only a guess while nobody sees the object: one
-            # that stopped behind an occluder comes back where it was last seen.
-            last_seen = np.array([self._tracks[k].xyxy for k in tracks[lost].tolist()], dtype=np.float32)
-            iou[lost] = np.maximum(iou[lost], box_iou(last_seen, dets.xyxy[det_idx]))
-        if self._class_aware:
-            track_class = np.array([self._tracks[k].class_id for k in track_idx])
-            iou[track_class[:, None] != dets.class_id[det_idx][None, :]] = -1.0
-        rows, cols = match_by_iou(iou, min_iou)
+        rows, cols = match_by_iou(iou[tracks[:, None], det_idx], min_iou)
         track_of_det[det_idx[cols]] = tracks[rows]
         unmatched = np.ones(len(det_idx), dtype=bool)
         unmatched[cols] = False
         return det_idx[unmatched]
 
     def _apply_matches(self, dets: Detections, track_of_det: IntArray, media_s: float) -> None:
-        det_idx = np.flatnonzero(track_of_det >= 0)
+        det_idx = (track_of_det >= 0).nonzero()[0]
         if len(det_idx) == 0:
             return
-        tracks = [self._tracks[k] for k in track_of_det[det_idx].tolist()]
-        means, covs = kalman.correct(
-            np.stack([t.mean for t in tracks]), np.stack([t.cov for t in tracks]), dets.xyxy[det_idx]
+        rows = track_of_det[det_idx]
+        self._means[rows], self._covs[rows] = kalman.correct(
+            self._means[rows], self._covs[rows], dets.xyxy[det_idx]
         )
+        boxes, scores, classes = dets.xyxy.tolist(), dets.score.tolist(), dets.class_id.tolist()
         # Detection order, so that tracks confirmed together get ids in input order.
-        for j, (i, t) in enumerate(zip(det_idx.tolist(), tracks, strict=True)):
-            t.mean, t.cov = means[j], covs[j]
+        for i, k in zip(det_idx.tolist(), rows.tolist(), strict=True):
+            t = self._tracks[k]
+            xyxy, score, class_id = boxes[i], scores[i], classes[i]
             t.filter_s = media_s
-            t.xyxy = _box(dets.xyxy[i])
-            t.score = float(dets.score[i])
-            t.class_id = int(dets.class_id[i])
+            t.xyxy = _box(xyxy)
+            t.score = score
+            t.class_id = class_id
             t.hits += 1
             t.last_seen_s = media_s
             t.lost_since_s = math.inf
@@ -361,18 +365,23 @@ class Tracker:
         if len(new) == 0:
             return
         means, covs = kalman.initiate(dets.xyxy[new])
-        for j, i in enumerate(new.tolist()):
-            t = _Track(
-                means[j], covs[j], _box(dets.xyxy[i]), float(dets.score[i]), int(dets.class_id[i]), media_s
-            )
+        self._means = np.concatenate([self._means, means])
+        self._covs = np.concatenate([self._covs, covs])
+        for i, xyxy, score, class_id in zip(
+            new.tolist(),
+            dets.xyxy[new].tolist(),
+            dets.score[new].tolist(),
+            dets.class_id[new].tolist(),
+            strict=True,
+        ):
+            t = _Track(_box(xyxy), score, class_id, media_s)
             if self._min_hits <= 1:
                 self._confirm(t)
             track_of_det[i] = len(self._tracks)
             self._tracks.append(t)
 
-    def _mark_unmatched(self, track_of_det: IntArray, media_s: float) -> None:
-        matched = set(track_of_det[track_of_det >= 0].tolist())
-        keep: list[_Track] = []
+    def _mark_unmatched(self, matched: set[int], media_s: float) -> None:
+        keep: list[int] = []
         for k, t in enumerate(self._tracks):
             if k not in matched:
                 if t.state == "tentative":
@@ -381,8 +390,8 @@ class Tracker:
                 if t.state == "tracked":
                     t.state = "lost"
                     t.lost_since_s = media_s
-            keep.append(t)
-        self._tracks = keep
+            keep.append(k)
+        self._keep(keep)
 
     def _confirm(self, t: _Track) -> None:
         t.state = "tracked"
@@ -391,6 +400,6 @@ class Tracker:
         logger.debug("track %d confirmed: class %d after %d hits", t.track_id, t.class_id, t.hits)
 
 
-def _box(row: npt.ArrayLike) -> Box:
-    a, b, c, d = (float(v) for v in np.asarray(row).reshape(4))
+def _box(values: list[float]) -> Box:
+    a, b, c, d = values
     return (a, b, c, d)
