@@ -47,7 +47,7 @@ def test_a_custom_model_with_its_sha256_loads_and_a_flipped_one_does_not(custom:
 def test_validate_fails_on_flipped_weights(custom: tuple[Path, str], tmp_path: Path) -> None:
     path, digest = custom
     config = tmp_path / "config.yaml"
-    model = "model: {name: yolox-nano, min_score: 0.35, threads: 2}"
+    model = "model: {name: yolox-nano, min_score: 0.35, threads: 1}"
     assert model in WALKWAY
     config.write_text(WALKWAY.replace(model, f"model: {{name: null, path: {path}, sha256: {digest}}}"))
 
