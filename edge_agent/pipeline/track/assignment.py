@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import MutableSequence, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +64,15 @@ def linear_assignment(cost: npt.ArrayLike) -> tuple[IntArray, IntArray]:
     return rows[order], cols[order]
 
 
+def _augment(row_of_col: MutableSequence[int] | IntArray, way: Sequence[int] | IntArray, col: int) -> None:
+    """Flip the augmenting path that ends at `col`: each column on it takes the row of the one
+    before it (`way`), back to the path's virtual start, column 0."""
+    while col:
+        prev = int(way[col])
+        row_of_col[col] = row_of_col[prev]
+        col = prev
+
+
 def _paths_vectorised(c: npt.NDArray[np.float64]) -> IntArray:
     """Row (1-based, 0 = none) of each column (1-based), for n <= m rows; one NumPy call per column set."""
     n, m = c.shape
@@ -93,10 +103,7 @@ def _paths_vectorised(c: npt.NDArray[np.float64]) -> IntArray:
             col = next_col
             if row_of_col[col] == 0:
                 break
-        while col:
-            prev = way[col]
-            row_of_col[col] = row_of_col[prev]
-            col = prev
+        _augment(row_of_col, way, col)
     return row_of_col
 
 
@@ -134,10 +141,7 @@ def _paths_over_lists(c: list[list[float]], n: int, m: int) -> list[int]:
             col = next_col
             if row_of_col[col] == 0:
                 break
-        while col:
-            prev = way[col]
-            row_of_col[col] = row_of_col[prev]
-            col = prev
+        _augment(row_of_col, way, col)
     return row_of_col
 
 
