@@ -314,3 +314,21 @@ def test_parts_of_a_camera_that_changed_size_keep_the_last_ones(tmp_path: Path) 
     assert len(frames) == 11 and all(f.shape == (240, 320, 3) for f in frames)
     first, plays = ring.copy([(10.5, 11.0), (13.0, 13.5)], dest)  # one connection: both parts
     assert first == 10.5 and abs(plays - 1.2) < 0.01
+
+
+def test_a_clip_over_many_segments_is_the_same_when_they_are_not_probed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clip's segments after the first are opened without probing their stream (about 10 ms
+    each): the MP4 is byte for byte the one probing every segment gives, at the camera's size."""
+    ring = PacketRing(tmp_path / "ring", keep_s=30.0, max_mb=50, segment_s=1.0)
+    feed(ring, h264_file(tmp_path / "a.mp4", "160x120", 12.0), 100.0)
+    window = [(101.2, 110.7)]  # ten segments
+    assert ring.copy(window, tmp_path / "fast.mp4") == (101.0, pytest.approx(9.8))
+    monkeypatch.setattr("edge_agent.sources.packet_ring._NO_PROBE", {})
+    ring.copy(window, tmp_path / "probed.mp4")
+    fast = (tmp_path / "fast.mp4").read_bytes()
+    assert fast == (tmp_path / "probed.mp4").read_bytes()
+    info = probe(fast, tmp_path)
+    assert (info["width"], info["height"]) == ("160", "120")
+    assert len(frames_of(fast, tmp_path)) == 98  # 101.0 to 110.7 at 10 per second

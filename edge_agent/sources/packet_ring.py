@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 _MB = 1024 * 1024
 SEGMENT_GLOB = "seg*.ts"
+# Open a segment without probing its stream: enough to demux its packets, not for their codec's
+# parameters (the picture size is not read).
+_NO_PROBE = {"probesize": "32", "analyzeduration": "0"}
 
 
 class RingError(RuntimeError):
@@ -338,7 +341,10 @@ def _write_mp4(picks: list[_Pick], dest: Path) -> float:
             for i, (seg, n) in enumerate(pick.segments):
                 lo = pick.first if i == 0 else 0
                 hi = pick.last if i == len(pick.segments) - 1 else n - 1
-                with av.open(str(seg.path)) as src:
+                # Only the clip's first segment is probed (its stream is the MP4 track's template):
+                # probing decodes frames, about 10 ms a segment, and the others' packets are the same.
+                probe = {} if writer.stream is None else _NO_PROBE
+                with av.open(str(seg.path), format="mpegts", options=probe) as src:
                     stream = src.streams.video[0]
                     index = -1
                     for packet in src.demux(stream):
