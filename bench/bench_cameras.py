@@ -20,8 +20,10 @@ and a bare `session.run` on each frame due at `detect.fps`; `cores x 100 % / tha
 is N_limit, the cameras that would fill the machine. The camera counts of a sweep
 are fractions of the first N_limit (`EDGE_AGENT_BENCH_CAMERAS` gives fixed ones).
 The machine's speed drifts under its hypervisor by a tenth within minutes, so the
-limit is measured again right before every busy row (`ROW_LIMIT_S`), and a busy
-row is judged against the limit measured beside it.
+limit is measured again right before every busy row (`ROW_LIMIT_S`): a busy row's
+camera count is its fraction of that limit, rounded up (the 0.85 row is at least
+0.85 x the N_limit of its own minutes), and the row is judged against it. The
+mixed rows' counts are fractions of the sweep's first limit.
 Two scenes: `busy` (every camera reads the walkway, people all the time) and
 `mixed` (3 cameras of 4 read a quiet street, bench_gate.py's still scene, served by
 a second test server; the motion gate skips the detector on most of their frames).
@@ -32,12 +34,14 @@ a second test server; the motion gate skips the detector on most of their frames
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -220,13 +224,10 @@ class Servers:
 
 def measure(
     tmp: Path, broker: Mosquitto, servers: Servers, n: int, gate: bool, run: int, scene: str = "busy",
-    recording: bool = False,
+    recording: bool = False, beside: Limit | None = None,
 ) -> Sample:  # fmt: skip
+    """One row; `beside` is the limit measured right before it (busy rows), judged against."""
     quiet_url = servers.quiet.url if scene == "mixed" else None
-    # the machine's own limit right now: its speed drifts by a tenth within minutes
-    beside = None
-    if scene == "busy" and ROW_LIMIT_S > 0:
-        beside = measure_limit(servers.busy.url, run, ROW_LIMIT_S)
     config = write_config(tmp, broker, servers.busy.url, n, gate, quiet_url, recording)
     with Subscriber(broker.port, ["eagleeye/v1/bench/edge-bench/stats"]) as sub:
         sub.start()
@@ -328,12 +329,31 @@ def counts_for(limit: Limit, scene: str) -> list[int]:
     return sorted({max(1, round(f * limit.cameras)) for f in fractions})
 
 
+def count_at(fraction: float, limit: Limit) -> int:
+    """The fewest cameras that are at least `fraction` of `limit`'s N_limit."""
+    return max(1, math.ceil(fraction * limit.cameras - 1e-9))
+
+
+def rows(scene: str, limit: Limit, url: str, run: int) -> Iterator[tuple[int, Limit | None]]:
+    """(cameras, the limit beside the row) for each row of `scene`, in order, as it comes.
+
+    A busy row first measures the machine's limit right then (its speed drifts by a tenth
+    within minutes) and takes its count from that; the others use the sweep's limit.
+    """
+    if scene != "busy" or ROW_LIMIT_S <= 0:
+        yield from ((n, None) for n in counts_for(limit, scene))
+        return
+    for item in COUNTS or FRACTIONS:
+        beside = measure_limit(url, run, ROW_LIMIT_S)
+        yield (int(item) if COUNTS else count_at(item, beside)), beside
+
+
 def sweep(tmp: Path, broker: Mosquitto, servers: Servers, run: int, limit: Limit) -> list[Sample]:
     samples = []
     for recording in RECORDING:
         for scene in SCENES:
-            for n in counts_for(limit, scene):
-                sample = measure(tmp, broker, servers, n, True, run, scene, recording)
+            for n, beside in rows(scene, limit, servers.busy.url, run):
+                sample = measure(tmp, broker, servers, n, True, run, scene, recording, beside)
                 samples.append(sample)
                 print(f"bench_cameras: {sample}", file=sys.stderr, flush=True)
     return samples

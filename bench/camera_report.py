@@ -6,6 +6,7 @@ import statistics
 
 from bench_cameras import (
     CPU_TARGET,
+    FRACTIONS,
     KEEPS_UP_FPS,
     MEASURE_S,
     SUSTAIN_TARGET,
@@ -176,10 +177,12 @@ def report(
         " the motion-gate section (640x480, 10 fps), from a second server. Before each sweep, the"
         " limit (bench/camera_limit.py): one process decodes the walkway stream, converts the frames"
         f" due at {TARGET_FPS:g} fps and runs a bare `session.run` on each, nothing else; its CPU is"
-        " one camera's bare cost and N_limit = cores × 100 % / that. The counts are fractions of the"
-        " first run's N_limit; the machine's speed drifts by a tenth within minutes, so the limit is"
-        " measured again right before every busy row, and the row is judged against that one (its"
-        " N_limit, the `/ N_limit` of busy rows and their CPU ratio)."
+        " one camera's bare cost and N_limit = cores × 100 % / that. The machine's speed drifts by a"
+        " tenth within minutes, so the limit is measured again right before every busy row: the row's"
+        f" camera count is its fraction ({', '.join(f'{f:g}' for f in FRACTIONS)}) of that N_limit,"
+        " rounded up, and the"
+        " row is judged against it (its N_limit, the `/ N_limit` of busy rows and their CPU ratio). The"
+        " mixed rows' counts are fractions of the first run's N_limit."
         f" {MEASURE_S:g} s measured after {WARMUP_S:g} s warm-up per row. The test"
         " servers (x264 encoding, one stream each, shared by all cameras) run on the same cores; their"
         " CPU is reported apart, and so is the rest of the box's (/proc/stat: the jobs of other"
