@@ -255,11 +255,12 @@ def test_a_separate_record_url_fills_its_ring_and_a_wrong_password_is_plain(
 # --- the ring alone, fed from files (exact media times, no camera) ------------------------------
 
 
-def h264_file(path: Path, size: str, seconds: float = 6.0) -> Path:
-    """A test pattern at 10 fps with a key frame every 5 frames (0.5 s), no B-frames."""
+def h264_file(path: Path, size: str, seconds: float = 6.0, bframes: int = 0) -> Path:
+    """A test pattern at 10 fps with a key frame every 5 frames (0.5 s), no B-frames by default."""
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10",
-         "-t", f"{seconds:g}", "-c:v", "libx264", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
+         "-t", f"{seconds:g}", "-c:v", "libx264", "-g", "5", "-bf", str(bframes), "-pix_fmt", "yuv420p",
+         str(path)],
         check=True,
     )  # fmt: skip
     return path
@@ -332,3 +333,18 @@ def test_a_clip_over_many_segments_is_the_same_when_they_are_not_probed(
     info = probe(fast, tmp_path)
     assert (info["width"], info["height"]) == ("160", "120")
     assert len(frames_of(fast, tmp_path)) == 98  # 101.0 to 110.7 at 10 per second
+
+
+def test_a_stream_with_b_frames_gives_clips_across_its_first_segments(tmp_path: Path) -> None:
+    """B-frames start a stream at a negative decoding time: every segment of the connection is
+    shifted alike, so a clip joins the first segment to the next ones without going back."""
+    ring = PacketRing(tmp_path / "ring", keep_s=30.0, max_mb=50, segment_s=1.0)
+    feed(ring, h264_file(tmp_path / "b.mp4", "160x120", 6.0, bframes=2), 100.0)
+    first, plays = ring.copy([(100.0, 103.0)], tmp_path / "clip.mp4")
+    assert ring.stats()["failures"] == 0
+    assert first == 100.0 and plays == pytest.approx(3.1)
+    data = (tmp_path / "clip.mp4").read_bytes()
+    assert len(frames_of(data, tmp_path)) == 31  # 100.0 to 103.0 at 10 per second
+    with av.open(str(tmp_path / "clip.mp4")) as clip:
+        dts = [p.dts for p in clip.demux(clip.streams.video[0]) if p.size]
+    assert dts == sorted(set(dts)) and len(dts) == 31

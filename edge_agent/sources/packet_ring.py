@@ -8,7 +8,8 @@ so a clip is cut by the same times the rules see. Packets are never decoded or r
   `add(packet, media_s)` per video packet, `end()` at disconnect;
 - packets go into MPEG-TS segment files (PyAV's muxer, stream copy), each starting at a key
   frame and about `segment_s` long; every packet is flushed to the file as it is written,
-  so a cut can include the newest packet;
+  so a cut can include the newest packet; a connection whose stream starts at a negative
+  decoding time (B-frames) has all its timestamps moved up alike, so its segments join;
 - the index (per segment: connection, media time of every packet, which are key frames,
   bytes) is kept in memory, a few kB per camera; the segment files are the packets;
 - the oldest segments go as soon as the rest still holds `keep_s` seconds (so the ring
@@ -109,6 +110,7 @@ class PacketRing:
         self._connection: _Connection | None = None
         self._connections = 0
         self._last_ts: int | None = None
+        self._shift: int | None = None  # added to this connection's timestamps (see add)
         self._next_file = 0
         self._pinned = 0  # copies reading segment files: removals wait
         self._doomed: list[Path] = []
@@ -160,7 +162,17 @@ class PacketRing:
                 if seg is None:
                     self.packets_skipped += 1
                     return
+            if self._shift is None:
+                # A stream with B-frames starts at a negative decoding time; MPEG-TS cannot hold
+                # one, so its muxer would shift that segment alone and the joins of a clip would go
+                # back in time. Every segment of a connection is shifted alike instead.
+                self._shift = max(0, -ts) if ts is not None else 0
             try:
+                if self._shift:
+                    if packet.pts is not None:
+                        packet.pts += self._shift
+                    if packet.dts is not None:
+                        packet.dts += self._shift
                 packet.stream = self._out_stream
                 self._muxer.mux(packet)
             except (av.error.FFmpegError, OSError, ValueError) as err:
@@ -183,6 +195,7 @@ class PacketRing:
             self._connections, ctx.name, int(ctx.width), int(ctx.height), bytes(ctx.extradata or b"")
         )
         self._last_ts = None
+        self._shift = None
 
     def _open_segment(self) -> _Segment | None:
         assert self._connection is not None
