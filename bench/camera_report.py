@@ -72,10 +72,26 @@ FINDINGS = [
     " busy cameras (0.86–0.88 × N_limit), recording off, the agent then took 29.9 and 31.2 ms of"
     " CPU per analysed frame and kept up (slowest camera 4.95 and 4.84 fps). With one worker per"
     " core instead of two, in the same minutes: 4.90 and 4.55 fps: two per core stay the default.",
-    "- With recording on, the agent also cuts each event's clip from the packet ring (an MP4"
-    " remux, on the worker that stepped the camera), demuxes every packet into the ring and"
-    " decodes through PyAV: at 12 busy cameras py-spy put 3 % of the agent's samples in cutting"
-    " clips and 11 % in reading packets (demux and ring) against 5 % in converting pictures.",
+    "- Where the CPU goes with recording on (2026-12-07, thread CPU inside the agent at 12 busy"
+    " cameras, 20 s): per analysed frame the model took 22.7 ms; the workers' own steps 3.6 ms"
+    " (letterbox and motion gate 1.1, output decode + NMS 0.6, tracker, rules and events 1.1,"
+    " cutting clips 0.8: 12 clips of about 5 MB, 80 ms of CPU each); the camera readers 3.9 ms,"
+    " where a bare OpenCV read of the same stream costs 3.7; MQTT 0.2. Reading through PyAV"
+    " costs what OpenCV's read does (demux + decode 1.78 vs 1.74 ms per packet, converting 0.45"
+    " vs 0.44 ms per picture) plus 0.15 ms per packet written into the ring. py-spy had put 11 %"
+    " of its samples in reading packets: that was the readers waiting on their sockets, which it"
+    " counts as running.",
+    "- A clip cut opened every segment of its window with a full probe of the stream, which"
+    " decodes frames (about 10 ms a segment); now only the first segment is probed (the MP4's"
+    " track template) and the others are opened without it, for the same bytes: a 21 s clip over"
+    " 10 segments 95–110 → 62–73 ms of CPU. At 12 busy cameras with recording on, two vs four"
+    " detection workers (2 rounds, interleaved): 31.3 / 31.8 vs 30.3 / 29.2 ms of agent CPU per"
+    " analysed frame: two per core stay.",
+    "- With recording on, a busy row at 13 cameras = 0.86 × the N_limit of 15.1 measured right"
+    " before it missed (slowest camera 4.69 fps): the agent took 183 %, the test servers 6 % and"
+    " the rest of the box 4 % of the 200 %, at 29.3 ms per analysed frame = 1.12 × the limit's."
+    " N_limit counts the whole machine for the cameras, so 0.85 × N_limit leaves the agent 1.18 ×"
+    " the limit's CPU per frame, less what the test servers and the box take (3–5 %).",
 ]
 
 
