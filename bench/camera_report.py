@@ -87,11 +87,12 @@ FINDINGS = [
     " 10 segments 95–110 → 62–73 ms of CPU. At 12 busy cameras with recording on, two vs four"
     " detection workers (2 rounds, interleaved): 31.3 / 31.8 vs 30.3 / 29.2 ms of agent CPU per"
     " analysed frame: two per core stay.",
-    "- With recording on, a busy row at 13 cameras = 0.86 × the N_limit of 15.1 measured right"
-    " before it missed (slowest camera 4.69 fps): the agent took 183 %, the test servers 6 % and"
-    " the rest of the box 4 % of the 200 %, at 29.3 ms per analysed frame = 1.12 × the limit's."
-    " N_limit counts the whole machine for the cameras, so 0.85 × N_limit leaves the agent 1.18 ×"
-    " the limit's CPU per frame, less what the test servers and the box take (3–5 %).",
+    "- Headroom at the target: N_limit counts the whole machine for the cameras, so 0.85 × N_limit"
+    " cameras leave the agent 1 / 0.85 = 1.18 × the limit's CPU per analysed frame, less what the"
+    " test servers (3 % of the 200 %) and the rest of the box take. A recording-on row at 13"
+    " cameras = 0.86 × N_limit that missed (slowest camera 4.69 fps, 29.3 ms per analysed frame ="
+    " 1.12 × the limit's) had two stray test servers from an earlier measurement encoding beside"
+    " it, 4 % of the box.",
 ]
 
 
