@@ -18,7 +18,7 @@ The machine's own limit is measured in the same run, before each sweep
 (`camera_limit.py`): the CPU one camera costs with nothing but decoding its stream
 and a bare `session.run` on each frame due at `detect.fps`; `cores x 100 % / that`
 is N_limit, the cameras that would fill the machine. The camera counts of a sweep
-are fractions of the first N_limit (`EDGE_AGENT_BENCH_CAMERAS` gives fixed ones).
+are fractions of N_limit (`EDGE_AGENT_BENCH_CAMERAS` gives fixed ones).
 The machine's speed drifts under its hypervisor by a tenth within minutes, so the
 limit is measured again right before every busy row (`ROW_LIMIT_S`): a busy row's
 camera count is its fraction of that limit, rounded up (the 0.85 row is at least
