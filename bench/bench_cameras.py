@@ -20,10 +20,10 @@ and a bare `session.run` on each frame due at `detect.fps`; `cores x 100 % / tha
 is N_limit, the cameras that would fill the machine. The camera counts of a sweep
 are fractions of N_limit (`EDGE_AGENT_BENCH_CAMERAS` gives fixed ones).
 The machine's speed drifts under its hypervisor by a tenth within minutes, so the
-limit is measured again right before every busy row (`ROW_LIMIT_S`): a busy row's
-camera count is its fraction of that limit, rounded up (the 0.85 row is at least
-0.85 x the N_limit of its own minutes), and the row is judged against it. The
-mixed rows' counts are fractions of the sweep's first limit.
+limit is measured again right before every busy row and right after it (`ROW_LIMIT_S`
+each): a busy row's camera count is its fraction of the limit before it, rounded up, and
+the row is judged against the mean of the two (the limit of its own minutes). The mixed
+rows' counts are fractions of the sweep's first limit.
 Two scenes: `busy` (every camera reads the walkway, people all the time) and
 `mixed` (3 cameras of 4 read a quiet street, bench_gate.py's still scene, served by
 a second test server; the motion gate skips the detector on most of their frames).
@@ -101,7 +101,7 @@ class Sample:
     sustained: bool
     cpu_ms_per_frame: float  # agent CPU time per analysed frame, all cameras
     others_cpu_pct: float = 0.0  # the rest of the box (other people's jobs, steal), of one core
-    limit: Limit | None = None  # measured right before this row (busy rows)
+    limit: Limit | None = None  # measured around this row, before and after (busy rows)
 
 
 @dataclass
@@ -112,6 +112,19 @@ class Limit:
     cpu_pct: float  # of one core
     cpu_ms_per_frame: float  # per frame given to `session.run`
     cores: int
+    # a limit measured around a row: N_limit before and after it, of which this is the mean
+    bracket: tuple[float, float] | None = None
+
+    @classmethod
+    def around(cls, before: Limit, after: Limit) -> Limit:
+        """The limit of a row's own minutes: the mean of the ones measured before and after it."""
+        return cls(
+            before.run,
+            (before.cpu_pct + after.cpu_pct) / 2,
+            (before.cpu_ms_per_frame + after.cpu_ms_per_frame) / 2,
+            before.cores,
+            (before.cameras, after.cameras),
+        )
 
     @property
     def cameras(self) -> float:
@@ -226,7 +239,8 @@ def measure(
     tmp: Path, broker: Mosquitto, servers: Servers, n: int, gate: bool, run: int, scene: str = "busy",
     recording: bool = False, beside: Limit | None = None,
 ) -> Sample:  # fmt: skip
-    """One row; `beside` is the limit measured right before it (busy rows), judged against."""
+    """One row; `beside` is the limit measured right before it (busy rows), which `sweep` then
+    replaces by the mean of it and the one measured right after."""
     quiet_url = servers.quiet.url if scene == "mixed" else None
     config = write_config(tmp, broker, servers.busy.url, n, gate, quiet_url, recording)
     with Subscriber(broker.port, ["eagleeye/v1/bench/edge-bench/stats"]) as sub:
@@ -352,8 +366,10 @@ def sweep(tmp: Path, broker: Mosquitto, servers: Servers, run: int, limit: Limit
     samples = []
     for recording in RECORDING:
         for scene in SCENES:
-            for n, beside in rows(scene, limit, servers.busy.url, run):
-                sample = measure(tmp, broker, servers, n, True, run, scene, recording, beside)
+            for n, before in rows(scene, limit, servers.busy.url, run):
+                sample = measure(tmp, broker, servers, n, True, run, scene, recording, before)
+                if before is not None:
+                    sample.limit = Limit.around(before, measure_limit(servers.busy.url, run, ROW_LIMIT_S))
                 samples.append(sample)
                 print(f"bench_cameras: {sample}", file=sys.stderr, flush=True)
     return samples
