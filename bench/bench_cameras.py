@@ -1,18 +1,19 @@
 """Live cameras: how many looped RTSP streams this box sustains at `detect.fps: 5`.
 
-One GStreamer test server (tests/rtsp_server.py) serves the walkway clip as a
-shared stream, so it encodes once however many cameras read it; every camera
-of the agent reads that URL. The agent (`edge-agent run`, a subprocess, default
-model settings: two detection workers per physical core, 1 onnxruntime thread
-each) reports per-camera counters in its stats every 2 s; a camera keeps up
-when its analysed frame rate (frames given to the pipeline after pacing; with
-the motion gate on, some of them reuse the last detections) is at least
-4.8 fps of the 5 asked. The sweep runs `EDGE_AGENT_BENCH_CAMERA_RUNS` times (2)
-back to back. CPU comes from /proc/<pid>/stat, RSS from /proc/<pid>/status,
-for the agent and, apart, for the RTSP servers and the rest of the box
-(/proc/stat). Frame-to-event latency is the time a `start` event arrives at a
-subscriber minus its `ts` (the wall time of the frame it was decided on). The
-motion gate on a quiet scene is `bench_gate.py`.
+One GStreamer test server (tests/rtsp_server.py) serves the walkway clip as a shared
+stream that it encoded once at its start and loops, as a camera that encodes in its
+own hardware does (`--encoded`: the server only packs pictures into RTP, about 1 %
+of a core, where a live x264 encoder took 6-8 % of what the agent under test has);
+every camera of the agent reads that URL. The agent (`edge-agent run`, a subprocess,
+default model settings: two detection workers per physical core, 1 onnxruntime
+thread each) reports per-camera counters in its stats every 2 s; a camera keeps up
+when its analysed frame rate (frames given to the pipeline after pacing; with the
+motion gate on, some of them reuse the last detections) is at least 4.8 fps of the 5
+asked. The sweep runs `EDGE_AGENT_BENCH_CAMERA_RUNS` times (2) back to back. CPU
+comes from /proc/<pid>/stat, RSS from /proc/<pid>/status, for the agent and, apart,
+for the RTSP servers and the rest of the box (/proc/stat). Frame-to-event latency is
+the time a `start` event arrives at a subscriber minus its `ts` (the wall time of
+the frame it was decided on). The motion gate on a quiet scene is `bench_gate.py`.
 
 The machine's own limit is measured in the same run, before each sweep
 (`camera_limit.py`): the CPU one camera costs with nothing but decoding its stream
@@ -385,8 +386,8 @@ def run() -> str:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         broker = Mosquitto(tmp / "broker").start()
-        quiet = RtspServer(tmp / "rtsp-quiet", video=still_part(tmp / "still.avi"))
-        servers = Servers(RtspServer(tmp / "rtsp").start(), quiet.start())
+        quiet = RtspServer(tmp / "rtsp-quiet", video=still_part(tmp / "still.avi"), encoded=True)
+        servers = Servers(RtspServer(tmp / "rtsp", encoded=True).start(), quiet.start())
         try:
             samples: list[Sample] = []
             limits: list[Limit] = []

@@ -69,8 +69,10 @@ class RtspServer:
         user: str | None = None,
         password: str | None = None,
         port: int = 0,
+        encoded: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.encoded = encoded
         workdir.mkdir(parents=True, exist_ok=True)
         self.video = video
         self.path = path
@@ -97,6 +99,8 @@ class RtspServer:
             return self
         args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.video), "--port", str(self.port)]
         args += ["--path", self.path]
+        if self.encoded:
+            args.append("--encoded")
         if self.user is not None and self.password is not None:
             args += ["--user", self.user, "--password", self.password]
         log = self.log_path.open("ab")

@@ -13,6 +13,13 @@ and seeks back to 0 at end of stream, so the camera never ends; one shared
 media serves every client from `intervideosrc`, so a client that connects
 late sees the live picture, not the file's start. When the server listens it
 writes its URL (without credentials) as one line on stdout.
+
+With `--encoded`, the file is encoded once at start (the same x264 settings) and
+the shared media, made when a first client asks, loops its encoded pictures from
+the file's start in real time, only packing them into RTP; clients that join it
+later get them from where it is. A camera that encodes in its own hardware,
+costing the box that serves it next to nothing: the bench's cameras (the live
+encoder takes a few percent of a core that the agent under test would otherwise have).
 """
 
 from __future__ import annotations
@@ -47,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fps", type=int, default=10)
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument(
+        "--encoded",
+        action="store_true",
+        help="encode the file once at start and loop its pictures (no encoder running)",
+    )
     args = p.parse_args(argv)
     if not args.video.is_file():
         p.error(f"{args.video}: no such file")
@@ -86,15 +98,71 @@ class Producer:
             sys.stderr.flush()
 
 
-def build_server(args: argparse.Namespace, channel: str) -> GstRtspServer.RTSPServer:
+ENCODER = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10"
+
+
+class EncodedLoop:
+    """The file encoded once; its pictures looped into each media's appsrc, stamped at `fps`."""
+
+    def __init__(self, video: Path, fps: int) -> None:
+        self.fps = fps
+        self.units = self._encode(video, fps)
+
+    @staticmethod
+    def _encode(video: Path, fps: int) -> list[bytes]:
+        desc = (
+            f'filesrc location="{video.resolve()}" ! decodebin ! videoconvert ! videorate ! '
+            f"video/x-raw,framerate={fps}/1 ! {ENCODER} ! h264parse config-interval=-1 ! "
+            "video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
+        )
+        pipeline = Gst.parse_launch(desc)
+        sink = pipeline.get_by_name("sink")
+        pipeline.set_state(Gst.State.PLAYING)
+        units = []
+        try:
+            while (sample := sink.emit("pull-sample")) is not None:
+                buf = sample.get_buffer()
+                units.append(buf.extract_dup(0, buf.get_size()))
+        finally:
+            pipeline.set_state(Gst.State.NULL)
+        if not units:
+            raise RuntimeError(f"{video}: nothing encoded")
+        return units
+
+    def launch(self) -> str:
+        caps = f"video/x-h264,stream-format=byte-stream,alignment=au,framerate={self.fps}/1"
+        return f'( appsrc name=src format=time caps="{caps}" ! h264parse ! rtph264pay name=pay0 pt=96 )'
+
+    def on_media(self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+        """A media was made for a client: feed it the pictures from the first, stamped 1/fps apart.
+
+        The media's sink sends each at its time, so the pictures go out in real time; a client
+        that joins the shared media later gets them from where it is (at the next keyframe)."""
+        media.get_element().get_by_name("src").connect("need-data", self._feed, [0])
+
+    def start(self) -> None:
+        """Nothing to run: each media asks for its pictures as it sends them."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def _feed(self, src: Gst.Element, _length: int, sent: list[int]) -> None:
+        n = sent[0]
+        buf = Gst.Buffer.new_wrapped(self.units[n % len(self.units)])
+        buf.pts = n * Gst.SECOND // self.fps
+        buf.duration = Gst.SECOND // self.fps
+        sent[0] = n + 1
+        src.emit("push-buffer", buf)
+
+
+def build_server(
+    args: argparse.Namespace, launch: str
+) -> tuple[GstRtspServer.RTSPServer, GstRtspServer.RTSPMediaFactory]:
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(
-        f"( intervideosrc channel={channel} ! video/x-raw,framerate={args.fps}/1 ! videoconvert ! "
-        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 )"
-    )
+    factory.set_launch(launch)
     factory.set_shared(True)
     if args.user is not None:
         auth = GstRtspServer.RTSPAuth()
@@ -110,15 +178,25 @@ def build_server(args: argparse.Namespace, channel: str) -> GstRtspServer.RTSPSe
         )
         factory.set_permissions(permissions)
     server.get_mount_points().add_factory(args.path, factory)
-    return server
+    return server, factory
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     Gst.init(None)
-    channel = f"cam{GLib.random_int()}"
-    producer = Producer(args.video, channel, args.fps)
-    server = build_server(args, channel)
+    producer: Producer | EncodedLoop
+    if args.encoded:
+        producer = EncodedLoop(args.video, args.fps)
+        server, factory = build_server(args, producer.launch())
+        factory.connect("media-configure", producer.on_media)
+    else:
+        channel = f"cam{GLib.random_int()}"
+        producer = Producer(args.video, channel, args.fps)
+        server, _ = build_server(
+            args,
+            f"( intervideosrc channel={channel} ! video/x-raw,framerate={args.fps}/1 ! videoconvert ! "
+            f"{ENCODER} ! rtph264pay name=pay0 pt=96 )",
+        )
     loop = GLib.MainLoop()
     if server.attach(None) == 0:
         sys.stderr.write(f"rtsp_server: cannot listen on {args.host}:{args.port}\n")

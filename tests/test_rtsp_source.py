@@ -176,6 +176,30 @@ def test_latest_returns_only_newer_frames(
     assert src.latest(newer.index + 1000) is None
 
 
+def test_an_encoded_camera_loops_the_files_pictures_in_order_at_its_rate(
+    tmp_path: Path, rtsp_server_factory: Callable[..., RtspServer], make_source: Callable[..., RtspSource]
+) -> None:
+    """The bench's cameras: the file encoded once and its pictures looped, as a camera's own encoder."""
+    clip = short_clip(tmp_path / "ten.avi", frames=10, fps=10.0)  # grey 0, 1, ..., 9 in one second
+    server = rtsp_server_factory(video=clip, encoded=True)
+    src = make_source(server.url)
+    first = src.wait_latest(-1, timeout_s=5.0)
+    assert first is not None, f"no frame within 5 s: {src.last_error}"
+    frames = [first]
+    until = time.monotonic() + FPS_WINDOW_S + 1.0
+    while time.monotonic() < until:
+        frame = src.wait_latest(frames[-1].index, timeout_s=3.0)
+        assert frame is not None, f"frames stopped: {src.last_error}"
+        frames.append(frame)
+    greys = [grey(f.image) for f in frames]
+    pairs = zip(greys, greys[1:], frames, frames[1:], strict=False)
+    steps = [(b, a) for a, b, fa, fb in pairs if fb.index == fa.index + 1]
+    assert len(steps) >= 20 and all(b == (a + 1) % 10 for b, a in steps), greys
+    assert greys.count(0) >= 2, f"the 1 s file should have looped: {greys}"
+    assert 7.0 <= src.fps <= 13.0, f"the server sends 10 fps, measured {src.fps:.1f}"
+    assert src.reconnects == 0 and src.stalls == 0
+
+
 def test_kill_then_restart_on_the_same_port(
     rtsp_server: RtspServer, make_source: Callable[..., RtspSource]
 ) -> None:
