@@ -19,6 +19,7 @@ import pytest
 from edge_agent.app.health import CameraHealth
 from edge_agent.core.config import CameraConfig
 from edge_agent.core.pacing import FramePacer
+from edge_agent.core.types import Frame
 from edge_agent.sources import Source
 from edge_agent.sources.capture import merge_capture_options
 from edge_agent.sources.probe import authorization_header, probe_rtsp
@@ -78,6 +79,18 @@ def grey(frame_image: np.ndarray) -> int:
     return round(float(frame_image.mean()) / 20)
 
 
+def frames_past_fps_window(src: RtspSource, first: Frame) -> list[Frame]:
+    """`first` and every frame after it for a little longer than the fps window (`src.fps` then
+    measures the steady stream, not the start's burst)."""
+    frames = [first]
+    until = time.monotonic() + FPS_WINDOW_S + 1.0
+    while time.monotonic() < until:
+        frame = src.wait_latest(frames[-1].index, timeout_s=3.0)
+        assert frame is not None, f"frames stopped: {src.last_error}"
+        frames.append(frame)
+    return frames
+
+
 # --- live RTSP -------------------------------------------------------------------------
 
 
@@ -122,12 +135,7 @@ def test_pace_fps_hands_over_only_frames_due(
     first = src.wait_latest(-1, timeout_s=5.0)
     assert first is not None, f"no frame within 5 s: {src.last_error}"
     assert first.image.shape == (576, 768, 3)
-    frames = [first]
-    until = time.monotonic() + FPS_WINDOW_S + 1.0
-    while time.monotonic() < until:
-        frame = src.wait_latest(frames[-1].index, timeout_s=3.0)
-        assert frame is not None, f"frames stopped: {src.last_error}"
-        frames.append(frame)
+    frames = frames_past_fps_window(src, first)
     assert 7.0 <= src.fps <= 13.0, f"every frame of the 10 fps stream is read, measured {src.fps:.1f}"
     steady = [f for f in frames if f.media_s >= frames[0].media_s + 2.0]  # past the start burst
     handed = (len(steady) - 1) / (steady[-1].media_s - steady[0].media_s)
@@ -185,12 +193,7 @@ def test_an_encoded_camera_loops_the_files_pictures_in_order_at_its_rate(
     src = make_source(server.url)
     first = src.wait_latest(-1, timeout_s=5.0)
     assert first is not None, f"no frame within 5 s: {src.last_error}"
-    frames = [first]
-    until = time.monotonic() + FPS_WINDOW_S + 1.0
-    while time.monotonic() < until:
-        frame = src.wait_latest(frames[-1].index, timeout_s=3.0)
-        assert frame is not None, f"frames stopped: {src.last_error}"
-        frames.append(frame)
+    frames = frames_past_fps_window(src, first)
     greys = [grey(f.image) for f in frames]
     pairs = zip(greys, greys[1:], frames, frames[1:], strict=False)
     steps = [(b, a) for a, b, fa, fb in pairs if fb.index == fa.index + 1]
