@@ -317,22 +317,45 @@ def test_parts_of_a_camera_that_changed_size_keep_the_last_ones(tmp_path: Path) 
     assert first == 10.5 and abs(plays - 1.2) < 0.01
 
 
-def test_a_clip_over_many_segments_is_the_same_when_they_are_not_probed(
+def test_a_clip_over_many_segments_is_the_same_when_its_later_parts_are_not_probed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A clip's segments after the first are opened without probing their stream (about 10 ms
-    each): the MP4 is byte for byte the one probing every segment gives, at the camera's size."""
+    """A part's segments are demuxed as one stream, and only the clip's first part is probed
+    (about 10 ms each): the MP4 is byte for byte the one probing every part gives, at the camera's
+    size, with every packet of both windows once."""
     ring = PacketRing(tmp_path / "ring", keep_s=30.0, max_mb=50, segment_s=1.0)
     feed(ring, h264_file(tmp_path / "a.mp4", "160x120", 12.0), 100.0)
-    window = [(101.2, 110.7)]  # ten segments
-    assert ring.copy(window, tmp_path / "fast.mp4") == (101.0, pytest.approx(9.8))
+    window = [(101.2, 105.3), (106.2, 110.7)]  # five segments each
+    assert ring.copy(window, tmp_path / "fast.mp4") == (101.0, pytest.approx(9.2))
     monkeypatch.setattr("edge_agent.sources.packet_ring._NO_PROBE", {})
     ring.copy(window, tmp_path / "probed.mp4")
     fast = (tmp_path / "fast.mp4").read_bytes()
     assert fast == (tmp_path / "probed.mp4").read_bytes()
     info = probe(fast, tmp_path)
     assert (info["width"], info["height"]) == ("160", "120")
-    assert len(frames_of(fast, tmp_path)) == 98  # 101.0 to 110.7 at 10 per second
+    # 101.0 (the key frame before 101.2) to 105.3, then 106.0 to 110.7, at 10 per second
+    assert len(frames_of(fast, tmp_path)) == 44 + 48
+
+
+def test_a_segment_with_a_torn_packet_at_its_end_does_not_shift_the_next_ones(tmp_path: Path) -> None:
+    """A write that failed half way leaves part of a packet at a segment's end. The segments of a
+    part are demuxed as one stream, and each packet counts in the segment its bytes begin in, so
+    the torn one stays in its segment, out of the clip, and the next segments' packets are the ones
+    their index says."""
+    ring = PacketRing(tmp_path / "ring", keep_s=30.0, max_mb=50, segment_s=1.0)
+    feed(ring, h264_file(tmp_path / "a.mp4", "160x120", 6.0), 100.0)
+    ring.copy([(100.0, 105.9)], tmp_path / "whole.mp4")
+    ring.copy([(102.3, 104.4)], tmp_path / "later.mp4")  # from a key frame in a segment after the torn one
+    segments = sorted((tmp_path / "ring").glob("seg*.ts"))
+    assert len(segments) >= 4
+    donor = segments[-1].read_bytes()
+    with segments[1].open("ab") as fh:
+        fh.write(donor[2 * 188 : 5 * 188])  # after the tables: the start of a key frame's packet, cut
+    ring.copy([(100.0, 105.9)], tmp_path / "torn.mp4")
+    assert (tmp_path / "torn.mp4").read_bytes() == (tmp_path / "whole.mp4").read_bytes()
+    ring.copy([(102.3, 104.4)], tmp_path / "later-torn.mp4")
+    assert (tmp_path / "later-torn.mp4").read_bytes() == (tmp_path / "later.mp4").read_bytes()
+    assert len(frames_of((tmp_path / "later.mp4").read_bytes(), tmp_path)) == 25  # 102.0 to 104.4
 
 
 def test_a_stream_with_b_frames_gives_clips_across_its_first_segments(tmp_path: Path) -> None:

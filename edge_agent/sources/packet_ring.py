@@ -28,6 +28,7 @@ raises `RingError`. The ring lives for one run: `PacketRing()` empties its folde
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import threading
 from bisect import bisect_right
@@ -351,23 +352,7 @@ def _write_mp4(picks: list[_Pick], dest: Path) -> float:
         writer = _Joiner(out)
         for pick in picks:
             writer.next_part()
-            for i, (seg, n) in enumerate(pick.segments):
-                lo = pick.first if i == 0 else 0
-                hi = pick.last if i == len(pick.segments) - 1 else n - 1
-                # Only the clip's first segment is probed (its stream is the MP4 track's template):
-                # probing decodes frames, about 10 ms a segment, and the others' packets are the same.
-                probe = {} if writer.stream is None else _NO_PROBE
-                with av.open(str(seg.path), format="mpegts", options=probe) as src:
-                    stream = src.streams.video[0]
-                    index = -1
-                    for packet in src.demux(stream):
-                        if packet.size == 0:
-                            continue
-                        index += 1
-                        if index > hi:
-                            break
-                        if index >= lo:
-                            writer.add(packet, stream)
+            _copy_pick(pick, writer)
             writer.flush()
         if writer.stream is None:
             raise RingError("the ring's segments held no packet of the window")
@@ -377,6 +362,70 @@ def _write_mp4(picks: list[_Pick], dest: Path) -> float:
         if check.duration is None:
             raise RingError("the written clip has no duration")
         return float(check.duration) / av.time_base
+
+
+def _copy_pick(pick: _Pick, writer: _Joiner) -> None:
+    """Hand the packets of one part to `writer`: its segments demuxed as one stream.
+
+    The segment files are read back to back (`_Chain`), so the demuxer opens once per part
+    instead of once per segment (3-5 ms each, half of what a 20 s clip cost). A packet counts in
+    the file its bytes begin in, so each segment's packets are numbered as in a file of its own.
+    Only a clip's first part is probed (its stream is the MP4 track's template): probing decodes
+    frames, and the later parts' packets are of the same stream.
+    """
+    paths = [seg.path for seg, _ in pick.segments]
+    starts = [0]
+    for path in paths[:-1]:  # closed segments: their sizes no longer change
+        starts.append(starts[-1] + path.stat().st_size)
+    last = len(paths) - 1
+    probe = {} if writer.stream is None else _NO_PROBE
+    with _Chain(paths) as chain, av.open(chain, format="mpegts", options=probe) as src:
+        stream = src.streams.video[0]
+        at, index = 0, -1
+        for packet in src.demux(stream):
+            if packet.size == 0:
+                continue
+            pos = packet.pos
+            seg = at if pos is None or pos < 0 else bisect_right(starts, pos) - 1
+            if seg != at:
+                at, index = seg, -1
+            index += 1
+            lo = pick.first if at == 0 else 0
+            hi = pick.last if at == last else pick.segments[at][1] - 1
+            if at == last and index > hi:
+                break
+            if lo <= index <= hi:
+                writer.add(packet, stream)
+
+
+class _Chain(io.RawIOBase):
+    """Files read one after the other as one stream (MPEG-TS segments join byte for byte)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__()
+        self._paths = list(paths)
+        self._file: io.BufferedReader | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._file is None:
+                if not self._paths:
+                    return 0
+                self._file = self._paths.pop(0).open("rb")
+            n = self._file.readinto(buffer)
+            if n:
+                return n
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
 
 
 class _Joiner:
