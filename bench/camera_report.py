@@ -102,6 +102,28 @@ FINDINGS = [
     " 3 interleaved rounds, 29.2 / 28.0 / 28.4 vs 27.6 / 30.4 / 28.0 ms per analysed frame. The"
     " limit is now also measured right after each busy row, and the row judged against the mean of"
     " before and after: over one row it moves by several percent (below).",
+    "- Where the agent's CPU goes against the limit's (2026-12-07, `perf record` at 499 Hz over 15 s;"
+    " the agent at 11 busy cameras with recording on, 34.4 ms per analysed frame, against the limit"
+    " process, 29.6 ms), per analysed frame: onnxruntime 23.6 vs 24.1 ms, decoding (libavcodec) 2.9"
+    " vs 3.2, the kernel 2.5 vs 0.4, libc (copies, malloc) 1.7 vs 1.0, the Python interpreter 1.5 vs"
+    " 0.2, NumPy 0.8 vs 0, OpenCV 0.8 vs 0.2. The model and the decoding cost the agent what they"
+    " cost the limit; the rest is the workers' Python (letterbox, gate, decode + NMS, tracker,"
+    " rules: 2.2 ms on one thread alone, more among 16 threads) and the kernel's share of running"
+    " 16 threads on 2 cores: per analysed frame the workers were switched out 17 times by the"
+    " scheduler and slept 11 times (a worker made about 28 futex calls a frame under strace, most"
+    " likely the GIL changing hands: every OpenCV call and large NumPy operation lets it go), the"
+    " readers slept 21 times. Tried at 11"
+    " busy cameras, interleaved, none lowering the agent's CPU per analysed frame beyond the"
+    " box's drift: OpenCV's own thread pool off (32.4 / 32.5 vs 30.5 / 32.5 ms), a 20 ms GIL"
+    " switch interval (32.2 / 34.9 / 35.3 vs 32.7 / 33.3 / 32.6), the workers as SCHED_BATCH"
+    " threads (15 instead of 18 preemptions a frame, but 33.1 / 32.7 vs 31.7 / 31.4 ms), a reader"
+    " resting 60 ms after a read that waited (no fewer wake-ups). Giving each busy camera its own"
+    " moment of the clip (a server mount per camera, 16 phases) cost the test server 6–7 % of a"
+    " core instead of 1 % and the agent 31.7 / 30.8 vs 29.8 / 29.8 ms: the cameras stay on one"
+    " shared stream.",
+    "- A clip's part is now demuxed as one stream over its segment files read back to back (one"
+    " open per part instead of one per segment, 3–5 ms each even unprobed): a 21 s clip over 10"
+    " segments 63–75 → 34–39 ms of CPU (3 interleaved rounds), the same bytes.",
 ]
 
 
