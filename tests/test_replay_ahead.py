@@ -126,3 +126,26 @@ def test_a_frame_the_gate_skips_gets_no_model_input() -> None:
     detected = [pipeline.detect(p) for p in prepared if p is not None]
     assert [d.fresh for d in detected] == [True, False] and staged.calls == 1
     assert detected[1].dets is detected[0].dets  # the skipped frame reuses the first frame's detections
+
+
+def test_opencv_runs_without_its_pool_during_a_replay_and_gets_its_threads_back() -> None:
+    import cv2
+
+    seen: list[int] = []
+
+    def looking(i: int) -> Detections:
+        seen.append(cv2.getNumThreads())
+        return Detections.empty()
+
+    cfg = load_config(FIXTURES / "walkway.yaml")
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        run_replay(
+            cfg, cfg.cameras[0].id, [str(CLIP)], ScriptedDetector(COCO80_LABELS, looking), MemorySink()
+        )
+        after = cv2.getNumThreads()
+    finally:
+        cv2.setNumThreads(before)
+    assert seen and set(seen) == {1}
+    assert after == 2
