@@ -124,6 +124,19 @@ FINDINGS = [
     "- A clip's part is now demuxed as one stream over its segment files read back to back (one"
     " open per part instead of one per segment, 3–5 ms each even unprobed): a 21 s clip over 10"
     " segments 63–75 → 34–39 ms of CPU (3 interleaved rounds), the same bytes.",
+    "- On a faster box (2026-12-07 evening: N_limit about 19, the limit 20.7 ms per analysed frame"
+    " against 29.6 in the morning) the agent's own work weighs more. Per analysed frame at 12 busy"
+    " cameras with recording on, thread CPU: the model 16.9 ms, the letterbox 0.75, the gate 0.38,"
+    " the output's decode + NMS 0.62, the tracker 0.71, the rules 0.22, the worker pool 0.05; the"
+    " readers 3.9 (per-thread /proc, the limit's decode part). The pipeline's own steps are 2.7 ms,"
+    " 13 % of that limit: the 1.15 allowance leaves about 0.4 ms for everything else. Detection"
+    " workers at 16 busy cameras (0.83 × N_limit), 2 interleaved rounds: 4 (the default) 23.3 /"
+    " 25.5 ms per analysed frame = 1.12 / 1.25 × the limit beside the row, slowest camera 4.84 /"
+    " 4.64 fps; 2 workers 23.3 / 24.3 ms = 1.13 / 1.22 ×, 4.84 / 4.64 fps; 3 workers 25.0 ms ="
+    " 1.19 ×, 4.65 fps: no count better, and one setting moved by a tenth between rounds. The limit"
+    " alone vs two limit processes at once (every core busy), 3 interleaved rounds: 20.2 / 21.5 /"
+    " 20.6 vs 22.1 / 20.3 / 21.6 ms: no steady difference beyond the drift, so N_limit stays the"
+    " one process's.",
 ]
 
 
