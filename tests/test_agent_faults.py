@@ -201,3 +201,56 @@ def test_one_failing_camera_does_not_stop_the_other(
     faults = [r for r in caplog.records if "pipeline failed" in r.getMessage()]
     assert len(faults) == 2
     assert all("camera bad" in r.getMessage() and r.exc_info for r in faults)
+
+
+def test_the_live_agent_runs_without_opencvs_pool_and_gives_the_setting_back(
+    tmp_path: Path,
+    mosquitto: Mosquitto,  # noqa: F811
+    rtsp_server_factory: Callable[..., RtspServer],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Readers and detection workers are the agent's own threads: OpenCV's pool is off while
+    it runs (app/opencv_threads.py), on the workers that analyse the frames too, and the
+    caller's setting is back once `run` returns."""
+    import cv2
+
+    seen: list[int] = []
+    update = Presence.update
+
+    def looking(self: Presence, scene: Scene) -> list[Observation]:
+        seen.append(cv2.getNumThreads())
+        return update(self, scene)
+
+    monkeypatch.setattr(Presence, "update", looking)
+    server = rtsp_server_factory()
+    cfg = parse_config(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "site": {"id": "testsite"},
+                "device": {"id": "edge-t"},
+                "model": {"name": "yolox-nano", "threads": 1},
+                "mqtt": {"url": mosquitto.url},
+                "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
+                "evidence": {"dir": str(tmp_path / "evidence")},
+                "cameras": [calm(camera("cam", server.url))],
+            }
+        )
+    )
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        agent = Agent(cfg)
+        thread = threading.Thread(target=agent.run, name="agent", daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: len(seen) >= 3, 60, "three analysed frames")
+        finally:
+            agent.request_stop()
+            thread.join(15)
+        assert not thread.is_alive()
+        after = cv2.getNumThreads()
+    finally:
+        cv2.setNumThreads(before)
+    assert set(seen) == {1}, f"OpenCV threads seen by the workers: {sorted(set(seen))}"
+    assert after == 2

@@ -149,3 +149,44 @@ def test_opencv_runs_without_its_pool_during_a_replay_and_gets_its_threads_back(
         cv2.setNumThreads(before)
     assert seen and set(seen) == {1}
     assert after == 2
+
+
+class CountingCapture:
+    """A `cv2.VideoCapture` that counts the pictures converted (`retrieve`)."""
+
+    def __init__(self, cap: object) -> None:
+        self.cap = cap
+        self.retrieved = 0
+
+    def grab(self) -> bool:
+        return bool(self.cap.grab())  # type: ignore[attr-defined]
+
+    def retrieve(self) -> object:
+        self.retrieved += 1
+        return self.cap.retrieve()  # type: ignore[attr-defined]
+
+    def read(self) -> object:
+        self.retrieved += 1
+        return self.cap.read()  # type: ignore[attr-defined]
+
+    def release(self) -> None:
+        self.cap.release()  # type: ignore[attr-defined]
+
+
+def test_a_paced_file_source_converts_only_the_frames_it_hands_over() -> None:
+    """Replay's source at `detect.fps` 5 on a 10 fps clip: every frame decoded and counted,
+    every 2nd handed over, only those converted, each the same picture as unpaced."""
+    import numpy as np
+
+    with contextlib.closing(FileSource(str(CLIP), "walkway", 0.0)) as whole:
+        every = list(whole)
+    with contextlib.closing(FileSource(str(CLIP), "walkway", 0.0, detect_fps=5)) as paced:
+        counting = CountingCapture(paced._cap)
+        paced._cap = counting  # type: ignore[assignment]
+        handed = list(paced)
+    assert [f.index for f in handed] == list(range(0, 400, 2))
+    assert paced.frames_read == whole.frames_read == len(every) == 400
+    assert counting.retrieved == 199  # frame 0 was read whole when the file was opened
+    for frame in handed:
+        assert frame.media_s == every[frame.index].media_s
+        assert np.array_equal(frame.image, every[frame.index].image)

@@ -36,6 +36,7 @@ from edge_agent.app.camera_runtime import CameraRuntime
 from edge_agent.app.checks import check_file
 from edge_agent.app.command_actions import command_listener
 from edge_agent.app.config import load_config
+from edge_agent.app.opencv_threads import opencv_without_pool
 from edge_agent.app.systemd import Watchdog, sd_notify
 from edge_agent.app.wiring import (
     delivery_of,
@@ -170,14 +171,16 @@ class Agent:
         signal.signal(signal.SIGHUP, on_hup)
 
     def run(self) -> int:
-        self.start()
-        sd_notify("READY=1")
-        logger.info("running %d camera(s)", len(self.cameras))
-        try:
-            self._loop()
-        finally:
-            sd_notify("STOPPING=1")
-            self.shutdown()
+        # Readers and workers are threads of ours: OpenCV's own pool only adds CPU (opencv_threads.py).
+        with opencv_without_pool():
+            self.start()
+            sd_notify("READY=1")
+            logger.info("running %d camera(s)", len(self.cameras))
+            try:
+                self._loop()
+            finally:
+                sd_notify("STOPPING=1")
+                self.shutdown()
         return 0
 
     def _loop(self) -> None:

@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 
 import cv2
 
+from edge_agent.app.opencv_threads import opencv_without_pool
 from edge_agent.app.wiring import camera_pipeline
 from edge_agent.core.config import Config
 from edge_agent.core.sink import EventSink
@@ -176,7 +177,7 @@ def run_replay(
     Raises SourceError (one line) for a missing or unreadable video, before any
     output is written for it.
     """
-    with _quick_gil_handoff(), _opencv_without_pool():
+    with _quick_gil_handoff(), opencv_without_pool():
         return _run_replay(
             cfg, camera_id, videos, detector, sink, evidence_dir, annotate_path, start_wall_ts, on_event,
             motion_gate, progress,
@@ -201,25 +202,6 @@ def _quick_gil_handoff(interval_s: float = GIL_SWITCH_S) -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-@contextlib.contextmanager
-def _opencv_without_pool() -> Iterator[None]:
-    """OpenCV's own thread pool off while a replay runs (`cv2.setNumThreads(1)`).
-
-    Replay already runs its stages on three threads. OpenCV would split each resize and
-    blur of the decoding thread over a pool whose worker, after every such split, spins
-    (`sched_yield`, about 120,000 calls over a 400-frame clip) while the model's thread
-    needs the core: with the pool off, a replay of walkway-a took 2.5 % less CPU (4.64 vs
-    4.76 s, 8 interleaved runs on 2 cores) at the same speed. OpenCV's results do not depend
-    on its thread count, so the events are the same.
-    """
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
 def _run_replay(
     cfg: Config,
     camera_id: str,
@@ -237,7 +219,9 @@ def _run_replay(
     evidence = EvidenceStore(evidence_dir) if evidence_dir else None
     annotator = Annotator(annotate_path, cam.detect.fps) if annotate_path else None
     result = ReplayResult()
-    sources = [FileSource(v, cam.id, start_wall_ts) for v in videos]  # open all first: fail before output
+    # Open all first, to fail before any output; each hands over only the frames due at
+    # `detect.fps` and converts no other to a picture (sources/file.py).
+    sources = [FileSource(v, cam.id, start_wall_ts, cam.detect.fps) for v in videos]
     try:
         for source in sources:
             pipeline = camera_pipeline(cfg, cam, detector, sink, evidence, motion_gate=motion_gate)
@@ -246,10 +230,12 @@ def _run_replay(
                 clip = cfg.evidence.clip
                 pipeline.clip_settings = ClipSettings(clip.pre_s, clip.post_s, clip.max_s)
             bar = progress(str(source.path), source.frame_count) if progress is not None else None
+            shown = 0  # frames read that the display was told of
             for _frame, detected in detected_ahead(source, pipeline):
-                result.frames_read += 1
                 if bar is not None:
-                    bar.update(1)
+                    read = source.frames_read  # the decoding thread's count, a few frames ahead
+                    bar.update(read - shown)
+                    shown = read
                 if detected is None:
                     continue
                 events = pipeline.analyse(detected)
@@ -259,11 +245,13 @@ def _run_replay(
                     if on_event:
                         on_event(ev)
             if bar is not None:
+                bar.update(source.frames_read - shown)
                 bar.close()
             for ev in pipeline.close():
                 if on_event:
                     on_event(ev)
             result.videos += 1
+            result.frames_read += source.frames_read
             result.frames_analysed += pipeline.frames_analysed
             result.events += pipeline.events_emitted
             result.corrupt_frames += source.corrupt_frames

@@ -9,6 +9,11 @@ next keyframe after the damage. So failed reads are counted as lost frames (each
 is one frame of the file, which keeps the time of the frames after the damage right) and
 reading goes on to the file's frame count; each lost span is kept in `lost_spans` and
 logged once. Only when the file gives no frame count does a long run of failures end it.
+
+With `detect_fps` the source hands over only the frames due at that rate (by media time,
+the pacer of `core/pacing.py`): every frame is still decoded, since the next ones depend
+on it, but only those handed over are converted to a picture, as the live reader does.
+The pipeline's own pacer then takes every frame it is given, so the events are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.core.pacing import FramePacer
 from edge_agent.core.types import Frame
 from edge_agent.sources import SourceError
 
@@ -32,11 +38,16 @@ DEFAULT_FPS = 25.0
 
 
 class FileSource:
-    def __init__(self, path: str | Path, camera_id: str, start_wall_ts: float = 0.0) -> None:
+    def __init__(
+        self, path: str | Path, camera_id: str, start_wall_ts: float = 0.0, detect_fps: float | None = None
+    ) -> None:
+        """`detect_fps`: hand over only the frames due at this rate (None: every frame)."""
         self.path = Path(str(path).removeprefix("file://"))
         self.camera_id = camera_id
         self.start_wall_ts = start_wall_ts
+        self.detect_fps = detect_fps
         self.corrupt_frames = 0
+        self.frames_read = 0  # frames decoded, handed over or not
         self.lost_spans: list[tuple[int, int]] = []  # (first, last) frame index of each lost span
         if not self.path.is_file():
             raise SourceError(f"{self.path}: no such video file")
@@ -58,21 +69,25 @@ class FileSource:
         self._first: npt.NDArray[np.uint8] = np.asarray(first, dtype=np.uint8)
 
     def __iter__(self) -> Iterator[Frame]:
+        pacer = FramePacer(self.detect_fps) if self.detect_fps else None
         index = 0
-        image: npt.NDArray[np.uint8] | None = self._first
+        decoded = True
+        # frame 0 was read whole when the file was opened; a pacer always takes the first frame
+        picture: npt.NDArray[np.uint8] | None = self._first if pacer is None or pacer.due(0.0) else None
         bad = 0
         give_up = max(MAX_CONSECUTIVE_BAD, int(self.fps * 10))
         while True:
-            if image is not None:
+            if decoded:
                 if bad:
                     self._lost(index - bad, index - 1, resumed=True)
                 bad = 0
-                media_s = index / self.fps
-                yield Frame(self.camera_id, index, media_s, self.start_wall_ts + media_s, image)
+                self.frames_read += 1
+                if picture is not None:
+                    media_s = index / self.fps
+                    yield Frame(self.camera_id, index, media_s, self.start_wall_ts + media_s, picture)
             index += 1
-            ok, raw = self._cap.read()
-            image = np.asarray(raw, dtype=np.uint8) if ok and raw is not None else None
-            if image is not None:
+            decoded, picture = self._decode(index, pacer)
+            if decoded:
                 continue
             at_end = index >= self.frame_count - 1 if self.frame_count > 0 else bad >= give_up
             if at_end:
@@ -82,6 +97,17 @@ class FileSource:
             # A frame that fails to decode inside the file: skip it, count it, keep time right.
             bad += 1
             self.corrupt_frames += 1
+
+    def _decode(self, index: int, pacer: FramePacer | None) -> tuple[bool, npt.NDArray[np.uint8] | None]:
+        """Decode frame `index`: whether it decoded, and its picture where it is handed over."""
+        if not self._cap.grab():
+            return False, None
+        if pacer is not None and not pacer.due(index / self.fps):
+            return True, None  # decoded (the next frames need it), never converted
+        ok, raw = self._cap.retrieve()
+        if not ok or raw is None:
+            return False, None
+        return True, np.asarray(raw, dtype=np.uint8)
 
     def _lost(self, first: int, last: int, *, resumed: bool) -> None:
         self.lost_spans.append((first, last))
