@@ -172,7 +172,7 @@ def test_two_workers_per_core_unless_the_config_says() -> None:
 
 
 def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edge_agent.app.agent import limit_malloc_arenas
+    from edge_agent.app.memory import limit_malloc_arenas
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")

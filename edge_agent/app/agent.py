@@ -18,10 +18,7 @@ pipeline failing restarts that camera alone, with backoff, while the others go o
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
 import signal
 import threading
 import time
@@ -36,6 +33,7 @@ from edge_agent.app.camera_runtime import CameraRuntime
 from edge_agent.app.checks import check_file
 from edge_agent.app.command_actions import command_listener
 from edge_agent.app.config import load_config
+from edge_agent.app.memory import MallocTrim, limit_malloc_arenas
 from edge_agent.app.opencv_threads import opencv_without_pool
 from edge_agent.app.systemd import Watchdog, sd_notify
 from edge_agent.app.wiring import (
@@ -55,27 +53,7 @@ logger = logging.getLogger(__name__)
 HEALTH_EVERY_S = 0.5
 STOP_DRAIN_S = 5.0
 SOURCE_STOP_S = 2.0
-MALLOC_ARENAS = 2
-M_ARENA_MAX = -8  # glibc's mallopt parameter number
 WORKER_STUCK_S = 60.0  # a worker whose loop has not turned for this long stops the watchdog kicks
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas before the reader and worker threads start.
-
-    glibc gives each thread that allocates its own arena (up to 8 per core), and an
-    arena keeps the frame-sized buffers its thread freed: with a reader per camera
-    that is several MB of RSS per camera that nothing uses. Two arenas, the usual
-    setting for threaded services (`MALLOC_ARENA_MAX=2`), keep the RSS flat; an
-    explicit `MALLOC_ARENA_MAX` in the environment wins. False where this is not glibc.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
 
 
 class Agent:
@@ -105,6 +83,7 @@ class Agent:
         self._reload_lock = threading.Lock()
         self._reload_waiters: list[Future[list[str]]] = []
         self.watchdog = Watchdog()
+        self.malloc_trim = MallocTrim()  # the heaps' free pages back to the system (app/memory.py)
         self.commands = command_listener(self, fetch_model, interrupted)  # None: remote operations off
 
     # --- lifecycle -------------------------------------------------------------------
@@ -205,6 +184,7 @@ class Agent:
             self.delivery.board.put_stats(self.stats())
             if self.pool.alive(now, WORKER_STUCK_S):
                 self.watchdog.kick()
+            self.malloc_trim.tick(now)
             self.wake.wait(HEALTH_EVERY_S)
             self.wake.clear()
 
