@@ -9,7 +9,8 @@ YOLOX-Nano file and the same onnxruntime settings (1 intra-op thread, spinning o
   ByteTrack (zones and line of the same config), run from a scratch venv that this
   benchmark makes with uv from PyPI (`build/bench-peer`; supervision is never a
   dependency of edge-agent);
-- C: the limit: decode every frame and a bare `session.run` on every 2nd one.
+- C: the limit: decode every frame, convert every 2nd to a picture and run a bare
+  `session.run` on it (bench_replay.py's limit).
 
 Each runs in its own process, timed inside it (start-up and model load excluded), in
 interleaved rounds with the order rotated; ratios are taken within a round.
@@ -120,7 +121,7 @@ def side_limit(config: str) -> dict[str, Any]:
     detector = detector_of(load_config(config))
     assert isinstance(detector, OnnxDetector)
     cap = cv2.VideoCapture(str(CLIP))
-    ok, first = cap.read()
+    _, first = cap.read()
     cap.release()
     tensor, _ = detector.preprocess(first)
     run, feeds = detector.session.run, {detector.input_name: tensor}
@@ -128,12 +129,12 @@ def side_limit(config: str) -> dict[str, Any]:
     frames = analysed = 0
     c0, t0 = time.process_time(), time.perf_counter()
     while True:
-        ok, _ = cap.read()
-        if not ok:
+        if not cap.grab():
             break
         frames += 1
         if (frames - 1) % 2 == 0:
             analysed += 1
+            cap.retrieve()  # only the analysed frames become pictures, as in replay
             run(None, feeds)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     cap.release()
