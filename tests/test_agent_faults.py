@@ -106,6 +106,24 @@ def calm(cam: dict[str, Any]) -> dict[str, Any]:
     return cam | {"stall_s": 10, "offline_after_s": 30, "open_timeout_s": 10, "read_timeout_s": 10}
 
 
+def agent_config(tmp_path: Path, broker: Mosquitto, cameras: list[dict[str, Any]]) -> Any:
+    """A config of these cameras, publishing stats every second to `broker`."""
+    return parse_config(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "site": {"id": "testsite"},
+                "device": {"id": "edge-t"},
+                "model": {"name": "yolox-nano", "threads": 1},
+                "mqtt": {"url": broker.url, "stats_interval_s": 1},
+                "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
+                "evidence": {"dir": str(tmp_path / "evidence")},
+                "cameras": cameras,
+            }
+        )
+    )
+
+
 def good_events(sub: Subscriber) -> list[dict[str, Any]]:
     return [e for e in dedup(sub.events()) if e["camera"] == "good" and e["rule"] == "people"]
 
@@ -142,19 +160,8 @@ def test_one_failing_camera_does_not_stop_the_other(
 ) -> None:
     caplog.set_level(logging.INFO)
     good_cam, bad_cam = rtsp_server_factory(), rtsp_server_factory()
-    cfg = parse_config(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "site": {"id": "testsite"},
-                "device": {"id": "edge-t"},
-                "model": {"name": "yolox-nano", "threads": 1},
-                "mqtt": {"url": mosquitto.url, "stats_interval_s": 1},
-                "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
-                "evidence": {"dir": str(tmp_path / "evidence")},
-                "cameras": [calm(camera("good", good_cam.url)), calm(camera("bad", bad_cam.url))],
-            }
-        )
+    cfg = agent_config(
+        tmp_path, mosquitto, [calm(camera("good", good_cam.url)), calm(camera("bad", bad_cam.url))]
     )
     # a persistent session, as a platform keeps: a subscriber starved long enough on a busy
     # machine to miss its keepalive gets what was published meanwhile when it reconnects
@@ -223,20 +230,7 @@ def test_the_live_agent_runs_without_opencvs_pool_and_gives_the_setting_back(
 
     monkeypatch.setattr(Presence, "update", looking)
     server = rtsp_server_factory()
-    cfg = parse_config(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "site": {"id": "testsite"},
-                "device": {"id": "edge-t"},
-                "model": {"name": "yolox-nano", "threads": 1},
-                "mqtt": {"url": mosquitto.url},
-                "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
-                "evidence": {"dir": str(tmp_path / "evidence")},
-                "cameras": [calm(camera("cam", server.url))],
-            }
-        )
-    )
+    cfg = agent_config(tmp_path, mosquitto, [calm(camera("cam", server.url))])
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:
