@@ -124,8 +124,8 @@ def test_a_masked_cameras_clip_from_its_record_url_is_black_inside_the_mask_and_
     inside = np.zeros((h, w), np.uint8)
     cv2.fillPoly(inside, [np.array([[x * w, y * h] for x, y in MASK], np.int32)], 255)
     # 8 px in from the mask's edge: the encoder's 8x8 blocks that straddle the edge and its
-    # deblocking carry a little of the walkway a few pixels into the black (up to 18 seen at
-    # 2 px in); content that leaks through the mask would show anywhere inside it
+    # deblocking carry a little of the walkway a few pixels into the black (a pixel of 18 seen
+    # 2 px or more in); content that leaks through the mask would show anywhere inside it
     inside = cv2.erode(inside, np.ones((17, 17), np.uint8)) > 0
     for i, image in enumerate(frames):
         assert int(image[inside].max()) <= 16, i  # black, up to the encoder's rounding
