@@ -21,7 +21,7 @@ from edge_agent.app.agent import Agent
 from edge_agent.app.config import parse_config
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory, wait_until  # noqa: F401
-from tests.test_agent_live import camera
+from tests.test_agent_live import box_config, camera
 from tests.test_delivery_disk_full import small_disk
 
 
@@ -43,20 +43,9 @@ def test_a_full_disk_does_not_stop_the_daemon_and_events_go_out_when_space_retur
         filler = disk / "filler"
         with filler.open("wb") as f:
             os.posix_fallocate(f.fileno(), 0, shutil.disk_usage(disk).free - 300 * 1024)
-        cfg = parse_config(
-            yaml.safe_dump(
-                {
-                    "version": 1,
-                    "site": {"id": "testsite"},
-                    "device": {"id": "edge-t"},
-                    "model": {"name": "yolox-nano", "threads": 1},
-                    "mqtt": {"url": mosquitto.url, "stats_interval_s": 1},
-                    "outbox": {"path": str(disk / "outbox" / "outbox.sqlite3")},
-                    "evidence": {"dir": str(disk / "evidence")},
-                    "cameras": [camera("cam", cam.url)],
-                }
-            )
-        )
+        raw = box_config(disk, mosquitto.url, [camera("cam", cam.url)], threads=1)
+        raw["outbox"]["path"] = str(disk / "outbox" / "outbox.sqlite3")
+        cfg = parse_config(yaml.safe_dump(raw))
         with Subscriber(mosquitto.port, ["eagleeye/#"]) as sub:
             agent = Agent(cfg)
             done: list[int] = []

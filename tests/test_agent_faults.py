@@ -28,7 +28,7 @@ from edge_agent.pipeline.rules.presence import Presence
 from edge_agent.sources.rtsp import RtspSource
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory, wait_until  # noqa: F401
-from tests.test_agent_live import camera
+from tests.test_agent_live import box_config, camera
 
 RULE_FAILURES = 1  # the rule raises this many times, then the camera gets a bad frame
 
@@ -108,20 +108,7 @@ def calm(cam: dict[str, Any]) -> dict[str, Any]:
 
 def agent_config(tmp_path: Path, broker: Mosquitto, cameras: list[dict[str, Any]]) -> Any:
     """A config of these cameras, publishing stats every second to `broker`."""
-    return parse_config(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "site": {"id": "testsite"},
-                "device": {"id": "edge-t"},
-                "model": {"name": "yolox-nano", "threads": 1},
-                "mqtt": {"url": broker.url, "stats_interval_s": 1},
-                "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
-                "evidence": {"dir": str(tmp_path / "evidence")},
-                "cameras": cameras,
-            }
-        )
-    )
+    return parse_config(yaml.safe_dump(box_config(tmp_path, broker.url, cameras, threads=1)))
 
 
 def good_events(sub: Subscriber) -> list[dict[str, Any]]:

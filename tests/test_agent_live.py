@@ -46,6 +46,21 @@ def camera(cam_id: str, url: str) -> dict[str, Any]:
     }
 
 
+def box_config(state: Path, broker_url: str, cameras: list[dict[str, Any]], **model: Any) -> dict[str, Any]:
+    """A test box's config: site `testsite`, device `edge-t`, stats every second to `broker_url`,
+    its outbox and evidence under `state`; `model` adds to `{name: yolox-nano}`."""
+    return {
+        "version": 1,
+        "site": {"id": "testsite"},
+        "device": {"id": "edge-t"},
+        "model": {"name": "yolox-nano", **model},
+        "mqtt": {"url": broker_url, "stats_interval_s": 1},
+        "outbox": {"path": str(state / "outbox.sqlite3")},
+        "evidence": {"dir": str(state / "evidence")},
+        "cameras": cameras,
+    }
+
+
 class AgentProcess:
     def __init__(self, tmp: Path, broker: Mosquitto, cameras: list[dict[str, Any]]) -> None:
         self.tmp = tmp
@@ -56,16 +71,7 @@ class AgentProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self, broker: Mosquitto, cameras: list[dict[str, Any]]) -> None:
-        cfg = {
-            "version": 1,
-            "site": {"id": "testsite"},
-            "device": {"id": "edge-t"},
-            "model": {"name": "yolox-nano", "threads": 1, "workers": 2},
-            "mqtt": {"url": broker.url, "stats_interval_s": 1},
-            "outbox": {"path": str(self.outbox)},
-            "evidence": {"dir": str(self.tmp / "evidence")},
-            "cameras": cameras,
-        }
+        cfg = box_config(self.tmp, broker.url, cameras, threads=1, workers=2)
         self.config.write_text(yaml.safe_dump(cfg))
 
     def start(self) -> AgentProcess:

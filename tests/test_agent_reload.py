@@ -14,20 +14,11 @@ from edge_agent.app.config import load_config
 from tests.broker import Mosquitto, Subscriber, mosquitto  # noqa: F401
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory, wait_until  # noqa: F401
 from tests.test_agent_faults import calm, stats_of
-from tests.test_agent_live import camera
+from tests.test_agent_live import box_config, camera
 
 
 def config(tmp: Path, broker: Mosquitto, cameras: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "site": {"id": "testsite"},
-        "device": {"id": "edge-t"},
-        "model": {"name": "yolox-nano", "workers": 2},
-        "mqtt": {"url": broker.url, "stats_interval_s": 1},
-        "outbox": {"path": str(tmp / "outbox.sqlite3")},
-        "evidence": {"dir": str(tmp / "evidence")},
-        "cameras": cameras,
-    }
+    return box_config(tmp, broker.url, cameras, workers=2)
 
 
 def test_reload_serves_the_new_cameras_with_the_workers(

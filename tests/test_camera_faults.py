@@ -28,7 +28,7 @@ from edge_agent.app.checks import check_file
 from tests.broker import Mosquitto, Subscriber, dedup, mosquitto  # noqa: F401
 from tests.conftest import REPO
 from tests.rtsp import RtspServer, gstreamer, rtsp_server_factory, wait_until  # noqa: F401
-from tests.test_agent_live import all_payload_text, camera, camera_states
+from tests.test_agent_live import all_payload_text, box_config, camera, camera_states
 
 PASSWORD = "S3cr#t@x/y?z"  # every character that used to break the URL
 
@@ -36,16 +36,8 @@ PASSWORD = "S3cr#t@x/y?z"  # every character that used to break the URL
 def write_config(
     path: Path, tmp: Path, broker: Mosquitto, cameras: list[dict[str, Any]], **site: Any
 ) -> None:
-    cfg = {
-        "version": 1,
-        "site": {"id": "testsite", **site},
-        "device": {"id": "edge-t"},
-        "model": {"name": "yolox-nano", "threads": 1},
-        "mqtt": {"url": broker.url, "stats_interval_s": 1},
-        "outbox": {"path": str(tmp / "outbox.sqlite3")},
-        "evidence": {"dir": str(tmp / "evidence")},
-        "cameras": cameras,
-    }
+    cfg = box_config(tmp, broker.url, cameras, threads=1)
+    cfg["site"].update(site)
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
 
 
