@@ -24,7 +24,8 @@ The machine's speed drifts under its hypervisor by a tenth within minutes, so th
 limit is measured again right before every busy row and right after it (`ROW_LIMIT_S`
 each): a busy row's camera count is its fraction of the limit before it, rounded up, and
 the row is judged against the mean of the two (the limit of its own minutes). The mixed
-rows' counts are fractions of the sweep's first limit.
+rows' counts are fractions of the sweep's first limit. Recording off and on alternate
+row by row at each size, so drift does not fall on one setting's rows more than the other's.
 Two scenes: `busy` (every camera reads the walkway, people all the time) and
 `mixed` (3 cameras of 4 read a quiet street, bench_gate.py's still scene, served by
 a second test server; the motion gate skips the detector on most of their frames).
@@ -42,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,8 +81,9 @@ SUSTAIN_TARGET = 0.85  # of N_limit
 CPU_TARGET = 1.15  # agent CPU per analysed frame / the limit's
 # --- recording -----------------------------------------------------------------------------
 # Each sweep runs with per-camera recording off and on (`evidence.clip.record`, the packet
-# ring of docs/evidence.md; on is the agent's default); `EDGE_AGENT_BENCH_RECORDING=off`
-# (or `on`) runs one. `recording_override` is the one place that sets it in the config.
+# ring of docs/evidence.md; on is the agent's default), alternating row by row (`sweep`);
+# `EDGE_AGENT_BENCH_RECORDING=off` (or `on`) runs one. `recording_override` is the one
+# place that sets it in the config.
 RECORDING = tuple(m == "on" for m in os.environ.get("EDGE_AGENT_BENCH_RECORDING", "off,on").split(","))
 WORKERS = int(os.environ.get("EDGE_AGENT_BENCH_WORKERS", "0"))  # 0: the agent's default
 PATH_ZONE = [[0.0, 0.33], [0.5, 0.36], [0.85, 0.17], [1.0, 0.17], [1.0, 0.85], [0.55, 0.62], [0.3, 0.48], [0.0, 0.44]]  # fmt: skip  # noqa: E501
@@ -353,25 +354,23 @@ def count_at(fraction: float, limit: Limit) -> int:
     return max(1, math.ceil(fraction * limit.cameras - 1e-9))
 
 
-def rows(scene: str, limit: Limit, url: str, run: int) -> Iterator[tuple[int, Limit | None]]:
-    """(cameras, the limit beside the row) for each row of `scene`, in order, as it comes.
-
-    A busy row first measures the machine's limit right then (its speed drifts by a tenth
-    within minutes) and takes its count from that; the others use the sweep's limit.
-    """
-    if scene != "busy" or ROW_LIMIT_S <= 0:
-        yield from ((n, None) for n in counts_for(limit, scene))
-        return
-    for item in COUNTS or FRACTIONS:
-        beside = measure_limit(url, run, ROW_LIMIT_S)
-        yield (int(item) if COUNTS else count_at(item, beside)), beside
-
-
 def sweep(tmp: Path, broker: Mosquitto, servers: Servers, run: int, limit: Limit) -> list[Sample]:
+    """Every row of each scene, recording off and on side by side at each size.
+
+    The two recording settings alternate row by row (off, then on, at the same fraction of
+    N_limit) instead of one whole sweep after the other, so the machine's drift over the
+    quarter hour a sweep takes falls on both alike. A busy row first measures the
+    machine's limit right then (its speed drifts by a tenth within minutes) and takes its
+    count from that; the mixed rows' counts come from the sweep's limit.
+    """
     samples = []
-    for recording in RECORDING:
-        for scene in SCENES:
-            for n, before in rows(scene, limit, servers.busy.url, run):
+    for scene in SCENES:
+        own_limit = scene == "busy" and ROW_LIMIT_S > 0
+        sizes: list[float] = list(COUNTS or FRACTIONS) if own_limit else list(counts_for(limit, scene))
+        for size in sizes:
+            for recording in RECORDING:
+                before = measure_limit(servers.busy.url, run, ROW_LIMIT_S) if own_limit else None
+                n = count_at(size, before) if before is not None and not COUNTS else int(size)
                 sample = measure(tmp, broker, servers, n, True, run, scene, recording, before)
                 if before is not None:
                     sample.limit = Limit.around(before, measure_limit(servers.busy.url, run, ROW_LIMIT_S))

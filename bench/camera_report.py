@@ -175,6 +175,32 @@ def _limit_of(s: Sample, sweep: dict[int, Limit]) -> Limit | None:
     return s.limit if s.limit is not None else sweep.get(s.run)
 
 
+def _recording_pairs(samples: list[Sample], sweep: dict[int, Limit]) -> list[str]:
+    """Recording on against off, row for row: the sweep measures the two settings side by side
+    at each size (off, then on), so each pair ran within a minute of each other."""
+    lines = []
+    for run in dict.fromkeys(s.run for s in samples):
+        busy = [s for s in samples if s.run == run and s.scene == "busy"]
+        off = [s for s in busy if not s.recording]
+        on = [s for s in busy if s.recording]
+        if not off or len(off) != len(on):
+            continue
+        ratios = []
+        for a, b in zip(off, on, strict=True):
+            la, lb = _limit_of(a, sweep), _limit_of(b, sweep)
+            if la is not None and lb is not None:
+                on_ratio = b.cpu_ms_per_frame / lb.cpu_ms_per_frame
+                ratios.append(on_ratio / (a.cpu_ms_per_frame / la.cpu_ms_per_frame))
+        if ratios:
+            ratios.sort()
+            lines.append(
+                f"- Run {run}, busy rows side by side: recording on took {statistics.median(ratios):.2f}"
+                f" ({ratios[0]:.2f}–{ratios[-1]:.2f}) × the CPU per analysed frame of recording off"
+                f" (each against the limit measured around it), over {len(ratios)} pairs of rows."
+            )
+    return lines
+
+
 def summary(samples: list[Sample], limits: list[Limit]) -> list[str]:
     lines = []
     for lim in limits:
@@ -212,6 +238,7 @@ def summary(samples: list[Sample], limits: list[Limit]) -> list[str]:
                 else ""
             )
         )
+    lines += _recording_pairs(samples, sweep)
     for lim in limits:
         rows = [s for s in samples if s.run == lim.run]
         for scene in dict.fromkeys(s.scene for s in rows):
@@ -271,7 +298,9 @@ def report(
         f" camera count is its fraction ({', '.join(f'{f:g}' for f in FRACTIONS)}) of the N_limit"
         " before it, rounded up, and the row is judged against the mean of the two (its N_limit, the"
         " `/ N_limit` of busy rows and their CPU ratio). The"
-        " mixed rows' counts are fractions of the first run's N_limit."
+        " mixed rows' counts are fractions of the first run's N_limit. Rows are listed in the order"
+        " they ran: recording off and on alternate at each size (off first), so the machine's drift"
+        " falls on both settings alike."
         f" {MEASURE_S:g} s measured after {WARMUP_S:g} s warm-up per row. The test"
         " servers (one stream each, shared by all cameras, encoded once at their start and looped, as"
         " a camera that encodes in its own hardware: they only pack pictures into RTP) run on the"
