@@ -215,3 +215,24 @@ def test_a_corrupt_packet_is_skipped_not_raised(tmp_path: Path) -> None:
         cap.release()
     assert cap.decode_errors >= 1, "the garbage was meant to break a packet"
     assert 20 <= frames < 30, frames  # the broken packets are skipped, the rest decode
+
+
+def test_the_recording_reader_sees_the_pictures_the_plain_reader_sees() -> None:
+    """A camera that records is read through PyAV, one that does not through OpenCV: the
+    detector must get the same pictures either way, frame for frame, all through the clip
+    (the PyAV reader keeps one converter for all of a camera's frames)."""
+    cap = open_av_capture(str(FIXTURE_VIDEO), 3.0, 3.0, None, time.monotonic)
+    plain = cv2.VideoCapture(str(FIXTURE_VIDEO))
+    try:
+        frames = 0
+        while cap.grab():
+            ok, image = cap.retrieve()
+            ok_plain, expected = plain.read()
+            assert ok and ok_plain and image is not None
+            assert image.shape == expected.shape == (576, 768, 3)
+            assert np.array_equal(image, expected), f"frame {frames} differs"
+            frames += 1
+        assert frames == 400 and not plain.grab()
+    finally:
+        cap.release()
+        plain.release()

@@ -25,6 +25,7 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
 from edge_agent.core.urls import ffmpeg_url, redact
 from edge_agent.sources import SourceError
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # What ends a read: the stream's end, a lost connection, a read timeout (PyAV's interrupt).
 _READ_ERRORS = (av.error.FFmpegError, OSError, EOFError)
+# The BGR conversion runs whole on the reader's thread, as OpenCV's reader does it.
+CONVERT_THREADS = 1
 
 
 def open_container(url: str, open_timeout_s: float, read_timeout_s: float) -> Any:
@@ -97,6 +100,10 @@ class AvCapture:
         self._packets = container.demux(self._stream)
         self._pending: deque[Any] = deque()
         self._frame: Any = None
+        # One converter for all of the camera's pictures. `frame.to_ndarray(format=...)` makes
+        # a new one per picture: a swscale context set up again for every frame, with a pool
+        # of threads of its own (`threads` 0: one per core) started and ended each time.
+        self._to_bgr = VideoReformatter()
         self.decode_errors = 0
         self.last_error: str | None = None
         if ring is not None:
@@ -148,7 +155,8 @@ class AvCapture:
         frame, self._frame = self._frame, None
         if frame is None:
             return False, None
-        return True, frame.to_ndarray(format="bgr24")
+        bgr = self._to_bgr.reformat(frame, format="bgr24", threads=CONVERT_THREADS)
+        return True, np.asarray(bgr.to_ndarray(), dtype=np.uint8)
 
     def read(self) -> tuple[bool, npt.NDArray[np.uint8] | None]:
         if not self.grab():
