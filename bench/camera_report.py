@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from bench_cameras import (
@@ -175,6 +176,12 @@ def _limit_of(s: Sample, sweep: dict[int, Limit]) -> Limit | None:
     return s.limit if s.limit is not None else sweep.get(s.run)
 
 
+def _cpu_ratio(s: Sample, sweep: dict[int, Limit]) -> float:
+    """A row's CPU per analysed frame over its limit's (NaN when it has none)."""
+    own = _limit_of(s, sweep)
+    return s.cpu_ms_per_frame / own.cpu_ms_per_frame if own is not None else float("nan")
+
+
 def _recording_pairs(samples: list[Sample], sweep: dict[int, Limit]) -> list[str]:
     """Recording on against off, row for row: the sweep measures the two settings side by side
     at each size (off, then on), so each pair ran within a minute of each other."""
@@ -185,14 +192,8 @@ def _recording_pairs(samples: list[Sample], sweep: dict[int, Limit]) -> list[str
         on = [s for s in busy if s.recording]
         if not off or len(off) != len(on):
             continue
-        ratios = []
-        for a, b in zip(off, on, strict=True):
-            la, lb = _limit_of(a, sweep), _limit_of(b, sweep)
-            if la is not None and lb is not None:
-                on_ratio = b.cpu_ms_per_frame / lb.cpu_ms_per_frame
-                ratios.append(on_ratio / (a.cpu_ms_per_frame / la.cpu_ms_per_frame))
-        if ratios:
-            ratios.sort()
+        ratios = sorted(_cpu_ratio(b, sweep) / _cpu_ratio(a, sweep) for a, b in zip(off, on, strict=True))
+        if not any(math.isnan(r) for r in ratios):
             lines.append(
                 f"- Run {run}, busy rows side by side: recording on took {statistics.median(ratios):.2f}"
                 f" ({ratios[0]:.2f}–{ratios[-1]:.2f}) × the CPU per analysed frame of recording off"
@@ -323,7 +324,7 @@ def report(
     for s in samples:
         own = _limit_of(s, sweep)
         n_lim = own.cameras if own is not None else float("nan")
-        cpu_ratio = s.cpu_ms_per_frame / own.cpu_ms_per_frame if own is not None else float("nan")
+        cpu_ratio = _cpu_ratio(s, sweep)
         lines.append(
             f"| {s.run} | {s.scene} | {'on' if s.recording else 'off'} | {s.cameras} | {n_lim:.1f}"
             f" | {s.cameras / n_lim:.2f} | {s.min_fps:.2f} | {s.mean_fps:.2f} | {s.cpu_pct:.0f}"
